@@ -234,6 +234,12 @@ impl Qop {
     }
 }
 
+impl fmt::Display for Qop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// The password, or the stored `HA1 = H(username ":" realm ":" password)` in hex.
 ///
 /// `Debug` never shows the secret.

@@ -1,0 +1,447 @@
+//! The IO around `oobkit-digest` for the demo: a small Digest-protected HTTP/1.1 server and a
+//! client that answers it, both over `std::net`.
+//!
+//! The server is what the curl interop test drives, so it is a real server within its means:
+//! a cap on concurrent connections, on request-head and body sizes, an idle timeout, keep-alive,
+//! and a log line per refusal that says why without showing a secret.
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use oobkit_digest::{Algorithm, ChallengeOutcome, Client, Request, Secret, Server, ServerConfig};
+
+/// Longest request or response head read, in bytes.
+pub const MAX_HEAD: usize = 8 * 1024;
+/// Longest request or response body read, in bytes.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// Seconds since the UNIX epoch: the clock the sans-IO server is given.
+pub fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// `N` bytes from the operating system's RNG.
+pub fn random<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    getrandom::fill(&mut bytes).expect("the operating system RNG is available");
+    bytes
+}
+
+/// Hex of 16 random bytes: a cnonce of the length AMT clients send.
+pub fn random_cnonce() -> String {
+    random::<16>().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What the demo server protects and how.
+#[derive(Clone)]
+pub struct Settings {
+    /// The one user.
+    pub user: String,
+    /// Its password.
+    pub password: String,
+    /// The realm.
+    pub realm: String,
+    /// Algorithms offered, strongest first.
+    pub algorithms: Vec<Algorithm>,
+    /// Seconds a nonce is valid.
+    pub nonce_lifetime: u32,
+    /// Most connections served at once; more are answered 503 and closed.
+    pub max_connections: usize,
+    /// A connection idle this long is closed.
+    pub idle_timeout: Duration,
+    /// The clock given to the Digest server, in seconds; [`now_secs`] unless a test moves
+    /// time itself.
+    pub clock: Arc<dyn Fn() -> u64 + Send + Sync>,
+}
+
+impl Settings {
+    /// Defaults: realm `oobkit-demo`, SHA-256 and MD5, 300 s nonces, 64 connections, 30 s idle.
+    pub fn new(user: impl Into<String>, password: impl Into<String>) -> Self {
+        Self {
+            user: user.into(),
+            password: password.into(),
+            realm: "oobkit-demo".into(),
+            algorithms: vec![Algorithm::Sha256, Algorithm::Md5],
+            nonce_lifetime: 300,
+            max_connections: 64,
+            idle_timeout: Duration::from_secs(30),
+            clock: Arc::new(now_secs),
+        }
+    }
+}
+
+struct Shared {
+    settings: Settings,
+    digest: Mutex<Server>,
+    active: AtomicUsize,
+}
+
+/// A Digest-protected HTTP server: `GET /` (or any path) answers `Hello, <user>!` once
+/// authenticated.
+pub struct DemoServer {
+    listener: TcpListener,
+    shared: Arc<Shared>,
+}
+
+impl DemoServer {
+    /// Binds to `addr` (port 0 for any free port).
+    pub fn bind(addr: impl ToSocketAddrs, settings: Settings) -> io::Result<Self> {
+        let listener = TcpListener::bind(addr)?;
+        let mut config = ServerConfig::new(settings.realm.clone(), random());
+        config.algorithms.clone_from(&settings.algorithms);
+        config.nonce_lifetime = settings.nonce_lifetime;
+        let shared = Arc::new(Shared {
+            digest: Mutex::new(Server::new(config)),
+            settings,
+            active: AtomicUsize::new(0),
+        });
+        Ok(Self { listener, shared })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves forever, a thread per connection.
+    pub fn serve(self) -> io::Result<()> {
+        for stream in self.listener.incoming() {
+            let stream = match stream {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!("accept failed: {e}");
+                    continue;
+                }
+            };
+            let shared = Arc::clone(&self.shared);
+            if shared.active.fetch_add(1, Ordering::AcqRel) >= shared.settings.max_connections {
+                shared.active.fetch_sub(1, Ordering::AcqRel);
+                tracing::warn!(
+                    "connection limit ({}) reached, refusing",
+                    shared.settings.max_connections
+                );
+                let mut stream = stream;
+                let _ = stream.write_all(
+                    b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
+                continue;
+            }
+            std::thread::spawn(move || {
+                let peer = stream.peer_addr().ok();
+                if let Err(e) = handle_connection(stream, &shared) {
+                    tracing::debug!("connection {peer:?} ended: {e}");
+                }
+                shared.active.fetch_sub(1, Ordering::AcqRel);
+            });
+        }
+        Ok(())
+    }
+
+    /// Serves on a background thread; returns the bound address.
+    pub fn spawn(self) -> io::Result<SocketAddr> {
+        let addr = self.local_addr()?;
+        std::thread::spawn(move || self.serve());
+        Ok(addr)
+    }
+}
+
+/// One parsed HTTP message head plus its body.
+struct Message {
+    /// Request method, or empty for a response.
+    method: String,
+    /// Request target, or empty for a response.
+    target: String,
+    /// Response status, or 0 for a request.
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Message {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn headers_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.headers
+            .iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+fn invalid(msg: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, msg.to_owned())
+}
+
+/// Reads one message (request or response) from `stream`, keeping extra bytes in `buf`.
+/// Returns `None` on a clean end of stream between messages.
+fn read_message(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    is_request: bool,
+) -> io::Result<Option<Message>> {
+    let mut chunk = [0u8; 4096];
+    loop {
+        let mut headers = [httparse::EMPTY_HEADER; 32];
+        let parsed = if is_request {
+            let mut req = httparse::Request::new(&mut headers);
+            match req.parse(buf) {
+                Ok(httparse::Status::Complete(n)) => Some((
+                    n,
+                    req.method.unwrap_or("").to_owned(),
+                    req.path.unwrap_or("").to_owned(),
+                    0,
+                    collect_headers(req.headers),
+                )),
+                Ok(httparse::Status::Partial) => None,
+                Err(e) => return Err(invalid(&format!("bad request head: {e}"))),
+            }
+        } else {
+            let mut resp = httparse::Response::new(&mut headers);
+            match resp.parse(buf) {
+                Ok(httparse::Status::Complete(n)) => Some((
+                    n,
+                    String::new(),
+                    String::new(),
+                    resp.code.unwrap_or(0),
+                    collect_headers(resp.headers),
+                )),
+                Ok(httparse::Status::Partial) => None,
+                Err(e) => return Err(invalid(&format!("bad response head: {e}"))),
+            }
+        };
+        if let Some((head_len, method, target, status, headers)) = parsed {
+            buf.drain(..head_len);
+            let mut message = Message {
+                method,
+                target,
+                status,
+                headers,
+                body: Vec::new(),
+            };
+            if message.header("transfer-encoding").is_some() {
+                return Err(invalid("chunked bodies are not supported by the demo"));
+            }
+            let len: usize = match message.header("content-length") {
+                Some(v) => v.trim().parse().map_err(|_| invalid("bad Content-Length"))?,
+                None => 0,
+            };
+            if len > MAX_BODY {
+                return Err(invalid("body over the size limit"));
+            }
+            while buf.len() < len {
+                let n = stream.read(&mut chunk)?;
+                if n == 0 {
+                    return Err(io::ErrorKind::UnexpectedEof.into());
+                }
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            message.body = buf.drain(..len).collect();
+            return Ok(Some(message));
+        }
+        if buf.len() > MAX_HEAD {
+            return Err(invalid("message head over the size limit"));
+        }
+        let n = stream.read(&mut chunk)?;
+        if n == 0 {
+            return if buf.is_empty() {
+                Ok(None)
+            } else {
+                Err(io::ErrorKind::UnexpectedEof.into())
+            };
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+fn collect_headers(headers: &[httparse::Header<'_>]) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|h| {
+            (
+                h.name.to_owned(),
+                String::from_utf8_lossy(h.value).into_owned(),
+            )
+        })
+        .collect()
+}
+
+fn handle_connection(mut stream: TcpStream, shared: &Shared) -> io::Result<()> {
+    stream.set_read_timeout(Some(shared.settings.idle_timeout))?;
+    let mut buf = Vec::new();
+    while let Some(request) = read_message(&mut stream, &mut buf, true)? {
+        let close = request
+            .header("connection")
+            .is_some_and(|v| v.eq_ignore_ascii_case("close"));
+        let response = respond(shared, &request);
+        stream.write_all(response.as_bytes())?;
+        if close {
+            break;
+        }
+    }
+    Ok(())
+}
+
+fn respond(shared: &Shared, request: &Message) -> String {
+    let settings = &shared.settings;
+    let http_request = Request {
+        method: &request.method,
+        uri: &request.target,
+        body: Some(&request.body),
+    };
+    let now = (settings.clock)();
+    // A poisoned lock means a panic in another connection's verify, which the digest crate
+    // does not do on any input; carry on with its state.
+    let mut digest = shared.digest.lock().unwrap_or_else(|e| e.into_inner());
+    let stale = match request.header("authorization") {
+        None => false,
+        Some(value) => {
+            let verdict = digest.verify(value, &http_request, now, |answer| {
+                (answer.username == settings.user)
+                    .then_some((settings.user.as_str(), Secret::Password(&settings.password)))
+            });
+            match verdict {
+                Ok(verified) => {
+                    let qop = verified.qop.map_or("no qop", |q| q.name());
+                    tracing::info!(
+                        "{} {} by {} ({}, {qop}): 200",
+                        request.method,
+                        request.target,
+                        verified.username,
+                        verified.algorithm,
+                    );
+                    let body = format!("Hello, {}!\n", verified.username);
+                    return format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                }
+                Err(e) => {
+                    tracing::info!("{} {}: 401, {e}", request.method, request.target);
+                    e.is_stale()
+                }
+            }
+        }
+    };
+    let challenges = match digest.challenges(now, random(), stale) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("cannot render a challenge: {e}");
+            return "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n".into();
+        }
+    };
+    let mut response = String::from("HTTP/1.1 401 Unauthorized\r\n");
+    for challenge in challenges {
+        response.push_str("WWW-Authenticate: ");
+        response.push_str(&challenge);
+        response.push_str("\r\n");
+    }
+    let body = "Authentication required.\n";
+    response.push_str(&format!(
+        "Content-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    ));
+    response
+}
+
+/// One request/response of a client run, for the demo's transcript.
+#[derive(Debug, Clone)]
+pub struct Exchange {
+    /// The `Authorization` header sent, if any.
+    pub authorization: Option<String>,
+    /// The response status.
+    pub status: u16,
+    /// The `WWW-Authenticate` values received.
+    pub challenges: Vec<String>,
+    /// The response body as text.
+    pub body: String,
+}
+
+/// Why a client run failed.
+#[derive(Debug)]
+pub enum ClientError {
+    /// The connection failed.
+    Io(io::Error),
+    /// The server sent a challenge the client cannot use.
+    Digest(oobkit_digest::Error),
+    /// The server refused the credentials.
+    Rejected,
+}
+
+impl std::fmt::Display for ClientError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Io(e) => write!(f, "connection failed: {e}"),
+            Self::Digest(e) => write!(f, "cannot answer the server's challenge: {e}"),
+            Self::Rejected => f.write_str("the server refused the user name or password"),
+        }
+    }
+}
+
+impl std::error::Error for ClientError {}
+
+/// GETs `path` from `addr` with Digest authentication, one connection kept alive; returns
+/// every exchange made.
+pub fn fetch(addr: SocketAddr, path: &str, client: &mut Client) -> Result<Vec<Exchange>, ClientError> {
+    let mut stream = TcpStream::connect(addr).map_err(ClientError::Io)?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(ClientError::Io)?;
+    let mut buf = Vec::new();
+    let mut transcript = Vec::new();
+    // One attempt without credentials (or with the cached challenge), then at most two more:
+    // a stale retry and a fresh one.
+    for _ in 0..3 {
+        let authorization = match client.challenge() {
+            Some(_) => Some(
+                client
+                    .authorize("GET", path, Some(b""), &random_cnonce())
+                    .and_then(|a| a.to_header_value())
+                    .map_err(ClientError::Digest)?,
+            ),
+            None => None,
+        };
+        let mut request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n");
+        if let Some(a) = &authorization {
+            request.push_str(&format!("Authorization: {a}\r\n"));
+        }
+        request.push_str("\r\n");
+        stream
+            .write_all(request.as_bytes())
+            .map_err(ClientError::Io)?;
+        let response = read_message(&mut stream, &mut buf, false)
+            .map_err(ClientError::Io)?
+            .ok_or(ClientError::Io(io::ErrorKind::UnexpectedEof.into()))?;
+        let challenges: Vec<String> = response
+            .headers_named("www-authenticate")
+            .map(str::to_owned)
+            .collect();
+        transcript.push(Exchange {
+            authorization,
+            status: response.status,
+            challenges: challenges.clone(),
+            body: String::from_utf8_lossy(&response.body).into_owned(),
+        });
+        if response.status != 401 {
+            client.accepted();
+            return Ok(transcript);
+        }
+        match client
+            .handle_challenge(challenges.iter().map(String::as_str))
+            .map_err(ClientError::Digest)?
+        {
+            ChallengeOutcome::Rejected => return Err(ClientError::Rejected),
+            _ => continue,
+        }
+    }
+    Err(ClientError::Rejected)
+}
