@@ -166,18 +166,19 @@ impl Authorization {
         };
         let nc = params.get("nc").map(str::to_owned);
         let cnonce = params.get("cnonce").map(str::to_owned);
+        // nc is hex wherever it appears, with or without qop.
+        if nc.as_deref().is_some_and(|nc| parse_nc(nc).is_none()) {
+            return Err(Error::InvalidParam {
+                name: "nc",
+                reason: "not 1 to 8 hex digits",
+            });
+        }
         if qop.is_some() {
             if cnonce.is_none() {
                 return Err(Error::MissingParam("cnonce"));
             }
-            let Some(nc) = &nc else {
+            if nc.is_none() {
                 return Err(Error::MissingParam("nc"));
-            };
-            if parse_nc(nc).is_none() {
-                return Err(Error::InvalidParam {
-                    name: "nc",
-                    reason: "not 1 to 8 hex digits",
-                });
             }
         }
         Ok(Self {
