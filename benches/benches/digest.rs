@@ -5,9 +5,7 @@ use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use md5::{Digest, Md5};
-use oobkit_digest::{
-    Algorithm, Client, DigestChallenge, Request, Secret, Server, ServerConfig,
-};
+use oobkit_digest::{Algorithm, Client, DigestChallenge, Request, Secret, Server, ServerConfig};
 
 const AMT_CHALLENGE: &str = r#"Digest realm="Digest:2517B2332AFD88353D5F5FD352697901", nonce="QYePBLMVAAAAAAAAjfXveceOM5bNfu/K",stale="false",qop="auth-int, auth""#;
 

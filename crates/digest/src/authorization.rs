@@ -76,7 +76,8 @@ fn decode_ext_value(value: &str) -> Result<String, Error> {
         reason: "not an RFC 8187 UTF-8 ext-value",
     };
     let mut parts = value.splitn(3, '\'');
-    let (Some(charset), Some(_language), Some(encoded)) = (parts.next(), parts.next(), parts.next())
+    let (Some(charset), Some(_language), Some(encoded)) =
+        (parts.next(), parts.next(), parts.next())
     else {
         return Err(BAD);
     };
@@ -101,7 +102,10 @@ fn decode_ext_value(value: &str) -> Result<String, Error> {
             _ => return Err(BAD),
         }
     }
-    String::from_utf8(out).map_err(|_| BAD)
+    let decoded = String::from_utf8(out).map_err(|_| BAD)?;
+    // A control character in a user name could only serve to forge log lines.
+    check_no_controls("username*", &decoded)?;
+    Ok(decoded)
 }
 
 fn encode_ext_value(value: &str, out: &mut String) {
@@ -299,7 +303,10 @@ mod tests {
     #[test]
     fn round_trip() {
         let a = sample();
-        assert_eq!(Authorization::parse(&a.to_header_value().unwrap()).unwrap(), a);
+        assert_eq!(
+            Authorization::parse(&a.to_header_value().unwrap()).unwrap(),
+            a
+        );
     }
 
     #[test]
@@ -307,7 +314,10 @@ mod tests {
         let mut a = sample();
         a.username = "Jäsøn Doe".into();
         let v = a.to_header_value().unwrap();
-        assert!(v.starts_with("Digest username*=UTF-8''J%C3%A4s%C3%B8n%20Doe,"), "{v}");
+        assert!(
+            v.starts_with("Digest username*=UTF-8''J%C3%A4s%C3%B8n%20Doe,"),
+            "{v}"
+        );
         assert_eq!(Authorization::parse(&v).unwrap(), a);
     }
 
@@ -360,6 +370,12 @@ mod tests {
                 ..
             })
         ));
+        assert_eq!(
+            Authorization::parse(
+                r#"Digest username*=UTF-8''a%0Ab, realm="r", nonce="n", uri="/", response="x""#
+            ),
+            Err(Error::ControlCharacter("username*"))
+        );
         assert!(matches!(
             Authorization::parse(
                 r#"Digest username*=UTF-8''%FF, realm="r", nonce="n", uri="/", response="x""#

@@ -278,7 +278,8 @@ impl<'p, 'a> Params<'p, 'a> {
     }
 
     pub(crate) fn flag(&self, name: &str) -> bool {
-        self.get(name).is_some_and(|v| v.eq_ignore_ascii_case("true"))
+        self.get(name)
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
     }
 }
 

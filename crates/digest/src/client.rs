@@ -176,7 +176,10 @@ impl Client {
         ] {
             check_no_controls(field, value)?;
         }
-        let nc = session.nc.checked_add(1).ok_or(Error::NonceCountExhausted)?;
+        let nc = session
+            .nc
+            .checked_add(1)
+            .ok_or(Error::NonceCountExhausted)?;
         let nc_text = format!("{nc:08x}");
         let response = compute_response(
             &Exchange {

@@ -65,7 +65,10 @@ impl Algorithm {
 
     /// Whether HA1 is the `-sess` form, `H(H(user:realm:password):nonce:cnonce)`.
     pub fn is_session(self) -> bool {
-        matches!(self, Self::Md5Sess | Self::Sha256Sess | Self::Sha512_256Sess)
+        matches!(
+            self,
+            Self::Md5Sess | Self::Sha256Sess | Self::Sha512_256Sess
+        )
     }
 
     /// Relative strength of the hash, for choosing between challenges: higher is stronger.

@@ -495,6 +495,9 @@ mod tests {
     #[test]
     fn credentials_refuse_a_second_scheme() {
         assert!(parse_credentials("Digest a=1, Basic").is_err());
-        assert_eq!(parse_credentials("Basic Zm9v").unwrap().token68, Some("Zm9v"));
+        assert_eq!(
+            parse_credentials("Basic Zm9v").unwrap().token68,
+            Some("Zm9v")
+        );
     }
 }

@@ -94,8 +94,8 @@ pub mod fuzzing {
             let rendered = challenge
                 .to_header_value()
                 .expect("parsed fields have no control characters");
-            let again = DigestChallenge::select([rendered.as_str()])
-                .expect("rendered challenge parses");
+            let again =
+                DigestChallenge::select([rendered.as_str()]).expect("rendered challenge parses");
             assert_eq!(again, challenge);
         }
     }

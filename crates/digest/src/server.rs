@@ -433,7 +433,10 @@ mod tests {
         let server = Server::new(ServerConfig::new("r", KEY));
         let nonce = server.nonce(1_700_000_000, [9; 8]);
         assert_eq!(nonce.len(), 32);
-        assert_eq!(server.open_nonce(&nonce).unwrap().1, 1_700_000_000u64 as u32);
+        assert_eq!(
+            server.open_nonce(&nonce).unwrap().1,
+            1_700_000_000u64 as u32
+        );
         let mut forged = nonce.into_bytes();
         forged[20] = if forged[20] == b'A' { b'B' } else { b'A' };
         assert_eq!(

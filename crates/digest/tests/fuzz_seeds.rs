@@ -4,7 +4,9 @@
 use std::path::PathBuf;
 
 fn replay(target: &str, run: fn(&[u8])) {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds").join(target);
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fuzz/seeds")
+        .join(target);
     let entries = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("seed corpus {} is missing: {e}", dir.display()));
     let mut count = 0;
@@ -14,7 +16,11 @@ fn replay(target: &str, run: fn(&[u8])) {
         run(&data);
         count += 1;
     }
-    assert!(count >= 5, "{target}: only {count} seeds in {}", dir.display());
+    assert!(
+        count >= 5,
+        "{target}: only {count} seeds in {}",
+        dir.display()
+    );
 }
 
 #[test]
@@ -24,5 +30,8 @@ fn digest_challenge_seeds() {
 
 #[test]
 fn digest_authorization_seeds() {
-    replay("digest_authorization", oobkit_digest::fuzzing::authorization_parser);
+    replay(
+        "digest_authorization",
+        oobkit_digest::fuzzing::authorization_parser,
+    );
 }

@@ -68,9 +68,7 @@ fn setup(
     client
         .handle_challenge(challenges.iter().map(String::as_str))
         .unwrap();
-    let answer = client
-        .authorize("POST", uri, Some(body), "cn0nce")
-        .unwrap();
+    let answer = client.authorize("POST", uri, Some(body), "cn0nce").unwrap();
     Setup {
         server,
         answer,

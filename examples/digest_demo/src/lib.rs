@@ -232,7 +232,10 @@ fn read_message(
                 return Err(invalid("chunked bodies are not supported by the demo"));
             }
             let len: usize = match message.header("content-length") {
-                Some(v) => v.trim().parse().map_err(|_| invalid("bad Content-Length"))?,
+                Some(v) => v
+                    .trim()
+                    .parse()
+                    .map_err(|_| invalid("bad Content-Length"))?,
                 None => 0,
             };
             if len > MAX_BODY {
@@ -391,7 +394,11 @@ impl std::error::Error for ClientError {}
 
 /// GETs `path` from `addr` with Digest authentication, one connection kept alive; returns
 /// every exchange made.
-pub fn fetch(addr: SocketAddr, path: &str, client: &mut Client) -> Result<Vec<Exchange>, ClientError> {
+pub fn fetch(
+    addr: SocketAddr,
+    path: &str,
+    client: &mut Client,
+) -> Result<Vec<Exchange>, ClientError> {
     let mut stream = TcpStream::connect(addr).map_err(ClientError::Io)?;
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))

@@ -50,8 +50,7 @@ enum Command {
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -88,7 +87,9 @@ fn serve(
     let server = DemoServer::bind(listen, settings)
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let addr = server.local_addr()?;
-    println!("listening on http://{addr}/ (user {user}); try: curl --digest -u {user} http://{addr}/");
+    println!(
+        "listening on http://{addr}/ (user {user}); try: curl --digest -u {user} http://{addr}/"
+    );
     server.serve()?;
     Ok(())
 }
@@ -110,7 +111,9 @@ fn demo(user: &str, password: &str) -> Result<(), Box<dyn std::error::Error>> {
         Ok(_) => return Err("the server accepted a wrong password".into()),
     }
 
-    println!("To try it with curl: digest_demo serve, then curl --digest -u {user} http://127.0.0.1:8080/");
+    println!(
+        "To try it with curl: digest_demo serve, then curl --digest -u {user} http://127.0.0.1:8080/"
+    );
     Ok(())
 }
 

@@ -104,7 +104,10 @@ fn stale_nonce_is_renewed_without_failing() {
     let (status, body, log) = fetch(addr, "admin:P@ssw0rd", &[]);
     assert_eq!(status, "200", "{log}");
     assert_eq!(body, "Hello, admin!\n");
-    assert!(log.contains("stale=true"), "no stale challenge seen:\n{log}");
+    assert!(
+        log.contains("stale=true"),
+        "no stale challenge seen:\n{log}"
+    );
     let answers: Vec<&str> = log
         .lines()
         .filter(|l| l.starts_with("> Authorization: Digest"))
