@@ -365,21 +365,31 @@ pub(crate) fn push_quoted(
     field: &'static str,
     value: &str,
 ) -> Result<(), crate::Error> {
-    check_no_controls(field, value)?;
     out.push('"');
-    for c in value.chars() {
-        if c == '"' || c == '\\' {
-            out.push('\\');
+    let mut run_start = 0;
+    for (i, &b) in value.as_bytes().iter().enumerate() {
+        if is_control(b) {
+            return Err(crate::Error::ControlCharacter(field));
         }
-        out.push(c);
+        if b == b'"' || b == b'\\' {
+            // ASCII, so `i` is a char boundary; the byte itself starts the next run.
+            out.push_str(&value[run_start..i]);
+            out.push('\\');
+            run_start = i;
+        }
     }
+    out.push_str(&value[run_start..]);
     out.push('"');
     Ok(())
 }
 
+fn is_control(b: u8) -> bool {
+    b < 0x20 && b != b'\t' || b == 0x7f
+}
+
 /// Refuses CTL characters (and DEL) in a value that will be written into a header.
 pub(crate) fn check_no_controls(field: &'static str, value: &str) -> Result<(), crate::Error> {
-    if value.bytes().any(|b| b < 0x20 && b != b'\t' || b == 0x7f) {
+    if value.bytes().any(is_control) {
         return Err(crate::Error::ControlCharacter(field));
     }
     Ok(())
