@@ -1,0 +1,306 @@
+//! A sans-IO HTTP/1.1 response reader for the WS-Man transport: feed it bytes as they arrive,
+//! get a status back; bodies framed by Content-Length, chunked encoding (chunk boundaries
+//! anywhere, even inside a tag) or the end of the connection.
+//!
+//! httparse parses the head; this adds the body framing that it leaves to the caller.
+
+use crate::Error;
+
+/// Longest response head accepted.
+pub const MAX_HEAD: usize = 16 * 1024;
+/// Longest body accepted (the XML limit).
+pub const MAX_BODY: usize = crate::MAX_DOCUMENT;
+/// Most headers accepted.
+const MAX_HEADERS: usize = 64;
+
+/// A complete HTTP response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpResponse {
+    /// Status code.
+    pub status: u16,
+    /// Headers, names as sent.
+    pub headers: Vec<(String, String)>,
+    /// The body, de-chunked.
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    /// The first header named `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every header named `name` (case-insensitive), in order.
+    pub fn headers_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.headers
+            .iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Whether the server will close the connection after this response.
+    pub fn closes(&self) -> bool {
+        self.header("connection")
+            .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close")))
+    }
+}
+
+#[derive(Debug)]
+enum Framing {
+    Length(usize),
+    /// In chunk-size line, in chunk data (bytes left), after chunk data (CRLF), in trailers.
+    Chunked(ChunkState),
+    UntilClose,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum ChunkState {
+    Size,
+    Data(usize),
+    DataEnd,
+    Trailers,
+}
+
+/// Where the reader stands.
+#[derive(Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ReadStatus {
+    /// More bytes are needed.
+    NeedMore,
+    /// The response is complete; any bytes after it stay in the reader
+    /// ([`ResponseReader::take_leftover`]).
+    Complete(HttpResponse),
+}
+
+/// Incremental response reader. One response at a time; reuse with [`ResponseReader::reset`].
+///
+/// ```
+/// use oobkit_wsman::http::{ReadStatus, ResponseReader};
+/// let mut reader = ResponseReader::new();
+/// assert_eq!(reader.feed(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n<a/")
+///     .unwrap(), ReadStatus::NeedMore);
+/// match reader.feed(b">\r\n0\r\n\r\n").unwrap() {
+///     ReadStatus::Complete(r) => assert_eq!(r.body, b"<a/>"),
+///     other => panic!("{other:?}"),
+/// }
+/// ```
+#[derive(Debug, Default)]
+pub struct ResponseReader {
+    buf: Vec<u8>,
+    head: Option<(u16, Vec<(String, String)>, Framing)>,
+    body: Vec<u8>,
+    /// Whether this response answers a HEAD request (no body whatever the headers say).
+    head_request: bool,
+}
+
+impl ResponseReader {
+    /// A reader for the response to a request that was not HEAD.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Clears everything, leftover bytes included.
+    pub fn reset(&mut self) {
+        *self = Self::new();
+    }
+
+    /// Bytes received after the complete response (pipelined data).
+    pub fn take_leftover(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.buf)
+    }
+
+    /// Feeds bytes; returns whether the response is complete.
+    pub fn feed(&mut self, bytes: &[u8]) -> Result<ReadStatus, Error> {
+        self.buf.extend_from_slice(bytes);
+        self.progress()
+    }
+
+    /// The peer closed the connection: completes a close-delimited body, or reports a
+    /// truncated response.
+    pub fn finish(&mut self) -> Result<HttpResponse, Error> {
+        match self.progress()? {
+            ReadStatus::Complete(r) => Ok(r),
+            ReadStatus::NeedMore => match self.head.take() {
+                Some((status, headers, Framing::UntilClose)) => {
+                    let mut body = std::mem::take(&mut self.body);
+                    body.append(&mut self.buf);
+                    Ok(HttpResponse { status, headers, body })
+                }
+                _ => Err(Error::HttpFraming("connection closed before the response was complete".into())),
+            },
+        }
+    }
+
+    fn progress(&mut self) -> Result<ReadStatus, Error> {
+        if self.head.is_none() {
+            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+            let mut response = httparse::Response::new(&mut headers);
+            let head_len = match response.parse(&self.buf) {
+                Ok(httparse::Status::Complete(n)) => n,
+                Ok(httparse::Status::Partial) => {
+                    if self.buf.len() > MAX_HEAD {
+                        return Err(Error::HttpFraming("response head over the size limit".into()));
+                    }
+                    return Ok(ReadStatus::NeedMore);
+                }
+                Err(e) => return Err(Error::HttpFraming(e.to_string())),
+            };
+            if head_len > MAX_HEAD {
+                return Err(Error::HttpFraming("response head over the size limit".into()));
+            }
+            let status = response.code.unwrap_or(0);
+            let headers: Vec<(String, String)> = response
+                .headers
+                .iter()
+                .map(|h| (h.name.to_owned(), String::from_utf8_lossy(h.value).into_owned()))
+                .collect();
+            let find = |name: &str| {
+                headers
+                    .iter()
+                    .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                    .map(|(_, v)| v.trim())
+            };
+            let framing = if self.head_request || status / 100 == 1 || status == 204 || status == 304 {
+                Framing::Length(0)
+            } else if find("transfer-encoding").is_some_and(|te| te.to_ascii_lowercase().ends_with("chunked")) {
+                Framing::Chunked(ChunkState::Size)
+            } else if let Some(len) = find("content-length") {
+                let len: usize = len
+                    .parse()
+                    .map_err(|_| Error::HttpFraming("bad Content-Length".into()))?;
+                if len > MAX_BODY {
+                    return Err(Error::HttpFraming("body over the size limit".into()));
+                }
+                Framing::Length(len)
+            } else {
+                Framing::UntilClose
+            };
+            self.buf.drain(..head_len);
+            self.head = Some((status, headers, framing));
+        }
+        self.read_body()
+    }
+
+    fn read_body(&mut self) -> Result<ReadStatus, Error> {
+        let Some((_, _, framing)) = &mut self.head else {
+            return Ok(ReadStatus::NeedMore);
+        };
+        match framing {
+            Framing::Length(len) => {
+                if self.buf.len() < *len {
+                    return Ok(ReadStatus::NeedMore);
+                }
+                self.body = self.buf.drain(..*len).collect();
+            }
+            Framing::UntilClose => {
+                if self.body.len() + self.buf.len() > MAX_BODY {
+                    return Err(Error::HttpFraming("body over the size limit".into()));
+                }
+                self.body.append(&mut self.buf);
+                return Ok(ReadStatus::NeedMore);
+            }
+            Framing::Chunked(state) => loop {
+                match *state {
+                    ChunkState::Size => {
+                        let Some(eol) = find_crlf(&self.buf) else {
+                            if self.buf.len() > 1024 {
+                                return Err(Error::HttpFraming("chunk-size line too long".into()));
+                            }
+                            return Ok(ReadStatus::NeedMore);
+                        };
+                        let line = std::str::from_utf8(&self.buf[..eol])
+                            .map_err(|_| Error::HttpFraming("chunk-size line is not text".into()))?;
+                        let hex = line.split(';').next().unwrap_or("").trim();
+                        let size = usize::from_str_radix(hex, 16)
+                            .map_err(|_| Error::HttpFraming(format!("bad chunk size `{}`", hex.chars().take(20).collect::<String>())))?;
+                        if self.body.len().saturating_add(size) > MAX_BODY {
+                            return Err(Error::HttpFraming("body over the size limit".into()));
+                        }
+                        self.buf.drain(..eol + 2);
+                        *state = if size == 0 { ChunkState::Trailers } else { ChunkState::Data(size) };
+                    }
+                    ChunkState::Data(left) => {
+                        if self.buf.is_empty() {
+                            return Ok(ReadStatus::NeedMore);
+                        }
+                        let n = left.min(self.buf.len());
+                        self.body.extend(self.buf.drain(..n));
+                        *state = if n == left { ChunkState::DataEnd } else { ChunkState::Data(left - n) };
+                    }
+                    ChunkState::DataEnd => {
+                        if self.buf.len() < 2 {
+                            return Ok(ReadStatus::NeedMore);
+                        }
+                        if &self.buf[..2] != b"\r\n" {
+                            return Err(Error::HttpFraming("chunk data not followed by CRLF".into()));
+                        }
+                        self.buf.drain(..2);
+                        *state = ChunkState::Size;
+                    }
+                    ChunkState::Trailers => {
+                        let Some(eol) = find_crlf(&self.buf) else {
+                            if self.buf.len() > MAX_HEAD {
+                                return Err(Error::HttpFraming("trailers over the size limit".into()));
+                            }
+                            return Ok(ReadStatus::NeedMore);
+                        };
+                        self.buf.drain(..eol + 2);
+                        if eol == 0 {
+                            break;
+                        }
+                    }
+                }
+            },
+        }
+        let (status, headers, _) = self.head.take().expect("head parsed above");
+        Ok(ReadStatus::Complete(HttpResponse {
+            status,
+            headers,
+            body: std::mem::take(&mut self.body),
+        }))
+    }
+}
+
+fn find_crlf(buf: &[u8]) -> Option<usize> {
+    buf.windows(2).position(|w| w == b"\r\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read_all(chunks: &[&[u8]]) -> Result<HttpResponse, Error> {
+        let mut reader = ResponseReader::new();
+        for c in chunks {
+            if let ReadStatus::Complete(r) = reader.feed(c)? {
+                return Ok(r);
+            }
+        }
+        reader.finish()
+    }
+
+    #[test]
+    fn content_length_close_and_chunked() {
+        let r = read_all(&[b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabcEXTRA"]).unwrap();
+        assert_eq!(r.body, b"abc");
+        let r = read_all(&[b"HTTP/1.1 200 OK\r\n\r\nall", b" of it"]).unwrap();
+        assert_eq!(r.body, b"all of it");
+        let r = read_all(&[b"HTTP/1.1 400 Bad\r\nTransfer-Encoding: chunked\r\n\r\n0004\r\n</a:\r\n0007\r\nEnvelop\r\n1;ext=1\r\ne\r\n0\r\nX-T: 1\r\n\r\n"]).unwrap();
+        assert_eq!(r.status, 400);
+        assert_eq!(r.body, b"</a:Envelope");
+    }
+
+    #[test]
+    fn framing_errors() {
+        assert!(read_all(&[b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc"]).is_err());
+        assert!(read_all(&[b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"]).is_err());
+        assert!(read_all(&[b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabX"]).is_err());
+        assert!(read_all(&[b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999\r\n\r\n"]).is_err());
+        assert!(read_all(&[b"garbage\r\n\r\n"]).is_err());
+        let huge = format!("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n", MAX_BODY + 1);
+        assert!(read_all(&[huge.as_bytes()]).is_err());
+    }
+}

@@ -1,0 +1,115 @@
+//! WS-Management (DSP0226) as Intel AMT speaks it, sans-IO: build request envelopes, parse
+//! replies and faults, parse requests and write replies for a server, and read the HTTP
+//! responses they travel in.
+//!
+//! ```
+//! use oobkit_wsman::{ops, Request, Response, ResponseBody, Style};
+//!
+//! // A client builds a request ...
+//! let request = ops::get_general_settings().message_id("1");
+//! let xml = request.to_xml(Style::Intel)?;
+//!
+//! // ... a server (the AMT simulator, say) parses it and answers ...
+//! let parsed = Request::parse(&xml)?;
+//! assert_eq!(parsed, request);
+//! let instance = oobkit_wsman::Instance::new("AMT_GeneralSettings").with("HostName", "host <1>");
+//! let reply = oobkit_wsman::Reply { relates_to: &parsed.message_id, sequence: 7, resource_uri: Some(&parsed.resource_uri) }
+//!     .instance(oobkit_wsman::ns::action::GET, &instance)?;
+//!
+//! // ... and the client reads the reply, namespaces resolved whatever the prefixes.
+//! let response = Response::parse(&reply, 200)?;
+//! assert_eq!(response.relates_to.as_deref(), Some("1"));
+//! match response.body {
+//!     ResponseBody::Instance(got) => assert_eq!(got.text("HostName"), Some("host <1>")),
+//!     other => panic!("{other:?}"),
+//! }
+//! # Ok::<(), oobkit_wsman::Error>(())
+//! ```
+//!
+//! # Bad input
+//!
+//! Replies and requests are untrusted. Parsing refuses DOCTYPE (so no entity is ever
+//! declared or expanded), unknown entities, undeclared prefixes, documents over
+//! [`MAX_DOCUMENT`] bytes, nesting over [`MAX_DEPTH`] and more than [`MAX_ELEMENTS`] elements,
+//! each with a typed [`Error`]. Nothing panics on input.
+#![forbid(unsafe_code)]
+
+mod error;
+pub mod http;
+mod model;
+pub mod ns;
+pub mod ops;
+mod request;
+mod response;
+mod status;
+mod xml;
+
+pub use error::Error;
+pub use model::{Epr, Instance, Property, Selector, SelectorValue, Value};
+pub use ns::{class_name, resource_uri};
+pub use request::{
+    EnumerateOptions, EnumerationMode, Operation, PUSH_WITH_ACK, Request, Style, Subscription,
+};
+pub use response::{Fault, Item, MethodOutput, Reply, Response, ResponseBody};
+pub use status::return_value_text;
+pub use xml::{MAX_DEPTH, MAX_DOCUMENT, MAX_ELEMENTS};
+
+/// Entry points for the fuzz targets and their corpus-replay tests. Not a stable API.
+#[doc(hidden)]
+pub mod fuzzing {
+    use crate::http::{ReadStatus, ResponseReader};
+    use crate::{Request, Response, Style};
+
+    /// A reply, under both a 200 and a 400 status.
+    pub fn reply_parser(data: &[u8]) {
+        if let Ok(text) = std::str::from_utf8(data) {
+            let _ = Response::parse(text, 200);
+            let _ = Response::parse(text, 400);
+        }
+    }
+
+    /// A request; what parses must write back and parse to the same request.
+    pub fn request_parser(data: &[u8]) {
+        let Ok(text) = std::str::from_utf8(data) else {
+            return;
+        };
+        if let Ok(request) = Request::parse(text) {
+            for style in [Style::Intel, Style::Openwsman] {
+                if let Ok(xml) = request.to_xml(style) {
+                    let again = Request::parse(&xml).expect("written request parses");
+                    assert_eq!(again, request, "{xml}");
+                }
+            }
+        }
+    }
+
+    /// HTTP bytes fed whole and byte by byte must give the same result.
+    pub fn http_reader(data: &[u8]) {
+        let mut whole = ResponseReader::new();
+        let a = match whole.feed(data) {
+            Ok(ReadStatus::Complete(r)) => Ok(r),
+            Ok(ReadStatus::NeedMore) => whole.finish(),
+            Err(e) => Err(e),
+        };
+        let mut split = ResponseReader::new();
+        let mut b = None;
+        for byte in data {
+            match split.feed(std::slice::from_ref(byte)) {
+                Ok(ReadStatus::Complete(r)) => {
+                    b = Some(Ok(r));
+                    break;
+                }
+                Ok(ReadStatus::NeedMore) => {}
+                Err(e) => {
+                    b = Some(Err(e));
+                    break;
+                }
+            }
+        }
+        let b = b.unwrap_or_else(|| split.finish());
+        assert_eq!(a.is_ok(), b.is_ok(), "{a:?} vs {b:?}");
+        if let (Ok(a), Ok(b)) = (a, b) {
+            assert_eq!(a, b);
+        }
+    }
+}

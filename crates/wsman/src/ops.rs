@@ -1,0 +1,317 @@
+//! Typed helpers for the operations users need most (spec `wsman.md` section 3.2, rows 1-22).
+//! Each builds a [`Request`]; replies are read through the generic model. Anything else is
+//! reachable by class name with [`Request::get`], [`Request::enumerate`], [`Request::put`] and
+//! [`Request::invoke`].
+
+use crate::{Epr, Property, Request, Value};
+
+fn arg(name: &str, value: impl Into<Value>) -> Property {
+    Property {
+        name: name.to_owned(),
+        value: value.into(),
+    }
+}
+
+/// The `ManagedElement` reference every power method takes: the managed computer system.
+pub fn managed_system() -> Epr {
+    Epr::new(
+        "CIM_ComputerSystem",
+        [
+            ("CreationClassName", "CIM_ComputerSystem"),
+            ("Name", "ManagedSystem"),
+        ],
+    )
+}
+
+/// A power action, as `CIM_PowerManagementService.RequestPowerStateChange` states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PowerAction {
+    /// 2: power on.
+    On,
+    /// 4: sleep (deep).
+    Sleep,
+    /// 5: power cycle (off hard, then on).
+    Cycle,
+    /// 7: hibernate.
+    Hibernate,
+    /// 8: power off (hard).
+    Off,
+    /// 10: master bus reset.
+    Reset,
+    /// 12: graceful off (soft), through the OS.
+    SoftOff,
+    /// 14: graceful reset, through the OS.
+    SoftReset,
+}
+
+impl PowerAction {
+    /// The PowerState code sent.
+    pub fn code(self) -> u32 {
+        match self {
+            Self::On => 2,
+            Self::Sleep => 4,
+            Self::Cycle => 5,
+            Self::Hibernate => 7,
+            Self::Off => 8,
+            Self::Reset => 10,
+            Self::SoftOff => 12,
+            Self::SoftReset => 14,
+        }
+    }
+}
+
+/// Text for a `PowerState` value of `CIM_AssociatedPowerManagementService`.
+pub fn power_state_text(code: u32) -> &'static str {
+    match code {
+        2 => "on",
+        3 => "sleep (light)",
+        4 => "sleep (deep)",
+        5 => "power cycle (off hard)",
+        6 => "off (hard)",
+        7 => "hibernate",
+        8 => "off (soft)",
+        9 => "power cycle (off soft)",
+        10 => "master bus reset",
+        11 => "diagnostic interrupt (NMI)",
+        12 => "off (soft graceful)",
+        13 => "off (hard graceful)",
+        14 => "master bus reset (graceful)",
+        15 => "power cycle (off soft graceful)",
+        16 => "power cycle (off hard graceful)",
+        _ => "unknown",
+    }
+}
+
+/// Row 1: request a power state change.
+pub fn request_power_state_change(action: PowerAction) -> Request {
+    Request::invoke(
+        "CIM_PowerManagementService",
+        "RequestPowerStateChange",
+        vec![
+            arg("PowerState", action.code().to_string()),
+            arg("ManagedElement", managed_system()),
+        ],
+    )
+}
+
+/// Row 2: the current power state (`PowerState` of the reply).
+pub fn get_power_state() -> Request {
+    Request::get("CIM_AssociatedPowerManagementService")
+}
+
+/// A one-time boot device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BootDevice {
+    /// Network (PXE).
+    Pxe,
+    /// Hard drive.
+    Disk,
+    /// CD/DVD.
+    Cd,
+    /// BIOS setup (through `AMT_BootSettingData.BIOSSetup`, not a boot source).
+    BiosSetup,
+}
+
+impl BootDevice {
+    /// The `CIM_BootSourceSetting` InstanceID, if this device is a boot source.
+    pub fn source_instance_id(self) -> Option<&'static str> {
+        match self {
+            Self::Pxe => Some("Intel(r) AMT: Force PXE Boot"),
+            Self::Disk => Some("Intel(r) AMT: Force Hard-drive Boot"),
+            Self::Cd => Some("Intel(r) AMT: Force CD/DVD Boot"),
+            Self::BiosSetup => None,
+        }
+    }
+}
+
+/// InstanceID of the one `CIM_BootConfigSetting`.
+pub const BOOT_CONFIG_SETTING: &str = "Intel(r) AMT: Boot Configuration 0";
+/// InstanceID of the one `AMT_BootSettingData`.
+pub const BOOT_SETTING_DATA: &str = "Intel(r) AMT:BootSettingData 0";
+
+/// Row 5: read the boot settings (Get first, edit, Put the whole instance back).
+pub fn get_boot_setting_data() -> Request {
+    Request::get("AMT_BootSettingData")
+}
+
+/// Row 7: set (or, with `None`, clear) the one-time boot order.
+pub fn change_boot_order(device: Option<BootDevice>) -> Request {
+    let arguments = device
+        .and_then(BootDevice::source_instance_id)
+        .map(|id| vec![arg("Source", Epr::new("CIM_BootSourceSetting", [("InstanceID", id)]))])
+        .unwrap_or_default();
+    Request::invoke("CIM_BootConfigSetting", "ChangeBootOrder", arguments)
+        .selector("InstanceID", BOOT_CONFIG_SETTING)
+}
+
+/// Row 9: make the boot configuration the next single-use one (Role 1, as every client sends).
+pub fn set_boot_config_role() -> Request {
+    Request::invoke(
+        "CIM_BootService",
+        "SetBootConfigRole",
+        vec![
+            arg(
+                "BootConfigSetting",
+                Epr::new("CIM_BootConfigSetting", [("InstanceID", BOOT_CONFIG_SETTING)]),
+            ),
+            arg("Role", "1"),
+        ],
+    )
+}
+
+/// The `AMT_RedirectionService` EnabledState values.
+pub mod redirection_state {
+    /// IDE-R and SOL disabled.
+    pub const NONE: u32 = 32768;
+    /// IDE-R enabled.
+    pub const IDER: u32 = 32769;
+    /// SOL enabled.
+    pub const SOL: u32 = 32770;
+    /// Both enabled.
+    pub const BOTH: u32 = 32771;
+}
+
+/// Row 10: the redirection service (SOL and IDE-R state, `ListenerEnabled`).
+pub fn get_redirection_service() -> Request {
+    Request::get("AMT_RedirectionService")
+}
+
+/// Row 10: set SOL / IDE-R ([`redirection_state`]).
+pub fn redirection_request_state_change(state: u32) -> Request {
+    Request::invoke(
+        "AMT_RedirectionService",
+        "RequestStateChange",
+        vec![arg("RequestedState", state.to_string())],
+    )
+}
+
+/// Row 11: the KVM service access point (`EnabledState` 2 enabled, 3 disabled, 6 enabled but
+/// offline).
+pub fn get_kvm_redirection_sap() -> Request {
+    Request::get("CIM_KVMRedirectionSAP")
+}
+
+/// Row 11: enable or disable KVM.
+pub fn kvm_request_state_change(enable: bool) -> Request {
+    Request::invoke(
+        "CIM_KVMRedirectionSAP",
+        "RequestStateChange",
+        vec![arg("RequestedState", if enable { "2" } else { "3" })],
+    )
+}
+
+/// Row 12: KVM settings (`Is5900PortEnabled`, `OptInPolicy`, `SessionTimeout`, ...).
+pub fn get_kvm_settings() -> Request {
+    Request::get("IPS_KVMRedirectionSettingData")
+}
+
+/// Row 13: user consent state (`OptInRequired`, `OptInState`).
+pub fn get_opt_in_service() -> Request {
+    Request::get("IPS_OptInService")
+}
+
+/// Row 13: ask for a consent code to be displayed on the managed machine.
+pub fn start_opt_in() -> Request {
+    Request::invoke("IPS_OptInService", "StartOptIn", Vec::new())
+}
+
+/// Row 13: send the code the user read off the screen.
+pub fn send_opt_in_code(code: u32) -> Request {
+    Request::invoke(
+        "IPS_OptInService",
+        "SendOptInCode",
+        vec![arg("OptInCode", code.to_string())],
+    )
+}
+
+/// Row 13: cancel a consent request or session.
+pub fn cancel_opt_in() -> Request {
+    Request::invoke("IPS_OptInService", "CancelOptIn", Vec::new())
+}
+
+/// Row 14: general settings (host name, digest realm, ...).
+pub fn get_general_settings() -> Request {
+    Request::get("AMT_GeneralSettings")
+}
+
+/// Row 15: provisioning mode and state.
+pub fn get_setup_and_configuration() -> Request {
+    Request::get("AMT_SetupAndConfigurationService")
+}
+
+/// Row 16: software identity (firmware version in the `AMT` instance's `VersionString`).
+pub fn enumerate_software_identity() -> Request {
+    Request::enumerate("CIM_SoftwareIdentity")
+}
+
+/// Row 17: the hardware inventory classes MeshCommander reads.
+pub const HARDWARE_INVENTORY: [&str; 11] = [
+    "CIM_ComputerSystemPackage",
+    "CIM_Chassis",
+    "CIM_Card",
+    "CIM_BIOSElement",
+    "CIM_Processor",
+    "CIM_PhysicalMemory",
+    "CIM_MediaAccessDevice",
+    "CIM_Chip",
+    "CIM_PhysicalPackage",
+    "CIM_SystemPackaging",
+    "AMT_AssetTable",
+];
+
+/// Row 18: read audit log records from `start_index` (1-based).
+pub fn read_audit_log(start_index: u32) -> Request {
+    Request::invoke(
+        "AMT_AuditLog",
+        "ReadRecords",
+        vec![arg("StartIndex", start_index.to_string())],
+    )
+}
+
+/// Row 19: start reading the event log.
+pub fn event_log_position_to_first() -> Request {
+    Request::invoke("AMT_MessageLog", "PositionToFirstRecord", Vec::new())
+}
+
+/// Row 19: read up to `max` event log records (AMT returns at most 390).
+pub fn event_log_get_records(iteration: &str, max: u32) -> Request {
+    Request::invoke(
+        "AMT_MessageLog",
+        "GetRecords",
+        vec![
+            arg("IterationIdentifier", iteration),
+            arg("MaxReadRecords", max.to_string()),
+        ],
+    )
+}
+
+/// Row 20: read the device clock (`Ta0`).
+pub fn get_low_accuracy_time() -> Request {
+    Request::invoke("AMT_TimeSynchronizationService", "GetLowAccuracyTimeSynch", Vec::new())
+}
+
+/// Row 20: set the device clock: `ta0` as just read, `now` the console's UNIX seconds (sent
+/// as both Tm1 and Tm2, as MeshCommander does).
+pub fn set_high_accuracy_time(ta0: u64, now: u64) -> Request {
+    Request::invoke(
+        "AMT_TimeSynchronizationService",
+        "SetHighAccuracyTimeSynch",
+        vec![
+            arg("Ta0", ta0.to_string()),
+            arg("Tm1", now.to_string()),
+            arg("Tm2", now.to_string()),
+        ],
+    )
+}
+
+/// Row 21: network settings of both ports.
+pub fn enumerate_ethernet_ports() -> Request {
+    Request::enumerate("AMT_EthernetPortSettings")
+}
+
+/// Row 22: TLS settings (remote and local).
+pub fn enumerate_tls_settings() -> Request {
+    Request::enumerate("AMT_TLSSettingData")
+}

@@ -1,0 +1,223 @@
+//! A small namespace-resolved element tree over quick-xml's `NsReader`, with the limits that
+//! make hostile documents cheap to refuse.
+//!
+//! Names are (namespace URI, local name) pairs, never prefixes: AMT renames its prefixes from one
+//! reply to the next, and a fault reply binds them differently from a normal one.
+
+use quick_xml::NsReader;
+use quick_xml::events::Event;
+use quick_xml::name::{QName, ResolveResult};
+
+use crate::Error;
+use crate::ns;
+
+/// Largest document accepted, in bytes. The biggest AMT replies (a 999-item Pull) are a few
+/// hundred KiB.
+pub const MAX_DOCUMENT: usize = 16 * 1024 * 1024;
+/// Deepest element nesting accepted. WS-Man bodies nest EPRs in selectors in EPRs, about 12 deep.
+pub const MAX_DEPTH: usize = 64;
+/// Most elements in one document.
+pub const MAX_ELEMENTS: usize = 500_000;
+
+/// One attribute, namespace-resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Attr {
+    pub(crate) ns: String,
+    pub(crate) name: String,
+    pub(crate) value: String,
+}
+
+/// One element, namespace-resolved.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct Element {
+    /// Namespace URI, empty when unbound.
+    pub(crate) ns: String,
+    pub(crate) name: String,
+    pub(crate) attrs: Vec<Attr>,
+    pub(crate) children: Vec<Element>,
+    /// Character data of a leaf element (whitespace between child elements is dropped).
+    pub(crate) text: String,
+    /// For SOAP `Value` elements only: the namespace the QName in `text` resolves to, since
+    /// fault codes are QNames whose prefixes are bound on the envelope.
+    pub(crate) text_ns: Option<String>,
+}
+
+impl Element {
+    pub(crate) fn is(&self, ns: &str, name: &str) -> bool {
+        self.name == name && self.ns == ns
+    }
+
+    pub(crate) fn child(&self, ns: &str, name: &str) -> Option<&Self> {
+        self.children.iter().find(|c| c.is(ns, name))
+    }
+
+    pub(crate) fn child_text(&self, ns: &str, name: &str) -> Option<&str> {
+        self.child(ns, name).map(|c| c.text.as_str())
+    }
+
+    /// The first child element, if any.
+    pub(crate) fn first(&self) -> Option<&Self> {
+        self.children.first()
+    }
+
+    pub(crate) fn attr(&self, name: &str) -> Option<&str> {
+        self.attrs
+            .iter()
+            .find(|a| a.name == name)
+            .map(|a| a.value.as_str())
+    }
+
+    /// `xsi:nil="true"`.
+    pub(crate) fn is_nil(&self) -> bool {
+        self.attrs
+            .iter()
+            .any(|a| a.ns == ns::XSI && a.name == "nil" && a.value.trim() == "true")
+    }
+}
+
+fn bound(result: &ResolveResult<'_>) -> Result<String, Error> {
+    match result {
+        ResolveResult::Bound(ns) => Ok(ns.0.to_owned()),
+        ResolveResult::Unbound => Ok(String::new()),
+        ResolveResult::Unknown(prefix) => Err(Error::Xml(format!("undeclared prefix `{prefix}`"))),
+    }
+}
+
+/// Parses a whole document into its root element.
+pub(crate) fn parse(doc: &str) -> Result<Element, Error> {
+    if doc.len() > MAX_DOCUMENT {
+        return Err(Error::TooLarge {
+            len: doc.len(),
+            max: MAX_DOCUMENT,
+        });
+    }
+    let mut reader = NsReader::from_str(doc);
+    reader.config_mut().check_end_names = true;
+    let mut stack: Vec<Element> = Vec::new();
+    let mut root: Option<Element> = None;
+    let mut count = 0usize;
+    loop {
+        let (resolved, event) = reader
+            .read_resolved_event()
+            .map_err(|e| Error::Xml(e.to_string()))?;
+        match event {
+            Event::Start(ref start) | Event::Empty(ref start) => {
+                let is_empty = matches!(event, Event::Empty(_));
+                if root.is_some() {
+                    return Err(Error::Xml("content after the root element".into()));
+                }
+                count += 1;
+                if count > MAX_ELEMENTS {
+                    return Err(Error::LimitExceeded("element count"));
+                }
+                if stack.len() >= MAX_DEPTH {
+                    return Err(Error::LimitExceeded("nesting depth"));
+                }
+                let ns = bound(&resolved)?;
+                let name = start.local_name().as_ref().to_owned();
+                let mut attrs = Vec::new();
+                for attr in start.attributes() {
+                    let attr = attr.map_err(|e| Error::Xml(e.to_string()))?;
+                    let key = attr.key.0;
+                    if key == "xmlns" || key.starts_with("xmlns:") {
+                        continue;
+                    }
+                    let (attr_ns, local) = reader.resolver().resolve_attribute(attr.key);
+                    let value = attr
+                        .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                        .map_err(|e| Error::Xml(e.to_string()))?;
+                    attrs.push(Attr {
+                        ns: bound(&attr_ns)?,
+                        name: local.as_ref().to_owned(),
+                        value: value.into_owned(),
+                    });
+                }
+                let element = Element {
+                    ns,
+                    name,
+                    attrs,
+                    ..Element::default()
+                };
+                if is_empty {
+                    close(&mut stack, &mut root, element, &reader);
+                } else {
+                    stack.push(element);
+                }
+            }
+            Event::End(_) => {
+                // check_end_names guarantees a matching open element.
+                let element = stack
+                    .pop()
+                    .ok_or_else(|| Error::Xml("unbalanced end tag".into()))?;
+                close(&mut stack, &mut root, element, &reader);
+            }
+            Event::Text(text) => {
+                let content = text.xml10_content();
+                match stack.last_mut() {
+                    Some(top) => top.text.push_str(&content),
+                    None if content.trim().is_empty() => {}
+                    None => return Err(Error::Xml("text outside the root element".into())),
+                }
+            }
+            Event::CData(data) => {
+                let content = data.xml10_content();
+                match stack.last_mut() {
+                    Some(top) => top.text.push_str(&content),
+                    None => return Err(Error::Xml("CDATA outside the root element".into())),
+                }
+            }
+            Event::GeneralRef(reference) => {
+                let c = if reference.is_char_ref() {
+                    reference
+                        .resolve_char_ref()
+                        .map_err(|e| Error::Xml(e.to_string()))?
+                        .ok_or_else(|| Error::Xml("bad character reference".into()))?
+                } else {
+                    match &*reference.xml10_content() {
+                        "amp" => '&',
+                        "lt" => '<',
+                        "gt" => '>',
+                        "quot" => '"',
+                        "apos" => '\'',
+                        other => return Err(Error::Entity(other.to_owned())),
+                    }
+                };
+                match stack.last_mut() {
+                    Some(top) => top.text.push(c),
+                    None => return Err(Error::Xml("reference outside the root element".into())),
+                }
+            }
+            Event::DocType(_) => return Err(Error::DocType),
+            Event::Decl(_) | Event::PI(_) | Event::Comment(_) => {}
+            Event::Eof => break,
+        }
+    }
+    if !stack.is_empty() {
+        return Err(Error::Xml("document ends inside an element".into()));
+    }
+    root.ok_or_else(|| Error::Xml("no root element".into()))
+}
+
+fn close(
+    stack: &mut Vec<Element>,
+    root: &mut Option<Element>,
+    mut element: Element,
+    reader: &NsReader<&[u8]>,
+) {
+    if !element.children.is_empty() {
+        // Pretty-printing whitespace between child elements is not content.
+        element.text.clear();
+    } else if element.ns == ns::SOAP && element.name == "Value" {
+        let (resolved, _) = reader.resolver().resolve_element(QName(element.text.trim()));
+        element.text_ns = bound(&resolved).ok();
+    }
+    match stack.last_mut() {
+        Some(parent) => parent.children.push(element),
+        None => *root = Some(element),
+    }
+}
+
+/// Escapes text for element content and attribute values.
+pub(crate) fn escape(s: &str) -> std::borrow::Cow<'_, str> {
+    quick_xml::escape::escape(s)
+}
