@@ -80,7 +80,7 @@ pub enum ReadStatus {
 /// ```
 /// use oobkit_wsman::http::{ReadStatus, ResponseReader};
 /// let mut reader = ResponseReader::new();
-/// assert_eq!(reader.feed(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n<a/")
+/// assert_eq!(reader.feed(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n<a/")
 ///     .unwrap(), ReadStatus::NeedMore);
 /// match reader.feed(b">\r\n0\r\n\r\n").unwrap() {
 ///     ReadStatus::Complete(r) => assert_eq!(r.body, b"<a/>"),
@@ -127,9 +127,15 @@ impl ResponseReader {
                 Some((status, headers, Framing::UntilClose)) => {
                     let mut body = std::mem::take(&mut self.body);
                     body.append(&mut self.buf);
-                    Ok(HttpResponse { status, headers, body })
+                    Ok(HttpResponse {
+                        status,
+                        headers,
+                        body,
+                    })
                 }
-                _ => Err(Error::HttpFraming("connection closed before the response was complete".into())),
+                _ => Err(Error::HttpFraming(
+                    "connection closed before the response was complete".into(),
+                )),
             },
         }
     }
@@ -142,20 +148,29 @@ impl ResponseReader {
                 Ok(httparse::Status::Complete(n)) => n,
                 Ok(httparse::Status::Partial) => {
                     if self.buf.len() > MAX_HEAD {
-                        return Err(Error::HttpFraming("response head over the size limit".into()));
+                        return Err(Error::HttpFraming(
+                            "response head over the size limit".into(),
+                        ));
                     }
                     return Ok(ReadStatus::NeedMore);
                 }
                 Err(e) => return Err(Error::HttpFraming(e.to_string())),
             };
             if head_len > MAX_HEAD {
-                return Err(Error::HttpFraming("response head over the size limit".into()));
+                return Err(Error::HttpFraming(
+                    "response head over the size limit".into(),
+                ));
             }
             let status = response.code.unwrap_or(0);
             let headers: Vec<(String, String)> = response
                 .headers
                 .iter()
-                .map(|h| (h.name.to_owned(), String::from_utf8_lossy(h.value).into_owned()))
+                .map(|h| {
+                    (
+                        h.name.to_owned(),
+                        String::from_utf8_lossy(h.value).into_owned(),
+                    )
+                })
                 .collect();
             let find = |name: &str| {
                 headers
@@ -163,21 +178,24 @@ impl ResponseReader {
                     .find(|(n, _)| n.eq_ignore_ascii_case(name))
                     .map(|(_, v)| v.trim())
             };
-            let framing = if self.head_request || status / 100 == 1 || status == 204 || status == 304 {
-                Framing::Length(0)
-            } else if find("transfer-encoding").is_some_and(|te| te.to_ascii_lowercase().ends_with("chunked")) {
-                Framing::Chunked(ChunkState::Size)
-            } else if let Some(len) = find("content-length") {
-                let len: usize = len
-                    .parse()
-                    .map_err(|_| Error::HttpFraming("bad Content-Length".into()))?;
-                if len > MAX_BODY {
-                    return Err(Error::HttpFraming("body over the size limit".into()));
-                }
-                Framing::Length(len)
-            } else {
-                Framing::UntilClose
-            };
+            let framing =
+                if self.head_request || status / 100 == 1 || status == 204 || status == 304 {
+                    Framing::Length(0)
+                } else if find("transfer-encoding")
+                    .is_some_and(|te| te.to_ascii_lowercase().ends_with("chunked"))
+                {
+                    Framing::Chunked(ChunkState::Size)
+                } else if let Some(len) = find("content-length") {
+                    let len: usize = len
+                        .parse()
+                        .map_err(|_| Error::HttpFraming("bad Content-Length".into()))?;
+                    if len > MAX_BODY {
+                        return Err(Error::HttpFraming("body over the size limit".into()));
+                    }
+                    Framing::Length(len)
+                } else {
+                    Framing::UntilClose
+                };
             self.buf.drain(..head_len);
             self.head = Some((status, headers, framing));
         }
@@ -211,16 +229,25 @@ impl ResponseReader {
                             }
                             return Ok(ReadStatus::NeedMore);
                         };
-                        let line = std::str::from_utf8(&self.buf[..eol])
-                            .map_err(|_| Error::HttpFraming("chunk-size line is not text".into()))?;
+                        let line = std::str::from_utf8(&self.buf[..eol]).map_err(|_| {
+                            Error::HttpFraming("chunk-size line is not text".into())
+                        })?;
                         let hex = line.split(';').next().unwrap_or("").trim();
-                        let size = usize::from_str_radix(hex, 16)
-                            .map_err(|_| Error::HttpFraming(format!("bad chunk size `{}`", hex.chars().take(20).collect::<String>())))?;
+                        let size = usize::from_str_radix(hex, 16).map_err(|_| {
+                            Error::HttpFraming(format!(
+                                "bad chunk size `{}`",
+                                hex.chars().take(20).collect::<String>()
+                            ))
+                        })?;
                         if self.body.len().saturating_add(size) > MAX_BODY {
                             return Err(Error::HttpFraming("body over the size limit".into()));
                         }
                         self.buf.drain(..eol + 2);
-                        *state = if size == 0 { ChunkState::Trailers } else { ChunkState::Data(size) };
+                        *state = if size == 0 {
+                            ChunkState::Trailers
+                        } else {
+                            ChunkState::Data(size)
+                        };
                     }
                     ChunkState::Data(left) => {
                         if self.buf.is_empty() {
@@ -228,14 +255,20 @@ impl ResponseReader {
                         }
                         let n = left.min(self.buf.len());
                         self.body.extend(self.buf.drain(..n));
-                        *state = if n == left { ChunkState::DataEnd } else { ChunkState::Data(left - n) };
+                        *state = if n == left {
+                            ChunkState::DataEnd
+                        } else {
+                            ChunkState::Data(left - n)
+                        };
                     }
                     ChunkState::DataEnd => {
                         if self.buf.len() < 2 {
                             return Ok(ReadStatus::NeedMore);
                         }
                         if &self.buf[..2] != b"\r\n" {
-                            return Err(Error::HttpFraming("chunk data not followed by CRLF".into()));
+                            return Err(Error::HttpFraming(
+                                "chunk data not followed by CRLF".into(),
+                            ));
                         }
                         self.buf.drain(..2);
                         *state = ChunkState::Size;
@@ -243,7 +276,9 @@ impl ResponseReader {
                     ChunkState::Trailers => {
                         let Some(eol) = find_crlf(&self.buf) else {
                             if self.buf.len() > MAX_HEAD {
-                                return Err(Error::HttpFraming("trailers over the size limit".into()));
+                                return Err(Error::HttpFraming(
+                                    "trailers over the size limit".into(),
+                                ));
                             }
                             return Ok(ReadStatus::NeedMore);
                         };
@@ -296,11 +331,18 @@ mod tests {
     #[test]
     fn framing_errors() {
         assert!(read_all(&[b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc"]).is_err());
-        assert!(read_all(&[b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"]).is_err());
-        assert!(read_all(&[b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabX"]).is_err());
+        assert!(
+            read_all(&[b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"]).is_err()
+        );
+        assert!(
+            read_all(&[b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabX"]).is_err()
+        );
         assert!(read_all(&[b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999\r\n\r\n"]).is_err());
         assert!(read_all(&[b"garbage\r\n\r\n"]).is_err());
-        let huge = format!("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n", MAX_BODY + 1);
+        let huge = format!(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n",
+            MAX_BODY + 1
+        );
         assert!(read_all(&[huge.as_bytes()]).is_err());
     }
 }

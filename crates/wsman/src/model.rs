@@ -235,7 +235,10 @@ impl Value {
             [] => Self::Text(element.text.clone()),
             [only]
                 if only.ns == ns::CIM_COMMON
-                    && matches!(only.name.as_str(), "Datetime" | "Date" | "Time" | "Interval") =>
+                    && matches!(
+                        only.name.as_str(),
+                        "Datetime" | "Date" | "Time" | "Interval"
+                    ) =>
             {
                 Self::Datetime(only.text.clone())
             }
@@ -337,7 +340,12 @@ pub(crate) fn write_epr_children(out: &mut String, epr: &Epr, style: EprStyle) {
 }
 
 /// Writes `Selector` elements; `prefix` is empty for the default namespace.
-pub(crate) fn write_selectors(out: &mut String, selectors: &[Selector], prefix: &str, style: EprStyle) {
+pub(crate) fn write_selectors(
+    out: &mut String,
+    selectors: &[Selector],
+    prefix: &str,
+    style: EprStyle,
+) {
     let tag = if prefix.is_empty() {
         "Selector".to_owned()
     } else {
@@ -368,7 +376,12 @@ pub(crate) fn write_selectors(out: &mut String, selectors: &[Selector], prefix: 
 }
 
 /// Writes properties as `<p:Name>value</p:Name>` elements, `p` bound to the class namespace.
-pub(crate) fn write_properties(out: &mut String, properties: &[Property], prefix: &str, style: EprStyle) {
+pub(crate) fn write_properties(
+    out: &mut String,
+    properties: &[Property],
+    prefix: &str,
+    style: EprStyle,
+) {
     for property in properties {
         let name = &property.name;
         match &property.value {
@@ -413,9 +426,7 @@ pub(crate) fn write_properties(out: &mut String, properties: &[Property], prefix
 /// that a hostile name cannot inject markup.
 pub(crate) fn is_xml_name(name: &str) -> bool {
     let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_alphabetic() || c == '_')
+    chars.next().is_some_and(|c| c.is_alphabetic() || c == '_')
         && chars.all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 

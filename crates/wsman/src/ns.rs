@@ -63,7 +63,8 @@ pub mod action {
     /// The fault action AMT uses.
     pub const FAULT: &str = "http://schemas.xmlsoap.org/ws/2004/08/addressing/fault";
     /// Identify has no action on the wire; this is the crate's name for it.
-    pub const IDENTIFY: &str = "http://schemas.dmtf.org/wbem/wsman/identity/1/wsmanidentity.xsd/Identify";
+    pub const IDENTIFY: &str =
+        "http://schemas.dmtf.org/wbem/wsman/identity/1/wsmanidentity.xsd/Identify";
 }
 
 /// The resource URI of a class: `AMT_`, `CIM_` and `IPS_` classes get their schema base; any

@@ -140,7 +140,12 @@ pub fn get_boot_setting_data() -> Request {
 pub fn change_boot_order(device: Option<BootDevice>) -> Request {
     let arguments = device
         .and_then(BootDevice::source_instance_id)
-        .map(|id| vec![arg("Source", Epr::new("CIM_BootSourceSetting", [("InstanceID", id)]))])
+        .map(|id| {
+            vec![arg(
+                "Source",
+                Epr::new("CIM_BootSourceSetting", [("InstanceID", id)]),
+            )]
+        })
         .unwrap_or_default();
     Request::invoke("CIM_BootConfigSetting", "ChangeBootOrder", arguments)
         .selector("InstanceID", BOOT_CONFIG_SETTING)
@@ -154,7 +159,10 @@ pub fn set_boot_config_role() -> Request {
         vec![
             arg(
                 "BootConfigSetting",
-                Epr::new("CIM_BootConfigSetting", [("InstanceID", BOOT_CONFIG_SETTING)]),
+                Epr::new(
+                    "CIM_BootConfigSetting",
+                    [("InstanceID", BOOT_CONFIG_SETTING)],
+                ),
             ),
             arg("Role", "1"),
         ],
@@ -289,7 +297,11 @@ pub fn event_log_get_records(iteration: &str, max: u32) -> Request {
 
 /// Row 20: read the device clock (`Ta0`).
 pub fn get_low_accuracy_time() -> Request {
-    Request::invoke("AMT_TimeSynchronizationService", "GetLowAccuracyTimeSynch", Vec::new())
+    Request::invoke(
+        "AMT_TimeSynchronizationService",
+        "GetLowAccuracyTimeSynch",
+        Vec::new(),
+    )
 }
 
 /// Row 20: set the device clock: `ta0` as just read, `now` the console's UNIX seconds (sent

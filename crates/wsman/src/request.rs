@@ -506,27 +506,34 @@ impl Request {
             return Err(Error::NotAnEnvelope);
         }
         let header = root.child(ns::SOAP, "Header");
-        let body = root
-            .child(ns::SOAP, "Body")
-            .ok_or(Error::Missing("Body"))?;
+        let body = root.child(ns::SOAP, "Body").ok_or(Error::Missing("Body"))?;
         let empty = Element::default();
         let header = header.unwrap_or(&empty);
         for h in &header.children {
-            let must = h
-                .attrs
-                .iter()
-                .any(|a| a.ns == ns::SOAP && a.name == "mustUnderstand" && matches!(a.value.trim(), "true" | "1"));
+            let must = h.attrs.iter().any(|a| {
+                a.ns == ns::SOAP
+                    && a.name == "mustUnderstand"
+                    && matches!(a.value.trim(), "true" | "1")
+            });
             let known = matches!(
                 (h.ns.as_str(), h.name.as_str()),
                 (ns::ADDRESSING, "Action" | "To" | "MessageID" | "ReplyTo")
-                    | (ns::WSMAN, "ResourceURI" | "OperationTimeout" | "SelectorSet" | "MaxEnvelopeSize" | "Locale")
+                    | (
+                        ns::WSMAN,
+                        "ResourceURI"
+                            | "OperationTimeout"
+                            | "SelectorSet"
+                            | "MaxEnvelopeSize"
+                            | "Locale"
+                    )
                     | (ns::EVENTING, "Identifier")
             );
             if must && !known {
                 return Err(Error::MustUnderstand(h.name.clone()));
             }
         }
-        let text = |e: &Element, ns: &str, name: &str| e.child_text(ns, name).map(|s| s.trim().to_owned());
+        let text =
+            |e: &Element, ns: &str, name: &str| e.child_text(ns, name).map(|s| s.trim().to_owned());
         let first = body.first();
         if header.child(ns::ADDRESSING, "Action").is_none()
             && first.is_some_and(|f| f.is(ns::IDENTITY, "Identify"))
@@ -539,7 +546,8 @@ impl Request {
             action::GET => Operation::Get,
             action::DELETE => Operation::Delete,
             action::PUT | action::CREATE => {
-                let instance = Instance::from_element(first.ok_or(Error::Missing("instance in Body"))?);
+                let instance =
+                    Instance::from_element(first.ok_or(Error::Missing("instance in Body"))?);
                 if action == action::PUT {
                     Operation::Put(instance)
                 } else {
@@ -564,8 +572,14 @@ impl Request {
                 Operation::Pull {
                     context: text(p, ns::ENUMERATION, "EnumerationContext")
                         .ok_or(Error::Missing("EnumerationContext"))?,
-                    max_elements: p.child_text(ns::ENUMERATION, "MaxElements").map(parse_u32).transpose()?,
-                    max_characters: p.child_text(ns::ENUMERATION, "MaxCharacters").map(parse_u32).transpose()?,
+                    max_elements: p
+                        .child_text(ns::ENUMERATION, "MaxElements")
+                        .map(parse_u32)
+                        .transpose()?,
+                    max_characters: p
+                        .child_text(ns::ENUMERATION, "MaxCharacters")
+                        .map(parse_u32)
+                        .transpose()?,
                 }
             }
             action::RELEASE => {
@@ -577,7 +591,9 @@ impl Request {
             }
             action::SUBSCRIBE => {
                 let s = first.ok_or(Error::Missing("Subscribe"))?;
-                let delivery = s.child(ns::EVENTING, "Delivery").ok_or(Error::Missing("Delivery"))?;
+                let delivery = s
+                    .child(ns::EVENTING, "Delivery")
+                    .ok_or(Error::Missing("Delivery"))?;
                 Operation::Subscribe(Subscription {
                     delivery_mode: delivery.attr("Mode").unwrap_or_default().to_owned(),
                     notify_to: delivery

@@ -230,9 +230,7 @@ impl Response {
         }
         let empty = Element::default();
         let header = root.child(ns::SOAP, "Header").unwrap_or(&empty);
-        let body = root
-            .child(ns::SOAP, "Body")
-            .ok_or(Error::Missing("Body"))?;
+        let body = root.child(ns::SOAP, "Body").ok_or(Error::Missing("Body"))?;
         if let Some(fault) = body.child(ns::SOAP, "Fault") {
             return Err(Error::Fault(Box::new(parse_fault(fault, http_status))));
         }
@@ -284,9 +282,9 @@ fn parse_body(first: &Element) -> Result<ResponseBody, Error> {
                 end_of_sequence,
             }
         }
-        "ResourceCreated" if first.ns == ns::TRANSFER => {
-            ResponseBody::Created(Epr::from_element(first).ok_or(Error::Missing("ReferenceParameters"))?)
-        }
+        "ResourceCreated" if first.ns == ns::TRANSFER => ResponseBody::Created(
+            Epr::from_element(first).ok_or(Error::Missing("ReferenceParameters"))?,
+        ),
         "IdentifyResponse" if first.ns == ns::IDENTITY => {
             ResponseBody::Identify(Instance::from_element(first))
         }
@@ -305,7 +303,9 @@ fn parse_body(first: &Element) -> Result<ResponseBody, Error> {
         }
         name if name.ends_with("_OUTPUT") => {
             let outputs = Instance::from_element(first);
-            let return_value = outputs.text("ReturnValue").and_then(|v| v.trim().parse().ok());
+            let return_value = outputs
+                .text("ReturnValue")
+                .and_then(|v| v.trim().parse().ok());
             ResponseBody::Output(MethodOutput {
                 method: name.trim_end_matches("_OUTPUT").to_owned(),
                 return_value,
@@ -459,7 +459,11 @@ impl Reply<'_> {
             "<g:EnumerateResponse><g:EnumerationContext>{}</g:EnumerationContext></g:EnumerateResponse>",
             escape(context)
         );
-        self.envelope(&format!("{}Response", action::ENUMERATE), ns::ENUMERATION, &body)
+        self.envelope(
+            &format!("{}Response", action::ENUMERATE),
+            ns::ENUMERATION,
+            &body,
+        )
     }
 
     /// A PullResponse: the context comes before the items when more are to come (as AMT
@@ -467,13 +471,22 @@ impl Reply<'_> {
     pub fn pull(&self, items: &[Instance], next_context: Option<&str>) -> Result<String, Error> {
         let mut body = String::from("<g:PullResponse>");
         if let Some(ctx) = next_context {
-            let _ = write!(body, "<g:EnumerationContext>{}</g:EnumerationContext>", escape(ctx));
+            let _ = write!(
+                body,
+                "<g:EnumerationContext>{}</g:EnumerationContext>",
+                escape(ctx)
+            );
         }
         body.push_str("<g:Items>");
         for item in items {
             check_names(item)?;
             // Items are in their class namespace, bound locally since `g` is enumeration.
-            let _ = write!(body, "<i:{} xmlns:i=\"{}\">", item.class, escape(&item.namespace));
+            let _ = write!(
+                body,
+                "<i:{} xmlns:i=\"{}\">",
+                item.class,
+                escape(&item.namespace)
+            );
             write_properties(&mut body, &item.properties, "i", Self::EPR_STYLE);
             let _ = write!(body, "</i:{}>", item.class);
         }
@@ -487,12 +500,21 @@ impl Reply<'_> {
 
     /// A method reply: `<g:Method_OUTPUT>` with `outputs` (put `ReturnValue` last or first as
     /// the real class does).
-    pub fn output(&self, resource_uri: &str, method: &str, outputs: &[crate::Property]) -> Result<String, Error> {
+    pub fn output(
+        &self,
+        resource_uri: &str,
+        method: &str,
+        outputs: &[crate::Property],
+    ) -> Result<String, Error> {
         crate::model::check_property_names(outputs)?;
         let mut body = format!("<g:{method}_OUTPUT>");
         write_properties(&mut body, outputs, "g", Self::EPR_STYLE);
         let _ = write!(body, "</g:{method}_OUTPUT>");
-        Ok(self.envelope(&format!("{resource_uri}/{method}Response"), resource_uri, &body))
+        Ok(self.envelope(
+            &format!("{resource_uri}/{method}Response"),
+            resource_uri,
+            &body,
+        ))
     }
 
     /// An IdentifyResponse.
@@ -503,7 +525,11 @@ impl Reply<'_> {
             escape(vendor),
             escape(version)
         );
-        self.envelope(&format!("{}Response", action::IDENTIFY), ns::IDENTITY, &body)
+        self.envelope(
+            &format!("{}Response", action::IDENTIFY),
+            ns::IDENTITY,
+            &body,
+        )
     }
 
     /// A fault envelope, shaped and prefixed as AMT's (`a:Detail` empty).
@@ -552,7 +578,10 @@ impl Reply<'_> {
         );
         if let Some(sub) = &fault.subcode {
             let (decl, text) = qname(sub);
-            let _ = write!(out, "<a:Subcode><a:Value{decl}>{text}</a:Value></a:Subcode>");
+            let _ = write!(
+                out,
+                "<a:Subcode><a:Value{decl}>{text}</a:Value></a:Subcode>"
+            );
         }
         let _ = write!(
             out,

@@ -208,7 +208,9 @@ fn close(
         // Pretty-printing whitespace between child elements is not content.
         element.text.clear();
     } else if element.ns == ns::SOAP && element.name == "Value" {
-        let (resolved, _) = reader.resolver().resolve_element(QName(element.text.trim()));
+        let (resolved, _) = reader
+            .resolver()
+            .resolve_element(QName(element.text.trim()));
         element.text_ns = bound(&resolved).ok();
     }
     match stack.last_mut() {

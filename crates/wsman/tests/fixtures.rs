@@ -81,7 +81,10 @@ fn every_fixture_parses_pretty_and_compact_alike() {
             Err(e) => panic!("{}: {e}", path.display()),
         }
     }
-    eprintln!("{} files: {instances} instances, {items} items, {outputs} outputs, {faults} faults", files.len());
+    eprintln!(
+        "{} files: {instances} instances, {items} items, {outputs} outputs, {faults} faults",
+        files.len()
+    );
     // A few go fixtures are hand-edited (a Delete reply whose body is a bare ReturnValue);
     // more than that means the parser lost properties.
     assert!(without_properties.len() <= 3, "{without_properties:#?}");
@@ -132,12 +135,18 @@ fn datetimes_are_unwrapped() {
     let ResponseBody::Instance(log) = response.body else {
         panic!("not an instance");
     };
-    assert!(matches!(log.get("TimeOfLastRecord"), Some(Value::Datetime(_))), "{log:?}");
+    assert!(
+        matches!(log.get("TimeOfLastRecord"), Some(Value::Datetime(_))),
+        "{log:?}"
+    );
 }
 
 #[test]
 fn method_outputs_decode_return_value() {
-    let response = parse(&fixture("cim/power/managementservice/requestpowerstatechange.xml")).unwrap();
+    let response = parse(&fixture(
+        "cim/power/managementservice/requestpowerstatechange.xml",
+    ))
+    .unwrap();
     let ResponseBody::Output(out) = response.body else {
         panic!("not an output");
     };
