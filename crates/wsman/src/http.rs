@@ -48,6 +48,9 @@ impl HttpResponse {
     }
 }
 
+/// Status, headers, and how the body is framed.
+type Head = (u16, Vec<(String, String)>, Framing);
+
 #[derive(Debug)]
 enum Framing {
     Length(usize),
@@ -90,7 +93,7 @@ pub enum ReadStatus {
 #[derive(Debug, Default)]
 pub struct ResponseReader {
     buf: Vec<u8>,
-    head: Option<(u16, Vec<(String, String)>, Framing)>,
+    head: Option<Head>,
     body: Vec<u8>,
     /// Whether this response answers a HEAD request (no body whatever the headers say).
     head_request: bool,

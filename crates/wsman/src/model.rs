@@ -206,43 +206,53 @@ impl Instance {
         self
     }
 
-    /// Reads an instance from an element whose children are properties.
-    pub(crate) fn from_element(element: &Element) -> Self {
+    /// Reads an instance from an element whose children are properties, taking the tree
+    /// apart rather than copying it.
+    pub(crate) fn from_element(element: Element) -> Self {
         Self {
-            class: element.name.clone(),
-            namespace: element.ns.clone(),
+            class: element.name,
+            namespace: element.ns.to_string(),
             properties: element
                 .children
-                .iter()
-                .map(|child| Property {
-                    name: child.name.clone(),
-                    value: Value::from_element(child),
-                })
+                .into_iter()
+                .map(Property::from_element)
                 .collect(),
         }
     }
 }
 
+impl Property {
+    /// The element's name moves into the property; the tree is consumed, not copied.
+    fn from_element(mut element: Element) -> Self {
+        let name = std::mem::take(&mut element.name);
+        let value = Value::from_element(element, &name);
+        Self { name, value }
+    }
+}
+
 impl Value {
-    pub(crate) fn from_element(element: &Element) -> Self {
+    /// `name` is the element's name, which the caller has moved out of it.
+    fn from_element(mut element: Element, name: &str) -> Self {
         if element.is_nil() {
             return Self::Nil;
         }
-        if let Some(epr) = Epr::from_element(element) {
+        if let Some(epr) = Epr::from_element(&element) {
             return Self::Epr(epr);
         }
-        match element.children.as_slice() {
-            [] => Self::Text(element.text.clone()),
-            [only]
-                if only.ns == ns::CIM_COMMON
-                    && matches!(
-                        only.name.as_str(),
-                        "Datetime" | "Date" | "Time" | "Interval"
-                    ) =>
-            {
-                Self::Datetime(only.text.clone())
+        match element.children.len() {
+            0 => Self::Text(element.text),
+            1 if element.children[0].is_datetime() => {
+                Self::Datetime(element.children.pop().expect("one child").text)
             }
-            _ => Self::Instance(Instance::from_element(element)),
+            // A single child with children of its own: an embedded instance of that child's
+            // class, as `write_properties` writes one.
+            1 if !element.children[0].children.is_empty() => Self::Instance(
+                Instance::from_element(element.children.pop().expect("one child")),
+            ),
+            _ => {
+                element.name = name.to_owned();
+                Self::Instance(Instance::from_element(element))
+            }
         }
     }
 }

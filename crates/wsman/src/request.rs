@@ -516,7 +516,7 @@ impl Request {
                     && matches!(a.value.trim(), "true" | "1")
             });
             let known = matches!(
-                (h.ns.as_str(), h.name.as_str()),
+                (&*h.ns, h.name.as_str()),
                 (ns::ADDRESSING, "Action" | "To" | "MessageID" | "ReplyTo")
                     | (
                         ns::WSMAN,
@@ -546,8 +546,9 @@ impl Request {
             action::GET => Operation::Get,
             action::DELETE => Operation::Delete,
             action::PUT | action::CREATE => {
-                let instance =
-                    Instance::from_element(first.ok_or(Error::Missing("instance in Body"))?);
+                let instance = Instance::from_element(
+                    first.ok_or(Error::Missing("instance in Body"))?.clone(),
+                );
                 if action == action::PUT {
                     Operation::Put(instance)
                 } else {
@@ -621,7 +622,7 @@ impl Request {
                 }
                 Operation::Invoke {
                     method: method.to_owned(),
-                    arguments: Instance::from_element(input).properties,
+                    arguments: Instance::from_element(input.clone()).properties,
                 }
             }
         };

@@ -228,9 +228,11 @@ impl Response {
                 Error::Http(http_status)
             });
         }
-        let empty = Element::default();
-        let header = root.child(ns::SOAP, "Header").unwrap_or(&empty);
-        let body = root.child(ns::SOAP, "Body").ok_or(Error::Missing("Body"))?;
+        let mut root = root;
+        let header = root.take_child(ns::SOAP, "Header").unwrap_or_default();
+        let mut body = root
+            .take_child(ns::SOAP, "Body")
+            .ok_or(Error::Missing("Body"))?;
         if let Some(fault) = body.child(ns::SOAP, "Fault") {
             return Err(Error::Fault(Box::new(parse_fault(fault, http_status))));
         }
@@ -246,7 +248,7 @@ impl Response {
         let resource_uri = header
             .child_text(ns::WSMAN, "ResourceURI")
             .map(|s| s.trim().to_owned());
-        let body = match body.first() {
+        let body = match body.take_first() {
             None => ResponseBody::Empty,
             Some(first) => parse_body(first)?,
         };
@@ -260,21 +262,23 @@ impl Response {
     }
 }
 
-fn parse_body(first: &Element) -> Result<ResponseBody, Error> {
-    let is_enum = first.ns == ns::ENUMERATION;
-    Ok(match first.name.as_str() {
+fn parse_body(mut first: Element) -> Result<ResponseBody, Error> {
+    let is_enum = &*first.ns == ns::ENUMERATION;
+    let name = first.name.clone();
+    Ok(match name.as_str() {
         "EnumerateResponse" | "PullResponse" if is_enum => {
             let context = first
                 .child_text(ns::ENUMERATION, "EnumerationContext")
                 .map(|s| s.trim().to_owned());
             // Optimized enumeration puts Items and EndOfSequence in the wsman namespace.
-            let items_el = first
-                .child(ns::ENUMERATION, "Items")
-                .or_else(|| first.child(ns::WSMAN, "Items"));
             let end_of_sequence = first.child(ns::ENUMERATION, "EndOfSequence").is_some()
                 || first.child(ns::WSMAN, "EndOfSequence").is_some();
+            let items_el = match first.take_child(ns::ENUMERATION, "Items") {
+                Some(items) => Some(items),
+                None => first.take_child(ns::WSMAN, "Items"),
+            };
             let items = items_el
-                .map(|items| items.children.iter().map(parse_item).collect())
+                .map(|items| items.children.into_iter().map(parse_item).collect())
                 .unwrap_or_default();
             ResponseBody::Items {
                 context: if end_of_sequence { None } else { context },
@@ -282,13 +286,13 @@ fn parse_body(first: &Element) -> Result<ResponseBody, Error> {
                 end_of_sequence,
             }
         }
-        "ResourceCreated" if first.ns == ns::TRANSFER => ResponseBody::Created(
-            Epr::from_element(first).ok_or(Error::Missing("ReferenceParameters"))?,
+        "ResourceCreated" if &*first.ns == ns::TRANSFER => ResponseBody::Created(
+            Epr::from_element(&first).ok_or(Error::Missing("ReferenceParameters"))?,
         ),
-        "IdentifyResponse" if first.ns == ns::IDENTITY => {
+        "IdentifyResponse" if &*first.ns == ns::IDENTITY => {
             ResponseBody::Identify(Instance::from_element(first))
         }
-        "SubscribeResponse" if first.ns == ns::EVENTING => {
+        "SubscribeResponse" if &*first.ns == ns::EVENTING => {
             let identifier = first
                 .child(ns::EVENTING, "SubscriptionManager")
                 .and_then(|m| m.child(ns::ADDRESSING, "ReferenceParameters"))
@@ -302,6 +306,7 @@ fn parse_body(first: &Element) -> Result<ResponseBody, Error> {
             }
         }
         name if name.ends_with("_OUTPUT") => {
+            let class = crate::ns::class_name(&first.ns).to_owned();
             let outputs = Instance::from_element(first);
             let return_value = outputs
                 .text("ReturnValue")
@@ -309,33 +314,26 @@ fn parse_body(first: &Element) -> Result<ResponseBody, Error> {
             ResponseBody::Output(MethodOutput {
                 method: name.trim_end_matches("_OUTPUT").to_owned(),
                 return_value,
-                outputs: Instance {
-                    class: crate::ns::class_name(&first.ns).to_owned(),
-                    ..outputs
-                },
+                outputs: Instance { class, ..outputs },
             })
         }
         _ => ResponseBody::Instance(Instance::from_element(first)),
     })
 }
 
-fn parse_item(element: &Element) -> Item {
+fn parse_item(mut element: Element) -> Item {
     if element.is(ns::WSMAN, "Item") {
         // ObjectAndEPR mode: the instance, then its EndpointReference.
         let epr = element
-            .child(ns::ADDRESSING, "EndpointReference")
-            .and_then(Epr::from_element);
-        let instance = element
-            .children
-            .iter()
-            .find(|c| !c.is(ns::ADDRESSING, "EndpointReference"))
-            .map(Instance::from_element);
+            .take_child(ns::ADDRESSING, "EndpointReference")
+            .and_then(|e| Epr::from_element(&e));
+        let instance = element.take_first().map(Instance::from_element);
         return Item { instance, epr };
     }
     if element.is(ns::ADDRESSING, "EndpointReference") {
         return Item {
             instance: None,
-            epr: Epr::from_element(element),
+            epr: Epr::from_element(&element),
         };
     }
     Item {

@@ -4,6 +4,8 @@
 //! Names are (namespace URI, local name) pairs, never prefixes: AMT renames its prefixes from one
 //! reply to the next, and a fault reply binds them differently from a normal one.
 
+use std::rc::Rc;
+
 use quick_xml::NsReader;
 use quick_xml::events::Event;
 use quick_xml::name::{QName, ResolveResult};
@@ -30,11 +32,11 @@ pub(crate) struct Attr {
 /// One element, namespace-resolved.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub(crate) struct Element {
-    /// Namespace URI, empty when unbound.
-    pub(crate) ns: String,
+    /// Namespace URI, empty when unbound; shared, since a document uses a handful.
+    pub(crate) ns: Rc<str>,
     pub(crate) name: String,
     pub(crate) attrs: Vec<Attr>,
-    pub(crate) children: Vec<Element>,
+    pub(crate) children: Vec<Self>,
     /// Character data of a leaf element (whitespace between child elements is dropped).
     pub(crate) text: String,
     /// For SOAP `Value` elements only: the namespace the QName in `text` resolves to, since
@@ -44,7 +46,7 @@ pub(crate) struct Element {
 
 impl Element {
     pub(crate) fn is(&self, ns: &str, name: &str) -> bool {
-        self.name == name && self.ns == ns
+        self.name == name && &*self.ns == ns
     }
 
     pub(crate) fn child(&self, ns: &str, name: &str) -> Option<&Self> {
@@ -67,6 +69,26 @@ impl Element {
             .map(|a| a.value.as_str())
     }
 
+    /// A CIM common `Datetime` (or `Date`, `Time`, `Interval`) wrapper.
+    pub(crate) fn is_datetime(&self) -> bool {
+        &*self.ns == ns::CIM_COMMON
+            && matches!(
+                self.name.as_str(),
+                "Datetime" | "Date" | "Time" | "Interval"
+            )
+    }
+
+    /// Removes and returns the first child named (`ns`, `name`).
+    pub(crate) fn take_child(&mut self, ns: &str, name: &str) -> Option<Self> {
+        let i = self.children.iter().position(|c| c.is(ns, name))?;
+        Some(self.children.swap_remove(i))
+    }
+
+    /// Removes and returns the first child.
+    pub(crate) fn take_first(&mut self) -> Option<Self> {
+        (!self.children.is_empty()).then(|| self.children.remove(0))
+    }
+
     /// `xsi:nil="true"`.
     pub(crate) fn is_nil(&self) -> bool {
         self.attrs
@@ -83,6 +105,28 @@ fn bound(result: &ResolveResult<'_>) -> Result<String, Error> {
     }
 }
 
+/// The distinct namespace URIs of one document, shared by its elements.
+#[derive(Default)]
+struct Namespaces(Vec<Rc<str>>);
+
+impl Namespaces {
+    fn get(&mut self, result: &ResolveResult<'_>) -> Result<Rc<str>, Error> {
+        let uri = match result {
+            ResolveResult::Bound(ns) => ns.0,
+            ResolveResult::Unbound => "",
+            ResolveResult::Unknown(prefix) => {
+                return Err(Error::Xml(format!("undeclared prefix `{prefix}`")));
+            }
+        };
+        if let Some(known) = self.0.iter().find(|k| &***k == uri) {
+            return Ok(Rc::clone(known));
+        }
+        let new: Rc<str> = Rc::from(uri);
+        self.0.push(Rc::clone(&new));
+        Ok(new)
+    }
+}
+
 /// Parses a whole document into its root element.
 pub(crate) fn parse(doc: &str) -> Result<Element, Error> {
     if doc.len() > MAX_DOCUMENT {
@@ -96,6 +140,7 @@ pub(crate) fn parse(doc: &str) -> Result<Element, Error> {
     let mut stack: Vec<Element> = Vec::new();
     let mut root: Option<Element> = None;
     let mut count = 0usize;
+    let mut namespaces = Namespaces::default();
     loop {
         let (resolved, event) = reader
             .read_resolved_event()
@@ -113,7 +158,7 @@ pub(crate) fn parse(doc: &str) -> Result<Element, Error> {
                 if stack.len() >= MAX_DEPTH {
                     return Err(Error::LimitExceeded("nesting depth"));
                 }
-                let ns = bound(&resolved)?;
+                let ns = namespaces.get(&resolved)?;
                 let name = start.local_name().as_ref().to_owned();
                 let mut attrs = Vec::new();
                 for attr in start.attributes() {
@@ -199,7 +244,7 @@ pub(crate) fn parse(doc: &str) -> Result<Element, Error> {
 }
 
 fn close(
-    stack: &mut Vec<Element>,
+    stack: &mut [Element],
     root: &mut Option<Element>,
     mut element: Element,
     reader: &NsReader<&[u8]>,
@@ -207,7 +252,7 @@ fn close(
     if !element.children.is_empty() {
         // Pretty-printing whitespace between child elements is not content.
         element.text.clear();
-    } else if element.ns == ns::SOAP && element.name == "Value" {
+    } else if element.is(ns::SOAP, "Value") {
         let (resolved, _) = reader
             .resolver()
             .resolve_element(QName(element.text.trim()));
