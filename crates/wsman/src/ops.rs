@@ -327,3 +327,136 @@ pub fn enumerate_ethernet_ports() -> Request {
 pub fn enumerate_tls_settings() -> Request {
     Request::enumerate("AMT_TLSSettingData")
 }
+
+/// One `AMT_AuditLog` record (the base64 `EventRecords` of `ReadRecords`), in the layout
+/// MeshCommander decodes: AuditAppID (u16 BE), EventID (u16 BE), InitiatorType (0 = HTTP
+/// digest user, then name length and name), TimeStamp (u32 BE), MCLocationType, NetAddress
+/// (length, bytes), ExtendedData (length, bytes). Kerberos and local initiators are carried as
+/// an empty name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRecord {
+    /// Application (16 remote control, 17 redirection manager, 19 security admin, 20 time).
+    pub app_id: u16,
+    /// Event within the application.
+    pub event_id: u16,
+    /// The digest user who did it.
+    pub initiator: String,
+    /// Device time, UNIX seconds.
+    pub time: u32,
+}
+
+impl AuditRecord {
+    /// Encodes the record.
+    pub fn encode(&self) -> Vec<u8> {
+        let name = &self.initiator.as_bytes()[..self.initiator.len().min(255)];
+        let mut bytes = Vec::with_capacity(13 + name.len());
+        bytes.extend_from_slice(&self.app_id.to_be_bytes());
+        bytes.extend_from_slice(&self.event_id.to_be_bytes());
+        bytes.push(0);
+        bytes.push(name.len() as u8);
+        bytes.extend_from_slice(name);
+        bytes.extend_from_slice(&self.time.to_be_bytes());
+        bytes.extend_from_slice(&[0, 0, 0]);
+        bytes
+    }
+
+    /// Decodes a record, or `None` if it is truncated.
+    pub fn decode(bytes: &[u8]) -> Option<Self> {
+        let app_id = u16::from_be_bytes([*bytes.first()?, *bytes.get(1)?]);
+        let event_id = u16::from_be_bytes([*bytes.get(2)?, *bytes.get(3)?]);
+        let mut at = 5;
+        let initiator = if *bytes.get(4)? == 0 {
+            let len = usize::from(*bytes.get(5)?);
+            at = 6 + len;
+            String::from_utf8_lossy(bytes.get(6..at)?).into_owned()
+        } else {
+            String::new()
+        };
+        let time = u32::from_be_bytes(bytes.get(at..at + 4)?.try_into().ok()?);
+        Some(Self {
+            app_id,
+            event_id,
+            initiator,
+            time,
+        })
+    }
+
+    /// A name for the application and event, where known.
+    pub fn describe(&self) -> &'static str {
+        match (self.app_id, self.event_id) {
+            (16, 0) => "remote power control",
+            (16, 3) => "boot options changed",
+            (17, 0) => "redirection (SOL/IDE-R) state changed",
+            (17, 1) => "KVM state changed",
+            (19, _) => "settings changed",
+            (20, _) => "clock set",
+            _ => "event",
+        }
+    }
+}
+
+/// One `AMT_MessageLog` (event log) record: 21 bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventRecord {
+    /// Device time, UNIX seconds (little-endian on the wire).
+    pub time: u32,
+    /// DeviceAddress.
+    pub device_address: u8,
+    /// EventSensorType.
+    pub sensor_type: u8,
+    /// EventType.
+    pub event_type: u8,
+    /// EventOffset.
+    pub offset: u8,
+    /// EventSourceType.
+    pub source_type: u8,
+    /// EventSeverity.
+    pub severity: u8,
+    /// SensorNumber.
+    pub sensor_number: u8,
+    /// Entity.
+    pub entity: u8,
+    /// EntityInstance.
+    pub entity_instance: u8,
+    /// EventData.
+    pub data: [u8; 8],
+}
+
+impl EventRecord {
+    /// Encodes the 21 bytes.
+    pub fn encode(&self) -> [u8; 21] {
+        let mut b = [0u8; 21];
+        b[..4].copy_from_slice(&self.time.to_le_bytes());
+        b[4..13].copy_from_slice(&[
+            self.device_address,
+            self.sensor_type,
+            self.event_type,
+            self.offset,
+            self.source_type,
+            self.severity,
+            self.sensor_number,
+            self.entity,
+            self.entity_instance,
+        ]);
+        b[13..].copy_from_slice(&self.data);
+        b
+    }
+
+    /// Decodes 21 bytes, or `None` if there are fewer.
+    pub fn decode(b: &[u8]) -> Option<Self> {
+        let b: &[u8; 21] = b.get(..21)?.try_into().ok()?;
+        Some(Self {
+            time: u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+            device_address: b[4],
+            sensor_type: b[5],
+            event_type: b[6],
+            offset: b[7],
+            source_type: b[8],
+            severity: b[9],
+            sensor_number: b[10],
+            entity: b[11],
+            entity_instance: b[12],
+            data: b[13..21].try_into().ok()?,
+        })
+    }
+}
