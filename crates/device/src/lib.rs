@@ -288,7 +288,7 @@ impl Device {
         }
     }
 
-    fn dispatch(&mut self, request: &Request, ctx: Context) -> Result<WsmanReply, Fault> {
+    fn dispatch(&mut self, request: &Request, ctx: Context) -> Result<WsmanReply, Box<Fault>> {
         let ok = |body: String| WsmanReply { status: 200, body };
         if request.operation == Operation::Identify {
             let version = self.config.firmware.clone();
@@ -300,7 +300,7 @@ impl Device {
         if oobkit_wsman::resource_uri(&class) != request.resource_uri
             || !self.classes.contains_key(&class)
         {
-            return Err(Fault::destination_unreachable());
+            return Err(Box::new(Fault::destination_unreachable()));
         }
         match &request.operation {
             Operation::Get => {
@@ -309,17 +309,17 @@ impl Device {
                 let body = self
                     .reply(request)
                     .instance(action::GET, &instance)
-                    .map_err(|_| Fault::internal_error())?;
+                    .map_err(|_| Box::new(Fault::internal_error()))?;
                 Ok(ok(body))
             }
             Operation::Put(body) => {
                 let index = self.select(&class, request)?;
                 if body.class != class {
-                    return Err(Fault::invalid_representation());
+                    return Err(Box::new(Fault::invalid_representation()));
                 }
                 let writable = model::writable(&class);
                 if writable.is_empty() {
-                    return Err(Fault::action_not_supported());
+                    return Err(Box::new(Fault::action_not_supported()));
                 }
                 let instance = &mut self.classes.get_mut(&class).expect("checked above")[index];
                 for property in &body.properties {
@@ -332,7 +332,7 @@ impl Device {
                 let body = self
                     .reply(request)
                     .instance(action::PUT, &updated)
-                    .map_err(|_| Fault::internal_error())?;
+                    .map_err(|_| Box::new(Fault::internal_error()))?;
                 Ok(ok(body))
             }
             Operation::Enumerate(_) => {
@@ -359,7 +359,7 @@ impl Device {
                     .enumerations
                     .iter()
                     .position(|e| &e.id == context)
-                    .ok_or_else(Fault::invalid_enumeration_context)?;
+                    .ok_or_else(|| Box::new(Fault::invalid_enumeration_context()))?;
                 // WS-Enumeration's default is one item per Pull.
                 let max = max_elements.unwrap_or(1).max(1) as usize;
                 let enumeration = &mut self.enumerations[pos];
@@ -374,7 +374,7 @@ impl Device {
                 let body = self
                     .reply(request)
                     .pull(&batch, next.as_deref())
-                    .map_err(|_| Fault::internal_error())?;
+                    .map_err(|_| Box::new(Fault::internal_error()))?;
                 Ok(ok(body))
             }
             Operation::Release { context } => {
@@ -382,7 +382,7 @@ impl Device {
                     .enumerations
                     .iter()
                     .position(|e| &e.id == context)
-                    .ok_or_else(Fault::invalid_enumeration_context)?;
+                    .ok_or_else(|| Box::new(Fault::invalid_enumeration_context()))?;
                 self.enumerations.remove(pos);
                 Ok(ok(self.reply(request).empty(action::RELEASE)))
             }
@@ -392,21 +392,21 @@ impl Device {
                 let body = self
                     .reply(request)
                     .output(&request.resource_uri, method, &outputs)
-                    .map_err(|_| Fault::internal_error())?;
+                    .map_err(|_| Box::new(Fault::internal_error()))?;
                 Ok(ok(body))
             }
-            _ => Err(Fault::action_not_supported()),
+            _ => Err(Box::new(Fault::action_not_supported())),
         }
     }
 
     /// The instance the header selectors name: every selector must be a text key the
     /// instance has, with that value. No selectors picks the first instance (AMT lets clients
     /// omit them on singletons).
-    fn select(&self, class: &str, request: &Request) -> Result<usize, Fault> {
+    fn select(&self, class: &str, request: &Request) -> Result<usize, Box<Fault>> {
         let instances = &self.classes[class];
         if request.selectors.is_empty() {
             return if instances.is_empty() {
-                Err(Fault::invalid_selectors())
+                Err(Box::new(Fault::invalid_selectors()))
             } else {
                 Ok(0)
             };
@@ -419,7 +419,7 @@ impl Device {
                     SelectorValue::Epr(_) => false,
                 })
             })
-            .ok_or_else(Fault::invalid_selectors)
+            .ok_or_else(|| Box::new(Fault::invalid_selectors()))
     }
 
     fn invoke(
@@ -428,7 +428,7 @@ impl Device {
         method: &str,
         arguments: &[Property],
         ctx: Context,
-    ) -> Result<Vec<Property>, Fault> {
+    ) -> Result<Vec<Property>, Box<Fault>> {
         let arg = |name: &str| {
             arguments
                 .iter()
@@ -647,7 +647,7 @@ impl Device {
                 ("ReturnValue", "0".into()),
             ]),
             ("AMT_SetupAndConfigurationService", "CommitChanges") => rv(0),
-            _ => return Err(Fault::action_not_supported()),
+            _ => return Err(Box::new(Fault::action_not_supported())),
         })
     }
 
