@@ -48,8 +48,15 @@ impl HttpResponse {
     }
 }
 
-/// Status, headers, and how the body is framed.
-type Head = (u16, Vec<(String, String)>, Framing);
+/// The start line: a response's status, or a request's method and target.
+#[derive(Debug, Clone)]
+enum StartLine {
+    Status(u16),
+    Request { method: String, target: String },
+}
+
+/// Start line, headers, and how the body is framed.
+type Head = (StartLine, Vec<(String, String)>, Framing);
 
 #[derive(Debug)]
 enum Framing {
@@ -97,7 +104,12 @@ pub struct ResponseReader {
     body: Vec<u8>,
     /// Whether this response answers a HEAD request (no body whatever the headers say).
     head_request: bool,
+    /// Whether this reader parses requests (see [`RequestReader`]).
+    is_request: bool,
 }
+
+/// A complete message as the core reader hands it out.
+type Message = (StartLine, Vec<(String, String)>, Vec<u8>);
 
 impl ResponseReader {
     /// A reader for the response to a request that was not HEAD.
@@ -107,7 +119,10 @@ impl ResponseReader {
 
     /// Clears everything, leftover bytes included.
     pub fn reset(&mut self) {
-        *self = Self::new();
+        *self = Self {
+            is_request: self.is_request,
+            ..Self::default()
+        };
     }
 
     /// Bytes received after the complete response (pipelined data).
@@ -127,7 +142,7 @@ impl ResponseReader {
         match self.progress()? {
             ReadStatus::Complete(r) => Ok(r),
             ReadStatus::NeedMore => match self.head.take() {
-                Some((status, headers, Framing::UntilClose)) => {
+                Some((StartLine::Status(status), headers, Framing::UntilClose)) => {
                     let mut body = std::mem::take(&mut self.body);
                     body.append(&mut self.buf);
                     Ok(HttpResponse {
@@ -137,82 +152,119 @@ impl ResponseReader {
                     })
                 }
                 _ => Err(Error::HttpFraming(
-                    "connection closed before the response was complete".into(),
+                    "connection closed before the message was complete".into(),
                 )),
             },
         }
     }
 
     fn progress(&mut self) -> Result<ReadStatus, Error> {
-        if self.head.is_none() {
-            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-            let mut response = httparse::Response::new(&mut headers);
-            let head_len = match response.parse(&self.buf) {
-                Ok(httparse::Status::Complete(n)) => n,
-                Ok(httparse::Status::Partial) => {
-                    if self.buf.len() > MAX_HEAD {
-                        return Err(Error::HttpFraming(
-                            "response head over the size limit".into(),
-                        ));
-                    }
-                    return Ok(ReadStatus::NeedMore);
-                }
-                Err(e) => return Err(Error::HttpFraming(e.to_string())),
-            };
-            if head_len > MAX_HEAD {
-                return Err(Error::HttpFraming(
-                    "response head over the size limit".into(),
-                ));
+        match self.progress_message()? {
+            None => Ok(ReadStatus::NeedMore),
+            Some((StartLine::Status(status), headers, body)) => {
+                Ok(ReadStatus::Complete(HttpResponse {
+                    status,
+                    headers,
+                    body,
+                }))
             }
-            let status = response.code.unwrap_or(0);
-            let headers: Vec<(String, String)> = response
-                .headers
-                .iter()
-                .map(|h| {
-                    (
-                        h.name.to_owned(),
-                        String::from_utf8_lossy(h.value).into_owned(),
-                    )
-                })
-                .collect();
+            Some((StartLine::Request { .. }, ..)) => Err(Error::HttpFraming(
+                "a request where a response was expected".into(),
+            )),
+        }
+    }
+
+    /// Parses the head if not done yet, then the body; a complete message comes out whole.
+    fn progress_message(&mut self) -> Result<Option<Message>, Error> {
+        if self.head.is_none() {
+            let Some((head_len, start, headers)) = self.parse_head()? else {
+                return Ok(None);
+            };
             let find = |name: &str| {
                 headers
                     .iter()
                     .find(|(n, _)| n.eq_ignore_ascii_case(name))
                     .map(|(_, v)| v.trim())
             };
-            let framing =
-                if self.head_request || status / 100 == 1 || status == 204 || status == 304 {
-                    Framing::Length(0)
-                } else if find("transfer-encoding")
-                    .is_some_and(|te| te.to_ascii_lowercase().ends_with("chunked"))
-                {
-                    Framing::Chunked(ChunkState::Size)
-                } else if let Some(len) = find("content-length") {
-                    let len: usize = len
-                        .parse()
-                        .map_err(|_| Error::HttpFraming("bad Content-Length".into()))?;
-                    if len > MAX_BODY {
-                        return Err(Error::HttpFraming("body over the size limit".into()));
-                    }
-                    Framing::Length(len)
-                } else {
-                    Framing::UntilClose
-                };
+            let no_body = match start {
+                StartLine::Status(status) => {
+                    self.head_request || status / 100 == 1 || status == 204 || status == 304
+                }
+                StartLine::Request { .. } => false,
+            };
+            let framing = if no_body {
+                Framing::Length(0)
+            } else if find("transfer-encoding")
+                .is_some_and(|te| te.to_ascii_lowercase().ends_with("chunked"))
+            {
+                Framing::Chunked(ChunkState::Size)
+            } else if let Some(len) = find("content-length") {
+                let len: usize = len
+                    .parse()
+                    .map_err(|_| Error::HttpFraming("bad Content-Length".into()))?;
+                if len > MAX_BODY {
+                    return Err(Error::HttpFraming("body over the size limit".into()));
+                }
+                Framing::Length(len)
+            } else if self.is_request {
+                // A request without Content-Length or chunking has no body (RFC 9112 6.3).
+                Framing::Length(0)
+            } else {
+                Framing::UntilClose
+            };
             self.buf.drain(..head_len);
-            self.head = Some((status, headers, framing));
+            self.head = Some((start, headers, framing));
         }
         self.read_body()
     }
 
-    fn read_body(&mut self) -> Result<ReadStatus, Error> {
+    /// The head, if complete: its length, start line and headers.
+    fn parse_head(&self) -> Result<Option<(usize, StartLine, Vec<(String, String)>)>, Error> {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let parsed = if self.is_request {
+            let mut request = httparse::Request::new(&mut headers);
+            match request.parse(&self.buf) {
+                Ok(httparse::Status::Complete(n)) => Ok(Some((
+                    n,
+                    StartLine::Request {
+                        method: request.method.unwrap_or_default().to_owned(),
+                        target: request.path.unwrap_or_default().to_owned(),
+                    },
+                    collect_headers(request.headers),
+                ))),
+                Ok(httparse::Status::Partial) => Ok(None),
+                Err(e) => Err(e),
+            }
+        } else {
+            let mut response = httparse::Response::new(&mut headers);
+            match response.parse(&self.buf) {
+                Ok(httparse::Status::Complete(n)) => Ok(Some((
+                    n,
+                    StartLine::Status(response.code.unwrap_or(0)),
+                    collect_headers(response.headers),
+                ))),
+                Ok(httparse::Status::Partial) => Ok(None),
+                Err(e) => Err(e),
+            }
+        };
+        match parsed {
+            Ok(Some(done)) if done.0 <= MAX_HEAD => Ok(Some(done)),
+            Ok(None) if self.buf.len() <= MAX_HEAD => Ok(None),
+            Ok(_) => Err(Error::HttpFraming(
+                "message head over the size limit".into(),
+            )),
+            Err(e) => Err(Error::HttpFraming(e.to_string())),
+        }
+    }
+
+    fn read_body(&mut self) -> Result<Option<Message>, Error> {
         let Some((_, _, framing)) = &mut self.head else {
-            return Ok(ReadStatus::NeedMore);
+            return Ok(None);
         };
         match framing {
             Framing::Length(len) => {
                 if self.buf.len() < *len {
-                    return Ok(ReadStatus::NeedMore);
+                    return Ok(None);
                 }
                 self.body = self.buf.drain(..*len).collect();
             }
@@ -221,7 +273,7 @@ impl ResponseReader {
                     return Err(Error::HttpFraming("body over the size limit".into()));
                 }
                 self.body.append(&mut self.buf);
-                return Ok(ReadStatus::NeedMore);
+                return Ok(None);
             }
             Framing::Chunked(state) => loop {
                 match *state {
@@ -230,7 +282,7 @@ impl ResponseReader {
                             if self.buf.len() > 1024 {
                                 return Err(Error::HttpFraming("chunk-size line too long".into()));
                             }
-                            return Ok(ReadStatus::NeedMore);
+                            return Ok(None);
                         };
                         let line = std::str::from_utf8(&self.buf[..eol]).map_err(|_| {
                             Error::HttpFraming("chunk-size line is not text".into())
@@ -254,7 +306,7 @@ impl ResponseReader {
                     }
                     ChunkState::Data(left) => {
                         if self.buf.is_empty() {
-                            return Ok(ReadStatus::NeedMore);
+                            return Ok(None);
                         }
                         let n = left.min(self.buf.len());
                         self.body.extend(self.buf.drain(..n));
@@ -266,7 +318,7 @@ impl ResponseReader {
                     }
                     ChunkState::DataEnd => {
                         if self.buf.len() < 2 {
-                            return Ok(ReadStatus::NeedMore);
+                            return Ok(None);
                         }
                         if &self.buf[..2] != b"\r\n" {
                             return Err(Error::HttpFraming(
@@ -283,7 +335,7 @@ impl ResponseReader {
                                     "trailers over the size limit".into(),
                                 ));
                             }
-                            return Ok(ReadStatus::NeedMore);
+                            return Ok(None);
                         };
                         self.buf.drain(..eol + 2);
                         if eol == 0 {
@@ -293,12 +345,94 @@ impl ResponseReader {
                 }
             },
         }
-        let (status, headers, _) = self.head.take().expect("head parsed above");
-        Ok(ReadStatus::Complete(HttpResponse {
-            status,
-            headers,
-            body: std::mem::take(&mut self.body),
-        }))
+        let (start, headers, _) = self.head.take().expect("head parsed above");
+        Ok(Some((start, headers, std::mem::take(&mut self.body))))
+    }
+}
+
+fn collect_headers(headers: &[httparse::Header<'_>]) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|h| {
+            (
+                h.name.to_owned(),
+                String::from_utf8_lossy(h.value).into_owned(),
+            )
+        })
+        .collect()
+}
+
+/// A complete HTTP request (for servers: the AMT simulator's `/wsman`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpRequest {
+    /// Method.
+    pub method: String,
+    /// Request target.
+    pub target: String,
+    /// Headers, names as sent.
+    pub headers: Vec<(String, String)>,
+    /// The body, de-chunked.
+    pub body: Vec<u8>,
+}
+
+impl HttpRequest {
+    /// The first header named `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Whether the client asked to close the connection after this request.
+    pub fn closes(&self) -> bool {
+        self.header("connection")
+            .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close")))
+    }
+}
+
+/// Incremental request reader, the same framing rules as [`ResponseReader`] (requests without
+/// Content-Length or chunking have an empty body). Keep-alive: after a complete request, the
+/// bytes already received for the next one stay inside; call [`RequestReader::next`] with no
+/// new bytes to see whether a whole next request is already there.
+#[derive(Debug)]
+pub struct RequestReader(ResponseReader);
+
+impl Default for RequestReader {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RequestReader {
+    /// A reader.
+    pub fn new() -> Self {
+        Self(ResponseReader {
+            is_request: true,
+            ..ResponseReader::default()
+        })
+    }
+
+    /// Feeds bytes (possibly none); returns a request once one is complete.
+    pub fn next(&mut self, bytes: &[u8]) -> Result<Option<HttpRequest>, Error> {
+        self.0.buf.extend_from_slice(bytes);
+        match self.0.progress_message()? {
+            None => Ok(None),
+            Some((StartLine::Request { method, target }, headers, body)) => Ok(Some(HttpRequest {
+                method,
+                target,
+                headers,
+                body,
+            })),
+            Some((StartLine::Status(_), ..)) => Err(Error::HttpFraming(
+                "a response where a request was expected".into(),
+            )),
+        }
+    }
+
+    /// Whether bytes of an unfinished request are buffered (a clean close has none).
+    pub fn has_partial(&self) -> bool {
+        !self.0.buf.is_empty() || self.0.head.is_some()
     }
 }
 
@@ -318,6 +452,30 @@ mod tests {
             }
         }
         reader.finish()
+    }
+
+    #[test]
+    fn requests_keep_alive_and_chunked() {
+        let mut reader = RequestReader::new();
+        let two = b"POST /wsman HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n<a/\r\n1\r\n>\r\n0\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n";
+        let first = reader.next(two).unwrap().unwrap();
+        assert_eq!(
+            (
+                first.method.as_str(),
+                first.target.as_str(),
+                first.body.as_slice()
+            ),
+            ("POST", "/wsman", &b"<a/>"[..])
+        );
+        let second = reader.next(b"").unwrap().unwrap();
+        assert_eq!((second.method.as_str(), second.body.len()), ("GET", 0));
+        assert!(reader.next(b"").unwrap().is_none());
+        assert!(!reader.has_partial());
+        assert!(
+            RequestReader::new()
+                .next(b"HTTP/1.1 200 OK\r\n\r\n")
+                .is_err()
+        );
     }
 
     #[test]
