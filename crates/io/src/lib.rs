@@ -1,0 +1,167 @@
+//! The IO around oobkit's sans-IO cores, for tokio programs: connecting (plain TCP or TLS with a
+//! policy that is safe by default), and a WS-Management client that drives `oobkit-wsman` and
+//! `oobkit-digest` over a kept-alive connection.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), oobkit_io::IoError> {
+//! use oobkit_io::{Endpoint, WsmanClient};
+//! let endpoint = Endpoint::plain("127.0.0.1", 16992);
+//! let mut client = WsmanClient::new(endpoint, "admin", "P@ssw0rd");
+//! let reply = client.call(oobkit_wsman::ops::get_general_settings()).await?;
+//! println!("{:?}", reply.body);
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+
+pub mod tls;
+mod wsman_client;
+
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+
+pub use tls::{TlsPolicy, format_fingerprint, parse_fingerprint};
+pub use wsman_client::WsmanClient;
+
+/// A byte stream: TCP, or TLS over TCP.
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// Where to connect and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// Host name or address.
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+    /// TLS, or `None` for plain TCP.
+    pub tls: Option<TlsPolicy>,
+    /// Limit on connecting (TCP and TLS handshake together).
+    pub connect_timeout: Duration,
+}
+
+impl Endpoint {
+    /// Plain TCP, 10 s to connect.
+    pub fn plain(host: impl Into<String>, port: u16) -> Self {
+        Self {
+            host: host.into(),
+            port,
+            tls: None,
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// `host:port`, with brackets around an IPv6 literal.
+    pub fn authority(&self) -> String {
+        if self.host.contains(':') && !self.host.starts_with('[') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// Why talking to a peer failed, worded for the person who has to fix it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IoError {
+    /// TCP connect failed (refused, unreachable, name not found).
+    #[error("cannot connect to {endpoint}: {source}")]
+    Connect {
+        /// `host:port`.
+        endpoint: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A step took longer than its limit.
+    #[error("{0} timed out")]
+    Timeout(&'static str),
+    /// The TLS handshake failed; the fingerprint seen is given so the user can pin it after
+    /// checking it out of band.
+    #[error("TLS handshake with {endpoint} failed: {message}{}", fingerprint.as_ref().map(|f| format!(" (server certificate SHA-256 {f})")).unwrap_or_default())]
+    Tls {
+        /// `host:port`.
+        endpoint: String,
+        /// What rustls said.
+        message: String,
+        /// The server certificate's SHA-256 fingerprint, if the handshake got that far.
+        fingerprint: Option<String>,
+    },
+    /// Bad local configuration (CA file, host name).
+    #[error("{0}")]
+    Config(String),
+    /// Reading or writing failed after connecting.
+    #[error("connection to {endpoint} failed: {source}")]
+    Stream {
+        /// `host:port`.
+        endpoint: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The server refused the user name or password.
+    #[error("the device refused the user name or password (HTTP 401)")]
+    AuthRejected,
+    /// The server's authentication challenge could not be answered.
+    #[error("cannot answer the device's authentication challenge: {0}")]
+    Digest(#[from] oobkit_digest::Error),
+    /// The reply was not usable (including SOAP faults: see [`IoError::fault`]).
+    #[error(transparent)]
+    Wsman(#[from] oobkit_wsman::Error),
+}
+
+impl IoError {
+    /// The SOAP fault, if the device answered with one.
+    pub fn fault(&self) -> Option<&oobkit_wsman::Fault> {
+        match self {
+            Self::Wsman(oobkit_wsman::Error::Fault(f)) => Some(f),
+            _ => None,
+        }
+    }
+}
+
+/// Connects to `endpoint`, doing the TLS handshake if asked, within its connect timeout.
+pub async fn connect(endpoint: &Endpoint) -> Result<Box<dyn Io>, IoError> {
+    let authority = endpoint.authority();
+    let work = async {
+        let tcp = TcpStream::connect((endpoint.host.as_str(), endpoint.port))
+            .await
+            .map_err(|source| IoError::Connect {
+                endpoint: authority.clone(),
+                source,
+            })?;
+        tcp.set_nodelay(true).ok();
+        let Some(policy) = &endpoint.tls else {
+            return Ok(Box::new(tcp) as Box<dyn Io>);
+        };
+        let (config, seen) = tls::client_config(policy)?;
+        let name = rustls_pki_types::ServerName::try_from(endpoint.host.clone())
+            .map_err(|e| IoError::Config(format!("bad host name {}: {e}", endpoint.host)))?;
+        let connector = tokio_rustls::TlsConnector::from(config);
+        match connector.connect(name, tcp).await {
+            Ok(stream) => Ok(Box::new(stream) as Box<dyn Io>),
+            Err(e) => {
+                let fingerprint = seen
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .as_ref()
+                    .map(format_fingerprint);
+                Err(IoError::Tls {
+                    endpoint: authority.clone(),
+                    message: e.to_string(),
+                    fingerprint,
+                })
+            }
+        }
+    };
+    tokio::time::timeout(endpoint.connect_timeout, work)
+        .await
+        .map_err(|_| IoError::Timeout("connecting"))?
+}
+
+/// 16 random bytes as 32 hex digits: a cnonce as AMT clients send it.
+pub fn random_hex16() -> String {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).expect("the operating system RNG is available");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,179 @@
+//! A WS-Management client over HTTP/1.1 with Digest, as AMT wants it: one connection kept
+//! alive, the challenge reused with a counted `nc` so each call after the first takes one round
+//! trip, and a new challenge (nonce reset, `stale=true`) answered without asking again.
+
+use std::time::Duration;
+
+use oobkit_digest::{ChallengeOutcome, Client as DigestClient};
+use oobkit_wsman::http::{HttpResponse, ReadStatus, ResponseReader};
+use oobkit_wsman::{Request, Response, Style};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::{Endpoint, Io, IoError, connect, random_hex16};
+
+/// The client.
+pub struct WsmanClient {
+    endpoint: Endpoint,
+    digest: DigestClient,
+    conn: Option<Box<dyn Io>>,
+    next_message_id: u64,
+    style: Style,
+    /// Limit on one request and its reply (AMT enforces an operation timeout of at least 30 s).
+    pub request_timeout: Duration,
+    server: Option<String>,
+}
+
+impl std::fmt::Debug for WsmanClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WsmanClient")
+            .field("endpoint", &self.endpoint)
+            .field("digest", &self.digest)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WsmanClient {
+    /// A client for `endpoint` (path `/wsman`) as `user`.
+    pub fn new(endpoint: Endpoint, user: &str, password: &str) -> Self {
+        Self {
+            endpoint,
+            digest: DigestClient::new(user, password),
+            conn: None,
+            next_message_id: 0,
+            style: Style::Intel,
+            request_timeout: Duration::from_secs(60),
+            server: None,
+        }
+    }
+
+    /// Envelope style (Intel by default).
+    pub fn with_style(mut self, style: Style) -> Self {
+        self.style = style;
+        self
+    }
+
+    /// The `Server` header of the last reply (AMT puts its firmware version there).
+    pub fn server_header(&self) -> Option<&str> {
+        self.server.as_deref()
+    }
+
+    /// Sends `request` (its MessageID is replaced by the client's counter) and parses the
+    /// reply. SOAP faults come back as [`IoError::Wsman`] with [`oobkit_wsman::Error::Fault`].
+    pub async fn call(&mut self, request: Request) -> Result<Response, IoError> {
+        let request = request.message_id(self.next_message_id.to_string());
+        self.next_message_id += 1;
+        let body = request.to_xml(self.style)?;
+        // Without a challenge, then answering it, then once more for a nonce that changed
+        // under us: three sends at most.
+        for _ in 0..3 {
+            let authorization = match self.digest.challenge() {
+                Some(_) => Some(
+                    self.digest
+                        .authorize("POST", "/wsman", Some(body.as_bytes()), &random_hex16())?
+                        .to_header_value()?,
+                ),
+                None => None,
+            };
+            let timeout = self.request_timeout;
+            let response = tokio::time::timeout(timeout, self.exchange(&body, authorization.as_deref()))
+                .await
+                .map_err(|_| IoError::Timeout("the WS-Management request"))??;
+            if let Some(server) = response.header("server") {
+                self.server = Some(server.to_owned());
+            }
+            if response.status == 401 {
+                let outcome = self
+                    .digest
+                    .handle_challenge(response.headers_named("www-authenticate"))?;
+                if outcome == ChallengeOutcome::Rejected {
+                    return Err(IoError::AuthRejected);
+                }
+                tracing::debug!("401 from {}: {outcome:?}, answering", self.endpoint.authority());
+                continue;
+            }
+            self.digest.accepted();
+            let text = std::str::from_utf8(&response.body)
+                .map_err(|_| oobkit_wsman::Error::Xml("reply is not UTF-8".into()))?;
+            return Ok(Response::parse(text, response.status)?);
+        }
+        Err(IoError::AuthRejected)
+    }
+
+    /// One HTTP exchange, on the kept-alive connection if there is one. A kept-alive
+    /// connection the server has closed in the meantime is replaced once.
+    async fn exchange(&mut self, body: &str, authorization: Option<&str>) -> Result<HttpResponse, IoError> {
+        let mut head = format!(
+            "POST /wsman HTTP/1.1\r\nHost: {}\r\nContent-Type: application/soap+xml; charset=utf-8\r\nContent-Length: {}\r\n",
+            self.endpoint.authority(),
+            body.len()
+        );
+        if let Some(a) = authorization {
+            head.push_str("Authorization: ");
+            head.push_str(a);
+            head.push_str("\r\n");
+        }
+        head.push_str("\r\n");
+        let reused = self.conn.is_some();
+        match self.send_and_read(&head, body).await {
+            Err(IoError::Stream { .. }) if reused => {
+                tracing::debug!("kept-alive connection closed by the device; reconnecting");
+                self.conn = None;
+                self.send_and_read(&head, body).await
+            }
+            other => other,
+        }
+    }
+
+    async fn send_and_read(&mut self, head: &str, body: &str) -> Result<HttpResponse, IoError> {
+        let endpoint = self.endpoint.authority();
+        let stream_error = |source| IoError::Stream {
+            endpoint: endpoint.clone(),
+            source,
+        };
+        if self.conn.is_none() {
+            self.conn = Some(connect(&self.endpoint).await?);
+        }
+        let conn = self.conn.as_mut().expect("connected above");
+        let mut out = Vec::with_capacity(head.len() + body.len());
+        out.extend_from_slice(head.as_bytes());
+        out.extend_from_slice(body.as_bytes());
+        if let Err(e) = conn.write_all(&out).await {
+            self.conn = None;
+            return Err(stream_error(e));
+        }
+        let mut reader = ResponseReader::new();
+        let mut buf = vec![0u8; 16 * 1024];
+        let mut received = 0usize;
+        let response = loop {
+            let n = match conn.read(&mut buf).await {
+                Ok(n) => n,
+                Err(e) => {
+                    self.conn = None;
+                    return Err(stream_error(e));
+                }
+            };
+            if n == 0 {
+                self.conn = None;
+                return match reader.finish() {
+                    Ok(r) => Ok(r),
+                    // Closed before answering at all: the request may be sent again (this is
+                    // how a kept-alive connection the device dropped shows).
+                    Err(_) if received == 0 => {
+                        Err(stream_error(std::io::ErrorKind::UnexpectedEof.into()))
+                    }
+                    // Closed in the middle of a reply: the request was processed, so it must
+                    // not be repeated (a power action would run twice).
+                    Err(e) => Err(e.into()),
+                };
+            }
+            received += n;
+            if let ReadStatus::Complete(r) = reader.feed(&buf[..n])? {
+                break r;
+            }
+        };
+        if response.closes() {
+            self.conn = None;
+        }
+        Ok(response)
+    }
+}
