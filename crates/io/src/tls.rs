@@ -148,8 +148,9 @@ pub fn client_config(policy: &TlsPolicy) -> Result<(Arc<ClientConfig>, SeenFinge
             let mut roots = RootCertStore::empty();
             roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
             if let Some(path) = ca_file {
-                let certs = CertificateDer::pem_file_iter(path)
-                    .map_err(|e| IoError::Config(format!("cannot read CA file {}: {e}", path.display())))?;
+                let certs = CertificateDer::pem_file_iter(path).map_err(|e| {
+                    IoError::Config(format!("cannot read CA file {}: {e}", path.display()))
+                })?;
                 for cert in certs {
                     let cert = cert.map_err(|e| {
                         IoError::Config(format!("bad certificate in {}: {e}", path.display()))
@@ -196,7 +197,10 @@ mod tests {
         let text = format_fingerprint(&fp);
         assert_eq!(text.len(), 95);
         assert_eq!(parse_fingerprint(&text), Some(fp));
-        assert_eq!(parse_fingerprint(&text.replace(':', "").to_lowercase()), Some(fp));
+        assert_eq!(
+            parse_fingerprint(&text.replace(':', "").to_lowercase()),
+            Some(fp)
+        );
         assert_eq!(parse_fingerprint("AB:CD"), None);
         assert_eq!(parse_fingerprint(&"zz".repeat(32)), None);
     }

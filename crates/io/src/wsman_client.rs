@@ -75,9 +75,10 @@ impl WsmanClient {
                 None => None,
             };
             let timeout = self.request_timeout;
-            let response = tokio::time::timeout(timeout, self.exchange(&body, authorization.as_deref()))
-                .await
-                .map_err(|_| IoError::Timeout("the WS-Management request"))??;
+            let response =
+                tokio::time::timeout(timeout, self.exchange(&body, authorization.as_deref()))
+                    .await
+                    .map_err(|_| IoError::Timeout("the WS-Management request"))??;
             if let Some(server) = response.header("server") {
                 self.server = Some(server.to_owned());
             }
@@ -88,7 +89,10 @@ impl WsmanClient {
                 if outcome == ChallengeOutcome::Rejected {
                     return Err(IoError::AuthRejected);
                 }
-                tracing::debug!("401 from {}: {outcome:?}, answering", self.endpoint.authority());
+                tracing::debug!(
+                    "401 from {}: {outcome:?}, answering",
+                    self.endpoint.authority()
+                );
                 continue;
             }
             self.digest.accepted();
@@ -101,7 +105,11 @@ impl WsmanClient {
 
     /// One HTTP exchange, on the kept-alive connection if there is one. A kept-alive
     /// connection the server has closed in the meantime is replaced once.
-    async fn exchange(&mut self, body: &str, authorization: Option<&str>) -> Result<HttpResponse, IoError> {
+    async fn exchange(
+        &mut self,
+        body: &str,
+        authorization: Option<&str>,
+    ) -> Result<HttpResponse, IoError> {
         let mut head = format!(
             "POST /wsman HTTP/1.1\r\nHost: {}\r\nContent-Type: application/soap+xml; charset=utf-8\r\nContent-Length: {}\r\n",
             self.endpoint.authority(),

@@ -1,0 +1,388 @@
+//! The simulated AMT's IO: HTTP/1.1 on the AMT ports (plain and TLS), `/wsman` behind HTTP
+//! Digest exactly as the firmware offers it (realm `Digest:<32 hex>`, no algorithm named, qop
+//! `auth-int, auth`), answered by the sans-IO device model in `oobkit-device`.
+//!
+//! Limits: concurrent connections, request head and body size (the readers' caps), and an idle
+//! timeout per connection.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use oobkit_device::{Context, Device, DeviceConfig, DeviceEvent};
+use oobkit_digest::{Algorithm, QopSet, Request as DigestRequest, Secret, Server, ServerConfig};
+use oobkit_io::Io;
+use oobkit_wsman::http::{HttpRequest, RequestReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+/// How the simulator runs.
+#[derive(Clone)]
+pub struct SimConfig {
+    /// Plain HTTP (AMT: 16992).
+    pub listen: SocketAddr,
+    /// HTTPS (AMT: 16993), if wanted.
+    pub tls_listen: Option<SocketAddr>,
+    /// Certificate and key (PEM files) for HTTPS; a self-signed one is generated if absent.
+    pub tls_identity: Option<(std::path::PathBuf, std::path::PathBuf)>,
+    /// The admin user.
+    pub user: String,
+    /// Its password.
+    pub password: String,
+    /// Firmware version reported.
+    pub firmware: String,
+    /// Most connections served at once (more wait in the accept backlog).
+    pub max_connections: usize,
+    /// A connection idle this long is closed.
+    pub idle_timeout: Duration,
+}
+
+impl std::fmt::Debug for SimConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimConfig")
+            .field("listen", &self.listen)
+            .field("tls_listen", &self.tls_listen)
+            .field("user", &self.user)
+            .field("password", &"<redacted>")
+            .field("firmware", &self.firmware)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SimConfig {
+    /// Loopback on any free port, user `admin`, firmware 16.1.25, 64 connections, 120 s idle.
+    pub fn loopback(password: &str) -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            tls_listen: None,
+            tls_identity: None,
+            user: "admin".into(),
+            password: password.into(),
+            firmware: "16.1.25".into(),
+            max_connections: 64,
+            idle_timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+struct Shared {
+    config: SimConfig,
+    device: Mutex<Device>,
+    digest: Mutex<Server>,
+    limit: Semaphore,
+}
+
+/// A running simulator. Dropping it does not stop it; it lives as long as the runtime.
+pub struct Simulator {
+    /// Bound HTTP address.
+    pub http_addr: SocketAddr,
+    /// Bound HTTPS address.
+    pub https_addr: Option<SocketAddr>,
+    /// SHA-256 of the HTTPS certificate (to pin it).
+    pub tls_fingerprint: Option<[u8; 32]>,
+    shared: Arc<Shared>,
+}
+
+fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn random<const N: usize>() -> [u8; N] {
+    let mut b = [0u8; N];
+    getrandom::fill(&mut b).expect("the operating system RNG is available");
+    b
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock cannot leave the device half-updated in a way that
+    // matters more than stopping the simulator would; keep serving.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Simulator {
+    /// Binds the ports and starts serving on the current tokio runtime.
+    pub async fn start(config: SimConfig) -> std::io::Result<Self> {
+        let device = Device::new(DeviceConfig::new(config.firmware.clone(), random()));
+        let mut digest = ServerConfig::new(device.config().realm.clone(), random());
+        // As AMT: MD5 only, the algorithm not named, qop "auth-int, auth".
+        digest.algorithms = vec![Algorithm::Md5];
+        digest.name_md5 = false;
+        digest.qop = QopSet::BOTH;
+        let shared = Arc::new(Shared {
+            limit: Semaphore::new(config.max_connections),
+            config: config.clone(),
+            device: Mutex::new(device),
+            digest: Mutex::new(Server::new(digest)),
+        });
+        let http = TcpListener::bind(config.listen).await?;
+        let http_addr = http.local_addr()?;
+        tokio::spawn(accept_loop(http, None, Arc::clone(&shared)));
+        let (mut https_addr, mut tls_fingerprint) = (None, None);
+        if let Some(addr) = config.tls_listen {
+            let (acceptor, fp) = tls_acceptor(&config)?;
+            let https = TcpListener::bind(addr).await?;
+            https_addr = Some(https.local_addr()?);
+            tls_fingerprint = Some(fp);
+            tokio::spawn(accept_loop(https, Some(acceptor), Arc::clone(&shared)));
+        }
+        Ok(Self {
+            http_addr,
+            https_addr,
+            tls_fingerprint,
+            shared,
+        })
+    }
+
+    /// The device, for tests and in-process drivers.
+    pub fn device(&self) -> MutexGuard<'_, Device> {
+        lock(&self.shared.device)
+    }
+}
+
+fn tls_acceptor(config: &SimConfig) -> std::io::Result<(tokio_rustls::TlsAcceptor, [u8; 32])> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
+    let (certs, key) = match &config.tls_identity {
+        Some((cert, key)) => {
+            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+                .map_err(|e| invalid(format!("{}: {e}", cert.display())))?
+                .collect::<Result<_, _>>()
+                .map_err(|e| invalid(format!("{}: {e}", cert.display())))?;
+            let key = PrivateKeyDer::from_pem_file(key)
+                .map_err(|e| invalid(format!("{}: {e}", key.display())))?;
+            (certs, key)
+        }
+        None => {
+            // AMT ships a self-signed certificate; so does the simulator.
+            let generated =
+                rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
+                    .map_err(|e| invalid(format!("cannot generate a certificate: {e}")))?;
+            let key = PrivateKeyDer::try_from(generated.signing_key.serialize_der())
+                .map_err(|e| invalid(e.to_string()))?;
+            (vec![generated.cert.der().clone()], key)
+        }
+    };
+    let fingerprint = oobkit_io::tls::fingerprint(certs.first().map_or(&[][..], |c| c.as_ref()));
+    let server = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| invalid(e.to_string()))?
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .map_err(|e| invalid(e.to_string()))?;
+    Ok((
+        tokio_rustls::TlsAcceptor::from(Arc::new(server)),
+        fingerprint,
+    ))
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    shared: Arc<Shared>,
+) {
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let shared = Arc::clone(&shared);
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            let Ok(_permit) = shared.limit.try_acquire() else {
+                tracing::warn!(
+                    "{peer}: connection limit ({}) reached, closing",
+                    shared.config.max_connections
+                );
+                return;
+            };
+            tcp.set_nodelay(true).ok();
+            let stream: Box<dyn Io> = match tls {
+                None => Box::new(tcp),
+                Some(acceptor) => {
+                    let handshake =
+                        tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await;
+                    match handshake {
+                        Ok(Ok(s)) => Box::new(s),
+                        Ok(Err(e)) => {
+                            tracing::info!("{peer}: TLS handshake failed: {e}");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::info!("{peer}: TLS handshake timed out");
+                            return;
+                        }
+                    }
+                }
+            };
+            if let Err(e) = serve_connection(stream, &shared).await {
+                tracing::debug!("{peer}: {e}");
+            }
+        });
+    }
+}
+
+async fn serve_connection(mut stream: Box<dyn Io>, shared: &Shared) -> std::io::Result<()> {
+    let mut reader = RequestReader::new();
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        // A request already buffered (pipelined) first, then more bytes from the peer.
+        let request = match reader.next(&[]) {
+            Ok(Some(request)) => request,
+            Ok(None) => {
+                let read = tokio::time::timeout(shared.config.idle_timeout, stream.read(&mut buf));
+                let n = match read.await {
+                    Ok(n) => n?,
+                    Err(_) => return Ok(()), // idle
+                };
+                if n == 0 {
+                    return Ok(());
+                }
+                match reader.next(&buf[..n]) {
+                    Ok(Some(request)) => request,
+                    Ok(None) => continue,
+                    Err(e) => return bad_request(&mut stream, &e.to_string()).await,
+                }
+            }
+            Err(e) => return bad_request(&mut stream, &e.to_string()).await,
+        };
+        let response = respond(shared, &request);
+        stream.write_all(&response).await?;
+        if request.closes() {
+            return Ok(());
+        }
+    }
+}
+
+async fn bad_request(stream: &mut Box<dyn Io>, why: &str) -> std::io::Result<()> {
+    tracing::info!("bad request: {why}");
+    stream
+        .write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        .await
+}
+
+const LOGON_FAILED: &str = "<!DOCTYPE HTML PUBLIC \"-//W3C//DTD HTML 4.01 Transitional//EN\">\n<html><head><title>Intel&reg; Active Management Technology</title></head><body>Log on failed. Incorrect user name or password, or user account temporarily locked.</body></html>\n";
+
+fn respond(shared: &Shared, request: &HttpRequest) -> Vec<u8> {
+    let server = format!(
+        "Intel(R) Active Management Technology {}",
+        shared.config.firmware
+    );
+    let now = now_unix();
+    let stale = match request.header("authorization") {
+        None => false,
+        Some(value) => {
+            let http = DigestRequest {
+                method: &request.method,
+                uri: &request.target,
+                body: Some(&request.body),
+            };
+            let config = &shared.config;
+            let verdict = lock(&shared.digest).verify(value, &http, now, |answer| {
+                (answer.username == config.user)
+                    .then_some((config.user.as_str(), Secret::Password(&config.password)))
+            });
+            match verdict {
+                Ok(_) => return authorized(shared, request, &server, now),
+                Err(e) => {
+                    tracing::info!("{} {}: 401, {e}", request.method, request.target);
+                    e.is_stale()
+                }
+            }
+        }
+    };
+    let challenges = match lock(&shared.digest).challenges(now, random(), stale) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("cannot render a challenge: {e}");
+            return b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n".to_vec();
+        }
+    };
+    let mut out = String::from("HTTP/1.1 401 Unauthorized\r\n");
+    for c in challenges {
+        out.push_str("WWW-Authenticate: ");
+        out.push_str(&c);
+        out.push_str("\r\n");
+    }
+    out.push_str(&format!(
+        "Content-Type: text/html\r\nServer: {server}\r\nContent-Length: {}\r\n\r\n{LOGON_FAILED}",
+        LOGON_FAILED.len()
+    ));
+    out.into_bytes()
+}
+
+fn authorized(shared: &Shared, request: &HttpRequest, server: &str, now: u64) -> Vec<u8> {
+    if request.target != "/wsman" {
+        return format!("HTTP/1.1 404 Not Found\r\nServer: {server}\r\nContent-Length: 0\r\n\r\n")
+            .into_bytes();
+    }
+    if request.method != "POST" {
+        return format!("HTTP/1.1 405 Method Not Allowed\r\nAllow: POST\r\nServer: {server}\r\nContent-Length: 0\r\n\r\n").into_bytes();
+    }
+    let Ok(body) = std::str::from_utf8(&request.body) else {
+        return format!(
+            "HTTP/1.1 400 Bad Request\r\nServer: {server}\r\nContent-Length: 0\r\n\r\n"
+        )
+        .into_bytes();
+    };
+    let random = u32::from_le_bytes(random());
+    let reply = {
+        let mut device = lock(&shared.device);
+        let reply = device.handle(
+            body,
+            Context {
+                now_unix: now,
+                random,
+            },
+        );
+        while let Some(event) = device.poll_event() {
+            report(&event);
+        }
+        reply
+    };
+    let reason = match reply.status {
+        200 => "OK",
+        400 => "Bad Request",
+        500 => "Internal Server Error",
+        _ => "Status",
+    };
+    // Chunked, as AMT sends its replies.
+    let mut out = format!(
+        "HTTP/1.1 {} {reason}\r\nContent-Type: application/soap+xml; charset=UTF-8\r\nTransfer-Encoding: chunked\r\nX-Frame-Options: DENY\r\nServer: {server}\r\n\r\n",
+        reply.status
+    )
+    .into_bytes();
+    for chunk in reply.body.as_bytes().chunks(4096) {
+        out.extend_from_slice(format!("{:04X}\r\n", chunk.len()).as_bytes());
+        out.extend_from_slice(chunk);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"0\r\n\r\n");
+    out
+}
+
+/// What the managed machine would show: the consent code on its screen, power changes.
+fn report(event: &DeviceEvent) {
+    match event {
+        DeviceEvent::ConsentCodeDisplayed(code) => {
+            println!("user consent code on the managed screen: {code:06}");
+        }
+        DeviceEvent::PowerChanged { from, to } => {
+            tracing::info!(
+                "power: {} -> {}",
+                oobkit_wsman::ops::power_state_text(*from),
+                oobkit_wsman::ops::power_state_text(*to)
+            );
+        }
+        other => tracing::info!("{other:?}"),
+    }
+}

@@ -1,0 +1,88 @@
+//! `amt_sim`: a simulated Intel AMT device, for testing AMT clients without hardware.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use amt_sim::{SimConfig, Simulator};
+use clap::Parser;
+
+/// A simulated Intel AMT device on loopback.
+///
+/// Serves WS-Management at /wsman behind HTTP Digest as real firmware does (realm
+/// Digest:<32 hex>, qop "auth-int, auth"), from a device model whose state is coherent: power
+/// changes show in the next Get, boot settings persist, redirection and KVM settings gate
+/// redirection sessions, and user consent codes are printed here, on "the managed screen".
+#[derive(Parser)]
+#[command(version)]
+struct Cli {
+    /// HTTP address (AMT: port 16992).
+    #[arg(long, default_value = "127.0.0.1:16992")]
+    listen: SocketAddr,
+    /// HTTPS address (AMT: port 16993); off unless given.
+    #[arg(long)]
+    tls_listen: Option<SocketAddr>,
+    /// Certificate (PEM) for HTTPS; a self-signed one is generated if absent.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// Private key (PEM) for --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Admin user name.
+    #[arg(long, short = 'u', default_value = "admin")]
+    user: String,
+    /// Admin password; better from AMT_SIM_PASSWORD than the command line.
+    #[arg(
+        long,
+        env = "AMT_SIM_PASSWORD",
+        default_value = "P@ssw0rd",
+        hide_env_values = true,
+        hide_default_value = true
+    )]
+    password: String,
+    /// Firmware version to report (software identity, Server header).
+    #[arg(long, default_value = "16.1.25")]
+    firmware: String,
+    /// Most connections served at once.
+    #[arg(long, default_value_t = 64)]
+    max_connections: usize,
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let mut config = SimConfig::loopback(&cli.password);
+    config.listen = cli.listen;
+    config.tls_listen = cli.tls_listen;
+    config.tls_identity = cli.tls_cert.zip(cli.tls_key);
+    config.user = cli.user;
+    config.firmware = cli.firmware;
+    config.max_connections = cli.max_connections;
+    let sim = match Simulator::start(config).await {
+        Ok(sim) => sim,
+        Err(e) => {
+            eprintln!("amt_sim: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("listening on http://{}/wsman", sim.http_addr);
+    if let (Some(addr), Some(fp)) = (sim.https_addr, sim.tls_fingerprint) {
+        println!(
+            "listening on https://{addr}/wsman (certificate SHA-256 {})",
+            oobkit_io::format_fingerprint(&fp)
+        );
+    }
+    match tokio::signal::ctrl_c().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("amt_sim: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
