@@ -656,6 +656,11 @@ impl Device {
         (ctx.now_unix as i64 + self.clock_offset).max(0) as u64
     }
 
+    /// The user-consent code shown on the managed machine's screen, while one is.
+    pub fn consent_code_on_screen(&self) -> Option<u32> {
+        self.consent_code
+    }
+
     /// The one-time boot source chosen with `ChangeBootOrder`, until the next boot.
     pub fn boot_source(&self) -> Option<&str> {
         self.boot_source.as_deref()

@@ -108,6 +108,9 @@ pub struct ResponseReader {
     is_request: bool,
 }
 
+/// A parsed head: its length in bytes, start line and headers.
+type ParsedHead = (usize, StartLine, Vec<(String, String)>);
+
 /// A complete message as the core reader hands it out.
 type Message = (StartLine, Vec<(String, String)>, Vec<u8>);
 
@@ -219,7 +222,7 @@ impl ResponseReader {
     }
 
     /// The head, if complete: its length, start line and headers.
-    fn parse_head(&self) -> Result<Option<(usize, StartLine, Vec<(String, String)>)>, Error> {
+    fn parse_head(&self) -> Result<Option<ParsedHead>, Error> {
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let parsed = if self.is_request {
             let mut request = httparse::Request::new(&mut headers);

@@ -61,17 +61,17 @@ impl PowerAction {
     }
 }
 
-/// Text for a `PowerState` value of `CIM_AssociatedPowerManagementService`.
+/// Text for a `PowerState` value (spec `wsman.md` section 3.2, row 1).
 pub fn power_state_text(code: u32) -> &'static str {
     match code {
         2 => "on",
         3 => "sleep (light)",
         4 => "sleep (deep)",
         5 => "power cycle (off hard)",
-        6 => "off (hard)",
+        6 => "power cycle (off soft)",
         7 => "hibernate",
-        8 => "off (soft)",
-        9 => "power cycle (off soft)",
+        8 => "off (hard)",
+        9 => "off (soft)",
         10 => "master bus reset",
         11 => "diagnostic interrupt (NMI)",
         12 => "off (soft graceful)",
