@@ -347,7 +347,7 @@ fn parse_fault(fault: &Element, http_status: u16) -> Fault {
         value.map(|v| {
             let text = v.text.trim();
             let local = text.rsplit(':').next().unwrap_or(text).to_owned();
-            (v.text_ns.clone().unwrap_or_default(), local)
+            (v.text_ns.as_deref().unwrap_or_default().to_owned(), local)
         })
     };
     let code = fault.child(ns::SOAP, "Code");

@@ -41,7 +41,7 @@ pub(crate) struct Element {
     pub(crate) text: String,
     /// For SOAP `Value` elements only: the namespace the QName in `text` resolves to, since
     /// fault codes are QNames whose prefixes are bound on the envelope.
-    pub(crate) text_ns: Option<String>,
+    pub(crate) text_ns: Option<Rc<str>>,
 }
 
 impl Element {
@@ -107,7 +107,11 @@ fn bound(result: &ResolveResult<'_>) -> Result<String, Error> {
 
 /// The distinct namespace URIs of one document, shared by its elements.
 #[derive(Default)]
-struct Namespaces(Vec<Rc<str>>);
+struct Namespaces {
+    known: Vec<Rc<str>>,
+    /// Index of the last one returned: consecutive elements nearly always share it.
+    last: usize,
+}
 
 impl Namespaces {
     fn get(&mut self, result: &ResolveResult<'_>) -> Result<Rc<str>, Error> {
@@ -118,11 +122,18 @@ impl Namespaces {
                 return Err(Error::Xml(format!("undeclared prefix `{prefix}`")));
             }
         };
-        if let Some(known) = self.0.iter().find(|k| &***k == uri) {
-            return Ok(Rc::clone(known));
+        if let Some(last) = self.known.get(self.last)
+            && &**last == uri
+        {
+            return Ok(Rc::clone(last));
+        }
+        if let Some(i) = self.known.iter().position(|k| &**k == uri) {
+            self.last = i;
+            return Ok(Rc::clone(&self.known[i]));
         }
         let new: Rc<str> = Rc::from(uri);
-        self.0.push(Rc::clone(&new));
+        self.last = self.known.len();
+        self.known.push(Rc::clone(&new));
         Ok(new)
     }
 }
@@ -184,7 +195,7 @@ pub(crate) fn parse(doc: &str) -> Result<Element, Error> {
                     ..Element::default()
                 };
                 if is_empty {
-                    close(&mut stack, &mut root, element, &reader);
+                    close(&mut stack, &mut root, element, &reader, &mut namespaces);
                 } else {
                     stack.push(element);
                 }
@@ -194,7 +205,7 @@ pub(crate) fn parse(doc: &str) -> Result<Element, Error> {
                 let element = stack
                     .pop()
                     .ok_or_else(|| Error::Xml("unbalanced end tag".into()))?;
-                close(&mut stack, &mut root, element, &reader);
+                close(&mut stack, &mut root, element, &reader, &mut namespaces);
             }
             Event::Text(text) => {
                 let content = text.xml10_content();
@@ -248,6 +259,7 @@ fn close(
     root: &mut Option<Element>,
     mut element: Element,
     reader: &NsReader<&[u8]>,
+    namespaces: &mut Namespaces,
 ) {
     if !element.children.is_empty() {
         // Pretty-printing whitespace between child elements is not content.
@@ -256,7 +268,7 @@ fn close(
         let (resolved, _) = reader
             .resolver()
             .resolve_element(QName(element.text.trim()));
-        element.text_ns = bound(&resolved).ok();
+        element.text_ns = namespaces.get(&resolved).ok();
     }
     match stack.last_mut() {
         Some(parent) => parent.children.push(element),

@@ -17,20 +17,82 @@ fn operations() -> Vec<(&'static str, Request)> {
     vec![
         ("identify", Request::identify()),
         ("get", ops::get_general_settings()),
-        ("get_selector", Request::get("AMT_EthernetPortSettings").selector("InstanceID", "Intel(r) AMT Ethernet Port Settings 0")),
+        (
+            "get_selector",
+            Request::get("AMT_EthernetPortSettings")
+                .selector("InstanceID", "Intel(r) AMT Ethernet Port Settings 0"),
+        ),
         ("put", Request::put(boot.clone())),
-        ("create", Request::create(Instance::new("AMT_TLSCredentialContext").with("ElementInContext", oobkit_wsman::Epr::new("AMT_PublicKeyCertificate", [("InstanceID", "Intel(r) AMT Certificate: Handle: 1")])))),
-        ("delete", Request::delete("AMT_RemoteAccessPolicyRule").selector("PolicyRuleName", "Periodic")),
+        (
+            "create",
+            Request::create(Instance::new("AMT_TLSCredentialContext").with(
+                "ElementInContext",
+                oobkit_wsman::Epr::new(
+                    "AMT_PublicKeyCertificate",
+                    [("InstanceID", "Intel(r) AMT Certificate: Handle: 1")],
+                ),
+            )),
+        ),
+        (
+            "delete",
+            Request::delete("AMT_RemoteAccessPolicyRule").selector("PolicyRuleName", "Periodic"),
+        ),
         ("enumerate", Request::enumerate("CIM_SoftwareIdentity")),
-        ("enumerate_optimized_epr", Request::new(Operation::Enumerate(EnumerateOptions { mode: EnumerationMode::ObjectsAndEprs, optimize: Some(100) }), "CIM_Processor")),
-        ("pull", Request::pull("CIM_SoftwareIdentity", "14000000-0000-0000-0000-000000000000")),
-        ("release", Request::release("CIM_SoftwareIdentity", "14000000-0000-0000-0000-000000000000")),
-        ("invoke_power", ops::request_power_state_change(ops::PowerAction::Cycle)),
-        ("invoke_boot_order", ops::change_boot_order(Some(ops::BootDevice::Pxe))),
+        (
+            "enumerate_optimized_epr",
+            Request::new(
+                Operation::Enumerate(EnumerateOptions {
+                    mode: EnumerationMode::ObjectsAndEprs,
+                    optimize: Some(100),
+                }),
+                "CIM_Processor",
+            ),
+        ),
+        (
+            "pull",
+            Request::pull(
+                "CIM_SoftwareIdentity",
+                "14000000-0000-0000-0000-000000000000",
+            ),
+        ),
+        (
+            "release",
+            Request::release(
+                "CIM_SoftwareIdentity",
+                "14000000-0000-0000-0000-000000000000",
+            ),
+        ),
+        (
+            "invoke_power",
+            ops::request_power_state_change(ops::PowerAction::Cycle),
+        ),
+        (
+            "invoke_boot_order",
+            ops::change_boot_order(Some(ops::BootDevice::Pxe)),
+        ),
         ("invoke_no_arguments", ops::start_opt_in()),
-        ("subscribe", Request::new(Operation::Subscribe(Subscription { delivery_mode: oobkit_wsman::PUSH_WITH_ACK.into(), notify_to: "http://192.0.2.1:8080/events".into(), expires: Some("PT3600S".into()) }), "CIM_FilterCollection").selector("InstanceID", "Intel(r) AMT:All")),
+        (
+            "subscribe",
+            Request::new(
+                Operation::Subscribe(Subscription {
+                    delivery_mode: oobkit_wsman::PUSH_WITH_ACK.into(),
+                    notify_to: "http://192.0.2.1:8080/events".into(),
+                    expires: Some("PT3600S".into()),
+                }),
+                "CIM_FilterCollection",
+            )
+            .selector("InstanceID", "Intel(r) AMT:All"),
+        ),
         ("unsubscribe", unsubscribe),
-        ("renew", Request::new(Operation::Renew { expires: Some("PT3600S".into()) }, "CIM_FilterCollectionSubscription")),
+        (
+            "renew",
+            Request::new(
+                Operation::Renew {
+                    expires: Some("PT3600S".into()),
+                },
+                "CIM_FilterCollectionSubscription",
+            ),
+        ),
     ]
 }
 
@@ -51,7 +113,12 @@ fn every_operation_matches_its_golden_envelope() {
                 .unwrap_or_else(|e| panic!("{}: {e} (UPDATE_GOLDEN=1 writes it)", path.display()));
             assert_eq!(xml, expected, "{}", path.display());
             // And each golden file parses back to its operation.
-            assert_eq!(Request::parse(&expected).unwrap(), request, "{}", path.display());
+            assert_eq!(
+                Request::parse(&expected).unwrap(),
+                request,
+                "{}",
+                path.display()
+            );
             checked += 1;
         }
     }
