@@ -155,13 +155,7 @@ impl Authorization {
                 });
             }
         };
-        let algorithm = match params.get("algorithm") {
-            Some(name) => Some(
-                Algorithm::from_name(name)
-                    .ok_or_else(|| Error::UnsupportedAlgorithm(name.to_owned()))?,
-            ),
-            None => None,
-        };
+        let algorithm = params.algorithm()?;
         let qop = match params.get("qop") {
             Some(name) => {
                 Some(Qop::from_name(name).ok_or_else(|| Error::UnsupportedQop(name.to_owned()))?)

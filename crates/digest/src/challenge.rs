@@ -104,13 +104,7 @@ impl DigestChallenge {
             });
         }
         let params = Params::collect(&challenge.params)?;
-        let algorithm = match params.get("algorithm") {
-            Some(name) => Some(
-                Algorithm::from_name(name)
-                    .ok_or_else(|| Error::UnsupportedAlgorithm(name.to_owned()))?,
-            ),
-            None => None,
-        };
+        let algorithm = params.algorithm()?;
         let qop = match params.get("qop") {
             Some(list) => {
                 let set = QopSet::parse(list);
@@ -275,6 +269,17 @@ impl<'p, 'a> Params<'p, 'a> {
 
     pub(crate) fn require(&self, name: &'static str) -> Result<&'p str, Error> {
         self.get(name).ok_or(Error::MissingParam(name))
+    }
+
+    /// The `algorithm` parameter: `None` when absent (MD5 is then implied), an error when it
+    /// names an algorithm this crate does not implement.
+    pub(crate) fn algorithm(&self) -> Result<Option<Algorithm>, Error> {
+        self.get("algorithm")
+            .map(|name| {
+                Algorithm::from_name(name)
+                    .ok_or_else(|| Error::UnsupportedAlgorithm(name.to_owned()))
+            })
+            .transpose()
     }
 
     pub(crate) fn flag(&self, name: &str) -> bool {

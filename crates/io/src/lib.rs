@@ -159,9 +159,36 @@ pub async fn connect(endpoint: &Endpoint) -> Result<Box<dyn Io>, IoError> {
         .map_err(|_| IoError::Timeout("connecting"))?
 }
 
+/// Logs to stderr, filtered by `RUST_LOG` (default `default_filter`, e.g. `"info"`). Secrets
+/// are never logged by oobkit; this only sets where the lines go.
+pub fn init_logging(default_filter: &str) {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| default_filter.into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// `N` bytes from the operating system's RNG (nonces, cnonces, keys).
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    getrandom::fill(&mut bytes).expect("the operating system RNG is available");
+    bytes
+}
+
 /// 16 random bytes as 32 hex digits: a cnonce as AMT clients send it.
 pub fn random_hex16() -> String {
-    let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).expect("the operating system RNG is available");
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    random_bytes::<16>()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// UNIX seconds: the clock programs hand to the sans-IO cores.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }

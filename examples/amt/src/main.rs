@@ -751,12 +751,7 @@ fn password() -> Result<String, Failure> {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    oobkit_io::init_logging("warn");
     let cli = Cli::parse();
     let result = async {
         let tls = if cli.tls {

@@ -7,7 +7,7 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use oobkit_device::{Context, Device, DeviceConfig, DeviceEvent};
 use oobkit_digest::{Algorithm, QopSet, Request as DigestRequest, Secret, Server, ServerConfig};
@@ -84,18 +84,6 @@ pub struct Simulator {
     shared: Arc<Shared>,
 }
 
-fn now_unix() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-fn random<const N: usize>() -> [u8; N] {
-    let mut b = [0u8; N];
-    getrandom::fill(&mut b).expect("the operating system RNG is available");
-    b
-}
-
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding the lock cannot leave the device half-updated in a way that
     // matters more than stopping the simulator would; keep serving.
@@ -105,8 +93,12 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Simulator {
     /// Binds the ports and starts serving on the current tokio runtime.
     pub async fn start(config: SimConfig) -> std::io::Result<Self> {
-        let device = Device::new(DeviceConfig::new(config.firmware.clone(), random()));
-        let mut digest = ServerConfig::new(device.config().realm.clone(), random());
+        let device = Device::new(DeviceConfig::new(
+            config.firmware.clone(),
+            oobkit_io::random_bytes(),
+        ));
+        let mut digest =
+            ServerConfig::new(device.config().realm.clone(), oobkit_io::random_bytes());
         // As AMT: MD5 only, the algorithm not named, qop "auth-int, auth".
         digest.algorithms = vec![Algorithm::Md5];
         digest.name_md5 = false;
@@ -277,7 +269,7 @@ fn respond(shared: &Shared, request: &HttpRequest) -> Vec<u8> {
         "Intel(R) Active Management Technology {}",
         shared.config.firmware
     );
-    let now = now_unix();
+    let now = oobkit_io::unix_now();
     let stale = match request.header("authorization") {
         None => false,
         Some(value) => {
@@ -300,7 +292,7 @@ fn respond(shared: &Shared, request: &HttpRequest) -> Vec<u8> {
             }
         }
     };
-    let challenges = match lock(&shared.digest).challenges(now, random(), stale) {
+    let challenges = match lock(&shared.digest).challenges(now, oobkit_io::random_bytes(), stale) {
         Ok(c) => c,
         Err(e) => {
             tracing::error!("cannot render a challenge: {e}");
@@ -334,7 +326,7 @@ fn authorized(shared: &Shared, request: &HttpRequest, server: &str, now: u64) ->
         )
         .into_bytes();
     };
-    let random = u32::from_le_bytes(random());
+    let random = u32::from_le_bytes(oobkit_io::random_bytes());
     let reply = {
         let mut device = lock(&shared.device);
         let reply = device.handle(

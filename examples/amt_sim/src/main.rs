@@ -50,12 +50,7 @@ struct Cli {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    oobkit_io::init_logging("info");
     let cli = Cli::parse();
     let mut config = SimConfig::loopback(&cli.password);
     config.listen = cli.listen;

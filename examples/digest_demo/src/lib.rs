@@ -9,33 +9,12 @@ use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use oobkit_digest::{Algorithm, ChallengeOutcome, Client, Request, Secret, Server, ServerConfig};
+use oobkit_wsman::http::{HttpRequest, HttpResponse, ReadStatus, RequestReader, ResponseReader};
 
-/// Longest request or response head read, in bytes.
-pub const MAX_HEAD: usize = 8 * 1024;
-/// Longest request or response body read, in bytes.
-pub const MAX_BODY: usize = 64 * 1024;
-
-/// Seconds since the UNIX epoch: the clock the sans-IO server is given.
-pub fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-/// `N` bytes from the operating system's RNG.
-pub fn random<const N: usize>() -> [u8; N] {
-    let mut bytes = [0u8; N];
-    getrandom::fill(&mut bytes).expect("the operating system RNG is available");
-    bytes
-}
-
-/// Hex of 16 random bytes: a cnonce of the length AMT clients send.
-pub fn random_cnonce() -> String {
-    random::<16>().iter().map(|b| format!("{b:02x}")).collect()
-}
+pub use oobkit_io::unix_now as now_secs;
 
 /// What the demo server protects and how.
 #[derive(Clone)]
@@ -92,7 +71,7 @@ impl DemoServer {
     /// Binds to `addr` (port 0 for any free port).
     pub fn bind(addr: impl ToSocketAddrs, settings: Settings) -> io::Result<Self> {
         let listener = TcpListener::bind(addr)?;
-        let mut config = ServerConfig::new(settings.realm.clone(), random());
+        let mut config = ServerConfig::new(settings.realm.clone(), oobkit_io::random_bytes());
         config.algorithms.clone_from(&settings.algorithms);
         config.nonce_lifetime = settings.nonce_lifetime;
         let shared = Arc::new(Shared {
@@ -150,151 +129,35 @@ impl DemoServer {
     }
 }
 
-/// One parsed HTTP message head plus its body.
-struct Message {
-    /// Request method, or empty for a response.
-    method: String,
-    /// Request target, or empty for a response.
-    target: String,
-    /// Response status, or 0 for a request.
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Message {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn headers_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.headers
-            .iter()
-            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-fn invalid(msg: &str) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, msg.to_owned())
-}
-
-/// Reads one message (request or response) from `stream`, keeping extra bytes in `buf`.
-/// Returns `None` on a clean end of stream between messages.
-fn read_message(
-    stream: &mut TcpStream,
-    buf: &mut Vec<u8>,
-    is_request: bool,
-) -> io::Result<Option<Message>> {
-    let mut chunk = [0u8; 4096];
-    loop {
-        let mut headers = [httparse::EMPTY_HEADER; 32];
-        let parsed = if is_request {
-            let mut req = httparse::Request::new(&mut headers);
-            match req.parse(buf) {
-                Ok(httparse::Status::Complete(n)) => Some((
-                    n,
-                    req.method.unwrap_or("").to_owned(),
-                    req.path.unwrap_or("").to_owned(),
-                    0,
-                    collect_headers(req.headers),
-                )),
-                Ok(httparse::Status::Partial) => None,
-                Err(e) => return Err(invalid(&format!("bad request head: {e}"))),
-            }
-        } else {
-            let mut resp = httparse::Response::new(&mut headers);
-            match resp.parse(buf) {
-                Ok(httparse::Status::Complete(n)) => Some((
-                    n,
-                    String::new(),
-                    String::new(),
-                    resp.code.unwrap_or(0),
-                    collect_headers(resp.headers),
-                )),
-                Ok(httparse::Status::Partial) => None,
-                Err(e) => return Err(invalid(&format!("bad response head: {e}"))),
-            }
-        };
-        if let Some((head_len, method, target, status, headers)) = parsed {
-            buf.drain(..head_len);
-            let mut message = Message {
-                method,
-                target,
-                status,
-                headers,
-                body: Vec::new(),
-            };
-            if message.header("transfer-encoding").is_some() {
-                return Err(invalid("chunked bodies are not supported by the demo"));
-            }
-            let len: usize = match message.header("content-length") {
-                Some(v) => v
-                    .trim()
-                    .parse()
-                    .map_err(|_| invalid("bad Content-Length"))?,
-                None => 0,
-            };
-            if len > MAX_BODY {
-                return Err(invalid("body over the size limit"));
-            }
-            while buf.len() < len {
-                let n = stream.read(&mut chunk)?;
-                if n == 0 {
-                    return Err(io::ErrorKind::UnexpectedEof.into());
-                }
-                buf.extend_from_slice(&chunk[..n]);
-            }
-            message.body = buf.drain(..len).collect();
-            return Ok(Some(message));
-        }
-        if buf.len() > MAX_HEAD {
-            return Err(invalid("message head over the size limit"));
-        }
-        let n = stream.read(&mut chunk)?;
-        if n == 0 {
-            return if buf.is_empty() {
-                Ok(None)
-            } else {
-                Err(io::ErrorKind::UnexpectedEof.into())
-            };
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-}
-
-fn collect_headers(headers: &[httparse::Header<'_>]) -> Vec<(String, String)> {
-    headers
-        .iter()
-        .map(|h| {
-            (
-                h.name.to_owned(),
-                String::from_utf8_lossy(h.value).into_owned(),
-            )
-        })
-        .collect()
-}
-
 fn handle_connection(mut stream: TcpStream, shared: &Shared) -> io::Result<()> {
     stream.set_read_timeout(Some(shared.settings.idle_timeout))?;
-    let mut buf = Vec::new();
-    while let Some(request) = read_message(&mut stream, &mut buf, true)? {
-        let close = request
-            .header("connection")
-            .is_some_and(|v| v.eq_ignore_ascii_case("close"));
-        let response = respond(shared, &request);
-        stream.write_all(response.as_bytes())?;
-        if close {
-            break;
+    let mut reader = RequestReader::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        // A pipelined request already buffered first, then more bytes.
+        let request = match reader.next(&[]) {
+            Ok(Some(request)) => request,
+            Ok(None) => {
+                let n = stream.read(&mut buf)?;
+                if n == 0 {
+                    return Ok(());
+                }
+                match reader.next(&buf[..n]) {
+                    Ok(Some(request)) => request,
+                    Ok(None) => continue,
+                    Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e)),
+                }
+            }
+            Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e)),
+        };
+        stream.write_all(respond(shared, &request).as_bytes())?;
+        if request.closes() {
+            return Ok(());
         }
     }
-    Ok(())
 }
 
-fn respond(shared: &Shared, request: &Message) -> String {
+fn respond(shared: &Shared, request: &HttpRequest) -> String {
     let settings = &shared.settings;
     let http_request = Request {
         method: &request.method,
@@ -335,7 +198,7 @@ fn respond(shared: &Shared, request: &Message) -> String {
             }
         }
     };
-    let challenges = match digest.challenges(now, random(), stale) {
+    let challenges = match digest.challenges(now, oobkit_io::random_bytes(), stale) {
         Ok(c) => c,
         Err(e) => {
             tracing::error!("cannot render a challenge: {e}");
@@ -403,7 +266,7 @@ pub fn fetch(
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .map_err(ClientError::Io)?;
-    let mut buf = Vec::new();
+    let mut reader = ResponseReader::new();
     let mut transcript = Vec::new();
     // One attempt without credentials (or with the cached challenge), then at most two more:
     // a stale retry and a fresh one.
@@ -411,7 +274,7 @@ pub fn fetch(
         let authorization = match client.challenge() {
             Some(_) => Some(
                 client
-                    .authorize("GET", path, Some(b""), &random_cnonce())
+                    .authorize("GET", path, Some(b""), &oobkit_io::random_hex16())
                     .and_then(|a| a.to_header_value())
                     .map_err(ClientError::Digest)?,
             ),
@@ -425,9 +288,7 @@ pub fn fetch(
         stream
             .write_all(request.as_bytes())
             .map_err(ClientError::Io)?;
-        let response = read_message(&mut stream, &mut buf, false)
-            .map_err(ClientError::Io)?
-            .ok_or(ClientError::Io(io::ErrorKind::UnexpectedEof.into()))?;
+        let response = read_response(&mut stream, &mut reader).map_err(ClientError::Io)?;
         let challenges: Vec<String> = response
             .headers_named("www-authenticate")
             .map(str::to_owned)
@@ -451,4 +312,22 @@ pub fn fetch(
         }
     }
     Err(ClientError::Rejected)
+}
+
+/// Reads one response on a kept-alive connection.
+fn read_response(stream: &mut TcpStream, reader: &mut ResponseReader) -> io::Result<HttpResponse> {
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = stream.read(&mut buf)?;
+        let status = if n == 0 {
+            reader.finish().map(ReadStatus::Complete)
+        } else {
+            reader.feed(&buf[..n])
+        };
+        match status {
+            Ok(ReadStatus::Complete(response)) => return Ok(response),
+            Ok(_) => {}
+            Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e)),
+        }
+    }
 }
