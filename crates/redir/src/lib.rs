@@ -11,7 +11,123 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod client;
 pub mod codec;
 mod error;
 
+use bytes::Bytes;
+
+pub use client::{Client, ClientConfig, Transport};
 pub use error::DecodeError;
+
+/// Something that happened in a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// The device accepted the session type (0x11 status 0).
+    SessionStarted {
+        /// Firmware version (major, minor) from the reply.
+        firmware: [u8; 2],
+    },
+    /// Authentication succeeded with this [`codec::auth_type`].
+    Authenticated {
+        /// The method used.
+        auth_type: u8,
+    },
+    /// SOL is running: data can flow both ways.
+    SolReady,
+    /// Serial bytes from the host (client side) or for the host (device side).
+    SolData(Bytes),
+    /// SOL control lines and status from the host.
+    SolControls {
+        /// RTS 0x01, DTR 0x02, BREAK 0x04.
+        control: u8,
+        /// Bit 0x04: host powered on.
+        status: u8,
+    },
+    /// KVM set up: from now on the connection carries raw RFB both ways, and the session no
+    /// longer parses it. Relay the transport directly (no per-byte work).
+    RfbHandoff,
+    /// RFB bytes that arrived through the session (in the same read as the handoff, or fed
+    /// after it).
+    Rfb(Bytes),
+    /// IDE-R opened; the body of the device's OPEN reply.
+    IderOpened {
+        /// Bytes after the 8-byte header (buffer sizes at 8 and 10, ...).
+        reply: Bytes,
+    },
+    /// An IDE-R message from the peer (its sequence already checked).
+    Ider {
+        /// Command byte.
+        command: u8,
+        /// Attributes byte.
+        attributes: u8,
+        /// Sequence number.
+        seq: u32,
+        /// Bytes after the 8-byte header.
+        body: Bytes,
+    },
+    /// The session ended; nothing more will happen.
+    Closed(CloseReason),
+}
+
+/// Why a session ended, worded for the person who has to act on it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CloseReason {
+    /// Ended in order.
+    #[error("session ended")]
+    Ended,
+    /// The transport closed under the session.
+    #[error("the connection closed")]
+    TransportClosed,
+    /// Another session of this type is open on the device.
+    #[error("the device is busy: another session of this type is already open")]
+    Busy,
+    /// The feature is disabled on the device.
+    #[error(
+        "the device does not allow this session (the feature is disabled; enable it with `amt redirection enable ...`)"
+    )]
+    Unsupported,
+    /// The device does not know the session type.
+    #[error("the device does not know this session type")]
+    TypeUnknown,
+    /// 0x11 with another status.
+    #[error("the device refused the session (status {0:#04x})")]
+    DeviceError(u8),
+    /// No authentication method both sides support.
+    #[error("no usable authentication method (device offers {0:?})")]
+    NoUsableAuth(Vec<u8>),
+    /// Wrong user name or password.
+    #[error("the device refused the user name or password")]
+    AuthRejected,
+    /// The device does not support the method (status 2).
+    #[error("the device does not support this authentication method")]
+    AuthNotSupported,
+    /// Wrong credentials from the other side (device view).
+    #[error("the client failed to authenticate")]
+    ClientAuthFailed,
+    /// 0x21 with a non-zero status.
+    #[error("the device refused to start SOL (status {0:#04x})")]
+    SolStartFailed(u8),
+    /// The handshake did not complete in time.
+    #[error("the session handshake timed out")]
+    HandshakeTimeout,
+    /// Nothing received for four heartbeat intervals (client) or the receive timeout (device).
+    #[error("the peer went silent")]
+    PeerDead,
+    /// Bytes that are not a message.
+    #[error("protocol error: {0}")]
+    Protocol(DecodeError),
+    /// A valid message at the wrong time.
+    #[error("unexpected message {0:#04x} in this state")]
+    UnexpectedMessage(u8),
+    /// An IDE-R message out of sequence.
+    #[error("IDE-R sequence gap: expected {expected}, got {got}")]
+    IderSequence {
+        /// Expected number.
+        expected: u32,
+        /// Received number.
+        got: u32,
+    },
+}

@@ -1,0 +1,606 @@
+//! The client side of a redirection session (spec sections 4.1-4.4).
+//!
+//! Drive it as any sans-IO machine: feed received bytes to [`Client::handle_input`], call
+//! [`Client::handle_timeout`] when [`Client::poll_timeout`] is reached, and after each call
+//! drain [`Client::poll_transmit`] (bytes to send) and [`Client::poll_event`] (what happened)
+//! until both return `None`.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, Bytes, BytesMut};
+use oobkit_digest::{Algorithm, Exchange, Qop, Secret, compute_response};
+
+use crate::codec::{
+    IderMessage, Message, SessionKind, SolSettings, auth_type, decode, fields, start_status,
+};
+use crate::{CloseReason, Event};
+
+/// How the client reaches the device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Transport {
+    /// Raw TCP (16994) or TLS (16995): in-band authentication.
+    Tcp,
+    /// The AMT firmware's `/ws-redirection` websocket: HTTP Digest already authenticated the
+    /// user, so the in-band step is an empty Kerberos message.
+    AmtWebSocket,
+}
+
+/// Client settings.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct ClientConfig {
+    /// Session type.
+    pub kind: SessionKind,
+    /// User name.
+    pub username: String,
+    /// Password.
+    pub password: String,
+    /// Transport.
+    pub transport: Transport,
+    /// SOL parameters sent in 0x20.
+    pub sol: SolSettings,
+    /// Limit on everything before the session is active.
+    pub handshake_timeout: Duration,
+    /// SOL keepalive (0x2B) period; MeshCommander and most clients use 2 s.
+    pub keepalive_interval: Duration,
+    /// Client nonce for the in-band digest (fresh randomness from the caller; 32 hex digits
+    /// is what AMT clients send).
+    pub cnonce: String,
+    /// Accept the clear-text user/password method when it is the only one offered.
+    pub allow_userpass: bool,
+}
+
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("kind", &self.kind)
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .field("transport", &self.transport)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientConfig {
+    /// Defaults: TCP, MeshCommander's SOL settings but with device heartbeats every 5 s (so a
+    /// dead device is noticed after 20 s), 30 s handshake limit, 2 s keepalive.
+    pub fn new(kind: SessionKind, username: &str, password: &str, cnonce: &str) -> Self {
+        Self {
+            kind,
+            username: username.into(),
+            password: password.into(),
+            transport: Transport::Tcp,
+            sol: SolSettings {
+                heartbeat_interval: 5000,
+                ..SolSettings::MESHCOMMANDER
+            },
+            handshake_timeout: Duration::from_secs(30),
+            keepalive_interval: Duration::from_secs(2),
+            cnonce: cnonce.into(),
+            allow_userpass: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    AwaitStartReply,
+    AwaitAuthTypes,
+    AwaitChallenge(u8),
+    AwaitAuthResult(u8),
+    AwaitSolReply,
+    SolActive,
+    AwaitSolEnd,
+    AwaitKvmStart,
+    /// The connection now carries raw RFB.
+    Handoff,
+    AwaitIderOpen,
+    IderActive,
+    Closed,
+}
+
+/// A client session.
+pub struct Client {
+    config: ClientConfig,
+    state: State,
+    inbuf: BytesMut,
+    out: Vec<u8>,
+    events: VecDeque<Event>,
+    seq: u32,
+    ider_seq: u32,
+    ider_expected: u32,
+    handshake_deadline: Option<Instant>,
+    next_keepalive: Option<Instant>,
+    last_rx: Instant,
+    /// Data queued before SOL is active.
+    pending: Vec<u8>,
+    max_tx: usize,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("config", &self.config)
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// Starts a session: the first bytes (0x10) are ready in [`Client::poll_transmit`].
+    pub fn new(config: ClientConfig, now: Instant) -> Self {
+        let max_tx = usize::from(config.sol.max_tx_buffer.max(1));
+        let mut client = Self {
+            state: State::AwaitStartReply,
+            inbuf: BytesMut::new(),
+            out: Vec::new(),
+            events: VecDeque::new(),
+            seq: config.sol.seq,
+            ider_seq: 0,
+            ider_expected: 0,
+            handshake_deadline: Some(now + config.handshake_timeout),
+            next_keepalive: None,
+            last_rx: now,
+            pending: Vec::new(),
+            max_tx,
+            config,
+        };
+        client.send(Message::StartSession(client.config.kind));
+        client
+    }
+
+    fn send(&mut self, message: Message<'_>) {
+        message.encode(&mut self.out);
+    }
+
+    fn next_seq(&mut self) -> u32 {
+        self.seq = self.seq.wrapping_add(1);
+        self.seq
+    }
+
+    fn close(&mut self, reason: CloseReason) {
+        if self.state != State::Closed {
+            self.state = State::Closed;
+            self.events.push_back(Event::Closed(reason));
+        }
+    }
+
+    /// Whether the session has ended.
+    pub fn is_closed(&self) -> bool {
+        self.state == State::Closed
+    }
+
+    /// Bytes to send, if any.
+    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        (!self.out.is_empty()).then(|| std::mem::take(&mut self.out))
+    }
+
+    /// The next event, if any.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`Client::handle_timeout`] must be called next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.state == State::Closed || self.state == State::Handoff {
+            return None;
+        }
+        [
+            self.handshake_deadline,
+            self.next_keepalive,
+            self.dead_peer_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    fn dead_peer_deadline(&self) -> Option<Instant> {
+        let hb = self.config.sol.heartbeat_interval;
+        (self.state == State::SolActive && hb > 0)
+            .then(|| self.last_rx + Duration::from_millis(u64::from(hb)) * 4)
+    }
+
+    /// Timers: handshake limit, keepalive, dead peer.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.handshake_deadline.is_some_and(|d| now >= d) {
+            self.close(CloseReason::HandshakeTimeout);
+            return;
+        }
+        if self.dead_peer_deadline().is_some_and(|d| now >= d) {
+            self.close(CloseReason::PeerDead);
+            return;
+        }
+        if let Some(at) = self.next_keepalive
+            && now >= at
+            && self.state == State::SolActive
+        {
+            let seq = self.next_seq();
+            self.send(Message::SolHeartbeat { seq });
+            self.next_keepalive = Some(now + self.config.keepalive_interval);
+        }
+    }
+
+    /// Sends serial bytes to the host, split to the device's MaxTxBuffer; queued until SOL is
+    /// active.
+    pub fn send_sol(&mut self, data: &[u8]) {
+        match self.state {
+            State::SolActive => {
+                for chunk in data.chunks(self.max_tx.min(usize::from(u16::MAX))) {
+                    let seq = self.next_seq();
+                    self.send(Message::SolDataToHost { seq, data: chunk });
+                }
+            }
+            State::Closed | State::AwaitSolEnd => {}
+            _ => self.pending.extend_from_slice(data),
+        }
+    }
+
+    /// Sends an IDE-R message, numbering it.
+    pub fn send_ider(&mut self, command: u8, attributes: u8, body: &[u8]) {
+        let seq = self.ider_seq;
+        self.ider_seq = self.ider_seq.wrapping_add(1);
+        self.send(Message::Ider(IderMessage {
+            command,
+            attributes,
+            seq,
+            body,
+        }));
+    }
+
+    /// Ends the session in order: SOL end (0x22), then 0x12 after the reply; other sessions
+    /// close at once.
+    pub fn end(&mut self) {
+        match self.state {
+            State::SolActive => {
+                let seq = self.next_seq();
+                self.send(Message::SolEnd { seq });
+                self.state = State::AwaitSolEnd;
+            }
+            State::IderActive => {
+                self.send_ider(0x42, 0, &[]);
+                self.send(Message::EndSession);
+                self.close(CloseReason::Ended);
+            }
+            State::Closed => {}
+            _ => {
+                self.send(Message::EndSession);
+                self.close(CloseReason::Ended);
+            }
+        }
+    }
+
+    /// The transport closed.
+    pub fn handle_eof(&mut self) {
+        let reason = if self.state == State::AwaitSolEnd {
+            CloseReason::Ended
+        } else {
+            CloseReason::TransportClosed
+        };
+        self.close(reason);
+    }
+
+    /// Bytes received from the device.
+    pub fn handle_input(&mut self, now: Instant, bytes: &[u8]) {
+        if self.state == State::Closed {
+            return;
+        }
+        self.last_rx = now;
+        if self.state == State::Handoff {
+            self.events
+                .push_back(Event::Rfb(Bytes::copy_from_slice(bytes)));
+            return;
+        }
+        self.inbuf.extend_from_slice(bytes);
+        while self.state != State::Closed && self.state != State::Handoff {
+            let kind = Some(self.config.kind);
+            let used = match decode(&self.inbuf, kind) {
+                Ok(None) => break,
+                Ok(Some((_, used))) => used,
+                Err(e) => {
+                    self.close(CloseReason::Protocol(e));
+                    break;
+                }
+            };
+            // The frame leaves the buffer as shared bytes, so payloads are handed out
+            // without copying.
+            let frame = self.inbuf.split_to(used).freeze();
+            let outcome = match decode(&frame, kind) {
+                Ok(Some((message, _))) => self.on_message(now, message),
+                _ => unreachable!("the same bytes decoded a moment ago"),
+            };
+            if let Err(reason) = outcome {
+                self.close(reason);
+                break;
+            }
+            self.deliver(frame);
+        }
+        if self.state == State::Handoff && !self.inbuf.is_empty() {
+            // RFB bytes that came in the same read as 0x41.
+            let rest = self.inbuf.split().freeze();
+            self.events.push_back(Event::Rfb(rest));
+        }
+    }
+
+    /// Data-bearing messages become events after `on_message` accepted them, so their
+    /// payloads can be cut from the buffer without copying.
+    fn deliver(&mut self, mut frame: Bytes) {
+        match frame.first() {
+            Some(0x2A) if matches!(self.state, State::SolActive | State::AwaitSolEnd) => {
+                frame.advance(10);
+                if !frame.is_empty() {
+                    self.events.push_back(Event::SolData(frame));
+                }
+            }
+            Some(0x40..=0x54)
+                if self.config.kind == SessionKind::Ider && self.state == State::IderActive =>
+            {
+                let header = [frame[0], frame[3]];
+                let seq = u32::from_le_bytes([frame[4], frame[5], frame[6], frame[7]]);
+                frame.advance(8);
+                self.events.push_back(Event::Ider {
+                    command: header[0],
+                    attributes: header[1],
+                    seq,
+                    body: frame,
+                });
+            }
+            _ => {}
+        }
+    }
+
+    fn on_message(&mut self, now: Instant, message: Message<'_>) -> Result<(), CloseReason> {
+        match (self.state, message) {
+            (
+                State::AwaitStartReply,
+                Message::StartSessionReply {
+                    status, firmware, ..
+                },
+            ) => {
+                match status {
+                    start_status::SUCCESS => {}
+                    start_status::BUSY => return Err(CloseReason::Busy),
+                    start_status::UNSUPPORTED => return Err(CloseReason::Unsupported),
+                    start_status::TYPE_UNKNOWN => return Err(CloseReason::TypeUnknown),
+                    other => return Err(CloseReason::DeviceError(other)),
+                }
+                self.events.push_back(Event::SessionStarted { firmware });
+                if self.config.transport == Transport::AmtWebSocket {
+                    self.send(Message::Authenticate {
+                        auth_type: auth_type::KERBEROS,
+                        data: &[],
+                    });
+                    self.state = State::AwaitAuthResult(auth_type::KERBEROS);
+                } else {
+                    self.send(Message::Authenticate {
+                        auth_type: auth_type::QUERY,
+                        data: &[],
+                    });
+                    self.state = State::AwaitAuthTypes;
+                }
+            }
+            (
+                State::AwaitAuthTypes,
+                Message::AuthenticateReply {
+                    status: 0,
+                    auth_type: auth_type::QUERY,
+                    data,
+                },
+            ) => {
+                // Preference 4 > 3 > 1, as amtterm, MeshCentral and the ui-toolkit.
+                let chosen = [auth_type::DIGEST, auth_type::DIGEST_2069]
+                    .into_iter()
+                    .chain(self.config.allow_userpass.then_some(auth_type::USERPASS))
+                    .find(|t| data.contains(t))
+                    .ok_or_else(|| CloseReason::NoUsableAuth(data.to_vec()))?;
+                if chosen == auth_type::USERPASS {
+                    let mut d = Vec::new();
+                    fields::push(&mut d, self.config.username.as_bytes())
+                        .map_err(CloseReason::Protocol)?;
+                    fields::push(&mut d, self.config.password.as_bytes())
+                        .map_err(CloseReason::Protocol)?;
+                    self.send(Message::Authenticate {
+                        auth_type: chosen,
+                        data: &d,
+                    });
+                    self.state = State::AwaitAuthResult(chosen);
+                } else {
+                    // Digest-init: user, then empty realm and nonce, the URI, empty rest.
+                    let mut d = Vec::new();
+                    fields::push(&mut d, self.config.username.as_bytes())
+                        .map_err(CloseReason::Protocol)?;
+                    d.extend_from_slice(&[0, 0]);
+                    fields::push(&mut d, URI.as_bytes()).map_err(CloseReason::Protocol)?;
+                    d.extend_from_slice(if chosen == auth_type::DIGEST {
+                        &[0; 4]
+                    } else {
+                        &[0; 3]
+                    });
+                    self.send(Message::Authenticate {
+                        auth_type: chosen,
+                        data: &d,
+                    });
+                    self.state = State::AwaitChallenge(chosen);
+                }
+            }
+            (
+                State::AwaitChallenge(kind),
+                Message::AuthenticateReply {
+                    status: 1,
+                    auth_type: t,
+                    data,
+                },
+            ) if t == kind => {
+                let f = fields::split(data).map_err(CloseReason::Protocol)?;
+                let (realm, nonce) = match f.as_slice() {
+                    [realm, nonce, ..] => (*realm, *nonce),
+                    _ => return Err(CloseReason::AuthRejected),
+                };
+                let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+                let (realm, nonce) = (text(realm), text(nonce));
+                // Type 4 uses qop auth (amtterm requires it); some firmware omits the qop
+                // field (QuMesh), and auth is still what the device expects.
+                let qop = (kind == auth_type::DIGEST).then_some(Qop::Auth);
+                // nc 00000002 is what MeshCommander, MeshCentral, amtterm and nomis send.
+                let nc = "00000002";
+                let response = compute_response(
+                    &Exchange {
+                        algorithm: Algorithm::Md5,
+                        username: &self.config.username,
+                        realm: &realm,
+                        nonce: &nonce,
+                        method: "POST",
+                        uri: URI,
+                        qop,
+                        nc,
+                        cnonce: &self.config.cnonce,
+                        body: None,
+                    },
+                    Secret::Password(&self.config.password),
+                )
+                .map_err(|_| CloseReason::AuthRejected)?;
+                let mut d = Vec::new();
+                let mut parts: Vec<&[u8]> = vec![
+                    self.config.username.as_bytes(),
+                    realm.as_bytes(),
+                    nonce.as_bytes(),
+                    URI.as_bytes(),
+                    self.config.cnonce.as_bytes(),
+                    nc.as_bytes(),
+                    response.as_bytes(),
+                ];
+                if kind == auth_type::DIGEST {
+                    parts.push(b"auth");
+                }
+                for part in parts {
+                    fields::push(&mut d, part).map_err(CloseReason::Protocol)?;
+                }
+                self.send(Message::Authenticate {
+                    auth_type: kind,
+                    data: &d,
+                });
+                self.state = State::AwaitAuthResult(kind);
+            }
+            (
+                State::AwaitChallenge(_) | State::AwaitAuthResult(_),
+                Message::AuthenticateReply {
+                    status,
+                    auth_type: t,
+                    ..
+                },
+            ) => {
+                if status != 0 {
+                    return Err(if status == 2 {
+                        CloseReason::AuthNotSupported
+                    } else {
+                        CloseReason::AuthRejected
+                    });
+                }
+                self.events.push_back(Event::Authenticated { auth_type: t });
+                self.start_session(now);
+            }
+            (State::AwaitSolReply, Message::SolStartReply { status, .. }) => {
+                if status != 0 {
+                    return Err(CloseReason::SolStartFailed(status));
+                }
+                self.state = State::SolActive;
+                self.handshake_deadline = None;
+                self.next_keepalive = Some(now + self.config.keepalive_interval);
+                self.events.push_back(Event::SolReady);
+                let pending = std::mem::take(&mut self.pending);
+                self.send_sol(&pending);
+            }
+            (State::SolActive | State::AwaitSolEnd, Message::SolDataFromHost { .. }) => {}
+            (
+                State::SolActive | State::AwaitSolEnd,
+                Message::SolControls {
+                    control, status, ..
+                },
+            ) => {
+                self.events
+                    .push_back(Event::SolControls { control, status });
+            }
+            // AMT may send heartbeats and pings; amtterm echoes them verbatim, and so do we.
+            (State::SolActive | State::AwaitSolEnd, Message::SolHeartbeat { seq }) => {
+                self.send(Message::SolHeartbeat { seq });
+            }
+            (State::SolActive | State::AwaitSolEnd, Message::SolPing { seq }) => {
+                self.send(Message::SolPong { seq });
+            }
+            (State::SolActive | State::AwaitSolEnd, Message::SolPong { .. }) => {}
+            (State::AwaitSolEnd, Message::SolEndReply { .. }) => {
+                self.send(Message::EndSession);
+                self.close(CloseReason::Ended);
+            }
+            (State::AwaitKvmStart, Message::KvmStartReply) => {
+                self.handshake_deadline = None;
+                self.state = State::Handoff;
+                self.events.push_back(Event::RfbHandoff);
+            }
+            (State::AwaitIderOpen, Message::Ider(m)) if m.command == 0x41 => {
+                self.check_ider_seq(m.seq)?;
+                self.handshake_deadline = None;
+                self.state = State::IderActive;
+                self.events.push_back(Event::IderOpened {
+                    reply: Bytes::copy_from_slice(m.body),
+                });
+            }
+            (State::IderActive, Message::Ider(m)) => {
+                self.check_ider_seq(m.seq)?;
+                match m.command {
+                    0x44 => self.send_ider(0x45, 0, &[]),
+                    0x43 => return Err(CloseReason::Ended),
+                    _ => {}
+                }
+            }
+            (_, other) => return Err(CloseReason::UnexpectedMessage(first_byte(&other))),
+        }
+        Ok(())
+    }
+
+    /// IDE-R numbers each direction from 0; a gap means lost data (MeshCommander aborts too).
+    fn check_ider_seq(&mut self, seq: u32) -> Result<(), CloseReason> {
+        if seq != self.ider_expected {
+            return Err(CloseReason::IderSequence {
+                expected: self.ider_expected,
+                got: seq,
+            });
+        }
+        self.ider_expected = self.ider_expected.wrapping_add(1);
+        Ok(())
+    }
+
+    fn start_session(&mut self, _now: Instant) {
+        match self.config.kind {
+            SessionKind::Sol => {
+                self.send(Message::SolStart(self.config.sol));
+                self.state = State::AwaitSolReply;
+            }
+            SessionKind::Kvm => {
+                self.send(Message::KvmStart);
+                self.state = State::AwaitKvmStart;
+            }
+            SessionKind::Ider => {
+                // MeshCommander's OPEN: rx timeout 30 s, tx timeout 0, heartbeat 20 s, version 1.
+                let mut body = Vec::with_capacity(10);
+                body.extend_from_slice(&30000u16.to_le_bytes());
+                body.extend_from_slice(&0u16.to_le_bytes());
+                body.extend_from_slice(&20000u16.to_le_bytes());
+                body.extend_from_slice(&1u32.to_le_bytes());
+                self.send_ider(0x40, 0, &body);
+                self.state = State::AwaitIderOpen;
+            }
+        }
+    }
+}
+
+/// The URI of the in-band digest.
+pub const URI: &str = "/RedirectionService";
+
+fn first_byte(message: &Message<'_>) -> u8 {
+    let mut v = Vec::new();
+    message.encode(&mut v);
+    v.first().copied().unwrap_or(0)
+}
