@@ -13,17 +13,22 @@
 
 pub mod client;
 pub mod codec;
+pub mod device;
 mod error;
 
 use bytes::Bytes;
 
 pub use client::{Client, ClientConfig, Transport};
+pub use device::{DeviceConfig, DeviceSession};
 pub use error::DecodeError;
 
 /// Something that happened in a session.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Event {
+    /// Device side: a client asks for a session of this type; answer with
+    /// [`DeviceSession::answer_start`], then call [`DeviceSession::resume`].
+    StartRequested(codec::SessionKind),
     /// The device accepted the session type (0x11 status 0).
     SessionStarted {
         /// Firmware version (major, minor) from the reply.

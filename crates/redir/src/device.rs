@@ -1,0 +1,595 @@
+//! The device side of a redirection session: what a real AMT does (spec section 4.5), for the
+//! simulator and for tests of clients.
+//!
+//! The session asks its driver whether a session type may start ([`Event::StartRequested`],
+//! answered with [`DeviceSession::answer_start`]), because availability lives in the device
+//! model (SOL enabled? another KVM session open? consent given?).
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, Bytes, BytesMut};
+use oobkit_digest::{Algorithm, Exchange, Qop, Secret, compute_response};
+use subtle::ConstantTimeEq;
+
+use crate::client::URI;
+use crate::codec::{
+    IderMessage, Message, SessionKind, SolSettings, auth_type, decode, fields, start_status,
+};
+use crate::{CloseReason, Event};
+
+/// Device settings.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct DeviceConfig {
+    /// Firmware version (major, minor) reported in 0x11 and the IDE-R OPEN reply.
+    pub firmware: [u8; 2],
+    /// Digest realm (`Digest:<32 hex>`).
+    pub realm: String,
+    /// The user.
+    pub username: String,
+    /// Its password.
+    pub password: String,
+    /// Authentication types offered to a query; real AMT offers `[4]`.
+    pub auth_types: Vec<u8>,
+    /// Accept empty Kerberos as success (the AMT websocket transport, where HTTP Digest
+    /// already authenticated the user).
+    pub accept_empty_kerberos: bool,
+    /// Limit on everything before the session is active.
+    pub handshake_timeout: Duration,
+}
+
+impl std::fmt::Debug for DeviceConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceConfig")
+            .field("firmware", &self.firmware)
+            .field("realm", &self.realm)
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .field("auth_types", &self.auth_types)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DeviceConfig {
+    /// Digest only, as AMT; 30 s handshake limit.
+    pub fn new(firmware: [u8; 2], realm: &str, username: &str, password: &str) -> Self {
+        Self {
+            firmware,
+            realm: realm.into(),
+            username: username.into(),
+            password: password.into(),
+            auth_types: vec![auth_type::DIGEST],
+            accept_empty_kerberos: false,
+            handshake_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    AwaitStart,
+    AwaitStartDecision(SessionKind),
+    AwaitAuth(SessionKind),
+    AwaitDigestResponse(SessionKind, u8),
+    AwaitSolStart,
+    SolActive,
+    AwaitKvmStart,
+    Handoff,
+    AwaitIderOpen,
+    IderActive,
+    /// Closing after a final message (auth failure): nothing more is read.
+    Closed,
+}
+
+/// One device-side session (one connection).
+pub struct DeviceSession {
+    config: DeviceConfig,
+    nonce: String,
+    state: State,
+    inbuf: BytesMut,
+    out: Vec<u8>,
+    events: VecDeque<Event>,
+    host_seq: u32,
+    ider_seq: u32,
+    ider_expected: u32,
+    handshake_deadline: Option<Instant>,
+    rx_timeout: Option<Duration>,
+    heartbeat: Option<Duration>,
+    next_heartbeat: Option<Instant>,
+    last_rx: Instant,
+    max_tx: usize,
+}
+
+impl std::fmt::Debug for DeviceSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceSession")
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DeviceSession {
+    /// A session on a new connection. `nonce` is fresh randomness for this connection's
+    /// digest challenge (AMT sends 32 characters).
+    pub fn new(config: DeviceConfig, now: Instant, nonce: &str) -> Self {
+        Self {
+            handshake_deadline: Some(now + config.handshake_timeout),
+            config,
+            nonce: nonce.into(),
+            state: State::AwaitStart,
+            inbuf: BytesMut::new(),
+            out: Vec::new(),
+            events: VecDeque::new(),
+            host_seq: 0,
+            ider_seq: 0,
+            ider_expected: 0,
+            rx_timeout: None,
+            heartbeat: None,
+            next_heartbeat: None,
+            last_rx: now,
+            max_tx: usize::from(u16::MAX),
+        }
+    }
+
+    fn send(&mut self, message: Message<'_>) {
+        message.encode(&mut self.out);
+    }
+
+    fn close(&mut self, reason: CloseReason) {
+        if self.state != State::Closed {
+            self.state = State::Closed;
+            self.events.push_back(Event::Closed(reason));
+        }
+    }
+
+    /// Whether the session has ended (send what [`DeviceSession::poll_transmit`] still has,
+    /// then close the connection).
+    pub fn is_closed(&self) -> bool {
+        self.state == State::Closed
+    }
+
+    /// Bytes to send.
+    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        (!self.out.is_empty()).then(|| std::mem::take(&mut self.out))
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`DeviceSession::handle_timeout`] is due.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if matches!(self.state, State::Closed | State::Handoff) {
+            return None;
+        }
+        [
+            self.handshake_deadline,
+            self.next_heartbeat,
+            self.rx_timeout.map(|t| self.last_rx + t),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Timers: handshake limit, heartbeats, the host-session receive timeout.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.handshake_deadline.is_some_and(|d| now >= d) {
+            self.close(CloseReason::HandshakeTimeout);
+            return;
+        }
+        if self.rx_timeout.is_some_and(|t| now >= self.last_rx + t) {
+            // AMT drops a client silent for HostSessionRxTimeout.
+            self.close(CloseReason::PeerDead);
+            return;
+        }
+        if let (Some(at), Some(period)) = (self.next_heartbeat, self.heartbeat)
+            && now >= at
+        {
+            let seq = self.host_seq;
+            self.send(Message::SolHeartbeat { seq });
+            self.next_heartbeat = Some(now + period);
+        }
+    }
+
+    /// Answers [`Event::StartRequested`] with a [`start_status`]: SUCCESS, BUSY, UNSUPPORTED.
+    pub fn answer_start(&mut self, status: u8) {
+        let State::AwaitStartDecision(kind) = self.state else {
+            return;
+        };
+        self.send(Message::StartSessionReply {
+            status,
+            protocol: [1, 0],
+            firmware: self.config.firmware,
+            iana: 343,
+            oem: &[],
+        });
+        if status == start_status::SUCCESS {
+            self.state = State::AwaitAuth(kind);
+        } else {
+            self.close(match status {
+                start_status::BUSY => CloseReason::Busy,
+                start_status::UNSUPPORTED => CloseReason::Unsupported,
+                other => CloseReason::DeviceError(other),
+            });
+        }
+    }
+
+    /// Serial bytes from the host to the client (0x2A), split to the client's MaxTxBuffer.
+    pub fn send_sol(&mut self, data: &[u8]) {
+        if self.state != State::SolActive {
+            return;
+        }
+        for chunk in data.chunks(self.max_tx) {
+            self.host_seq = self.host_seq.wrapping_add(1);
+            let seq = self.host_seq;
+            self.send(Message::SolDataFromHost { seq, data: chunk });
+        }
+    }
+
+    /// SOL control lines and host status (0x29).
+    pub fn send_controls(&mut self, control: u8, status: u8) {
+        if self.state == State::SolActive {
+            let seq = self.host_seq;
+            self.send(Message::SolControls {
+                seq,
+                control,
+                status,
+            });
+        }
+    }
+
+    /// Sends an IDE-R message with the next sequence number.
+    pub fn send_ider(&mut self, command: u8, attributes: u8, body: &[u8]) {
+        let seq = self.ider_seq;
+        self.ider_seq = self.ider_seq.wrapping_add(1);
+        self.send(Message::Ider(IderMessage {
+            command,
+            attributes,
+            seq,
+            body,
+        }));
+    }
+
+    /// The connection closed.
+    pub fn handle_eof(&mut self) {
+        self.close(CloseReason::TransportClosed);
+    }
+
+    /// Bytes from the client.
+    pub fn handle_input(&mut self, now: Instant, bytes: &[u8]) {
+        if self.state == State::Closed {
+            return;
+        }
+        self.last_rx = now;
+        if self.state == State::Handoff {
+            self.events
+                .push_back(Event::Rfb(Bytes::copy_from_slice(bytes)));
+            return;
+        }
+        self.inbuf.extend_from_slice(bytes);
+        loop {
+            let kind = match self.state {
+                State::AwaitStart => None,
+                State::AwaitStartDecision(_) => break, // wait for the driver's answer
+                State::Closed | State::Handoff => break,
+                _ => Some(self.kind()),
+            };
+            let used = match decode(&self.inbuf, kind) {
+                Ok(None) => break,
+                Ok(Some((_, used))) => used,
+                Err(e) => {
+                    self.close(CloseReason::Protocol(e));
+                    break;
+                }
+            };
+            let frame = self.inbuf.split_to(used).freeze();
+            let outcome = match decode(&frame, kind) {
+                Ok(Some((message, _))) => self.on_message(now, message),
+                _ => unreachable!("the same bytes decoded a moment ago"),
+            };
+            if let Err(reason) = outcome {
+                self.close(reason);
+                break;
+            }
+            self.deliver(frame);
+        }
+        if self.state == State::Handoff && !self.inbuf.is_empty() {
+            let rest = self.inbuf.split().freeze();
+            self.events.push_back(Event::Rfb(rest));
+        }
+    }
+
+    /// Resumes reading after [`DeviceSession::answer_start`] (bytes that came before the
+    /// answer are still buffered).
+    pub fn resume(&mut self, now: Instant) {
+        self.handle_input(now, &[]);
+    }
+
+    fn kind(&self) -> SessionKind {
+        match self.state {
+            State::AwaitStartDecision(k)
+            | State::AwaitAuth(k)
+            | State::AwaitDigestResponse(k, _) => k,
+            State::AwaitSolStart | State::SolActive => SessionKind::Sol,
+            State::AwaitKvmStart | State::Handoff => SessionKind::Kvm,
+            _ => SessionKind::Ider,
+        }
+    }
+
+    fn deliver(&mut self, mut frame: Bytes) {
+        match frame.first() {
+            Some(0x28) if self.state == State::SolActive => {
+                frame.advance(10);
+                if !frame.is_empty() {
+                    self.events.push_back(Event::SolData(frame));
+                }
+            }
+            Some(&cmd)
+                if self.state == State::IderActive && !matches!(cmd, 0x42 | 0x44 | 0x48 | 0x4B) =>
+            {
+                let attributes = frame[3];
+                let seq = u32::from_le_bytes([frame[4], frame[5], frame[6], frame[7]]);
+                frame.advance(8);
+                self.events.push_back(Event::Ider {
+                    command: cmd,
+                    attributes,
+                    seq,
+                    body: frame,
+                });
+            }
+            _ => {}
+        }
+    }
+
+    fn auth_ok(&mut self, kind: SessionKind, t: u8) {
+        self.send(Message::AuthenticateReply {
+            status: 0,
+            auth_type: t,
+            data: &[],
+        });
+        self.events.push_back(Event::Authenticated { auth_type: t });
+        self.state = match kind {
+            SessionKind::Sol => State::AwaitSolStart,
+            SessionKind::Kvm => State::AwaitKvmStart,
+            SessionKind::Ider => State::AwaitIderOpen,
+        };
+    }
+
+    fn auth_failed(&mut self, t: u8) -> Result<(), CloseReason> {
+        self.send(Message::AuthenticateReply {
+            status: 1,
+            auth_type: t,
+            data: &[],
+        });
+        Err(CloseReason::ClientAuthFailed)
+    }
+
+    fn on_message(&mut self, now: Instant, message: Message<'_>) -> Result<(), CloseReason> {
+        match (self.state, message) {
+            (State::AwaitStart, Message::StartSession(kind)) => {
+                self.state = State::AwaitStartDecision(kind);
+                self.events.push_back(Event::StartRequested(kind));
+            }
+            (
+                State::AwaitAuth(_),
+                Message::Authenticate {
+                    auth_type: auth_type::QUERY,
+                    ..
+                },
+            ) => {
+                let types = self.config.auth_types.clone();
+                self.send(Message::AuthenticateReply {
+                    status: 0,
+                    auth_type: auth_type::QUERY,
+                    data: &types,
+                });
+            }
+            (
+                State::AwaitAuth(kind),
+                Message::Authenticate {
+                    auth_type: auth_type::KERBEROS,
+                    data,
+                },
+            ) if data.is_empty() && self.config.accept_empty_kerberos => {
+                self.auth_ok(kind, auth_type::KERBEROS);
+            }
+            (State::AwaitAuth(kind), Message::Authenticate { auth_type: t, data })
+                if t == auth_type::USERPASS && self.config.auth_types.contains(&t) =>
+            {
+                let f = fields::split(data).map_err(CloseReason::Protocol)?;
+                let ok = matches!(f.as_slice(), [user, pass]
+                    if bool::from(user.ct_eq(self.config.username.as_bytes()) & pass.ct_eq(self.config.password.as_bytes())));
+                if ok {
+                    self.auth_ok(kind, t);
+                } else {
+                    return self.auth_failed(t);
+                }
+            }
+            (State::AwaitAuth(kind), Message::Authenticate { auth_type: t, .. })
+                if (t == auth_type::DIGEST || t == auth_type::DIGEST_2069)
+                    && self.config.auth_types.contains(&t) =>
+            {
+                // Digest-init: answer with realm, this connection's nonce and (type 4) qop.
+                let mut d = Vec::new();
+                fields::push(&mut d, self.config.realm.as_bytes())
+                    .map_err(CloseReason::Protocol)?;
+                fields::push(&mut d, self.nonce.as_bytes()).map_err(CloseReason::Protocol)?;
+                if t == auth_type::DIGEST {
+                    fields::push(&mut d, b"auth").map_err(CloseReason::Protocol)?;
+                }
+                self.send(Message::AuthenticateReply {
+                    status: 1,
+                    auth_type: t,
+                    data: &d,
+                });
+                self.state = State::AwaitDigestResponse(kind, t);
+            }
+            (State::AwaitAuth(_), Message::Authenticate { auth_type: t, .. }) => {
+                // Not offered (AMT 12 on the websocket refuses empty user/password so).
+                self.send(Message::AuthenticateReply {
+                    status: 2,
+                    auth_type: t,
+                    data: &[],
+                });
+            }
+            (
+                State::AwaitDigestResponse(kind, t),
+                Message::Authenticate {
+                    auth_type: got,
+                    data,
+                },
+            ) if got == t => {
+                if self.digest_valid(t, data) {
+                    self.auth_ok(kind, t);
+                } else {
+                    return self.auth_failed(t);
+                }
+            }
+            (State::AwaitSolStart, Message::SolStart(settings)) => self.start_sol(now, settings),
+            (State::SolActive, Message::SolDataToHost { .. }) => {}
+            (State::SolActive, Message::SolSettingsExtra { .. }) => {}
+            // Client keepalives and echoed heartbeats only refresh the receive timer.
+            (State::SolActive, Message::SolHeartbeat { .. } | Message::SolPong { .. }) => {}
+            (State::SolActive, Message::SolPing { seq }) => self.send(Message::SolPong { seq }),
+            (State::SolActive, Message::SolEnd { seq }) => {
+                self.send(Message::SolEndReply { seq });
+                self.rx_timeout = None;
+                self.heartbeat = None;
+                self.next_heartbeat = None;
+            }
+            (State::AwaitKvmStart, Message::KvmStart) => {
+                self.send(Message::KvmStartReply);
+                self.handshake_deadline = None;
+                self.state = State::Handoff;
+                self.events.push_back(Event::RfbHandoff);
+            }
+            (State::AwaitIderOpen, Message::Ider(m)) if m.command == 0x40 => {
+                self.check_ider_seq(m.seq)?;
+                let mut reply = [0u8; 22];
+                reply[0] = 1; // protocol major
+                reply[2] = self.config.firmware[0];
+                reply[3] = self.config.firmware[1];
+                reply[8..10].copy_from_slice(&8192u16.to_le_bytes()); // read buffer
+                reply[10..12].copy_from_slice(&8192u16.to_le_bytes()); // write buffer
+                reply[17..21].copy_from_slice(&343u32.to_le_bytes()); // IANA
+                self.send_ider(0x41, 0, &reply);
+                self.handshake_deadline = None;
+                self.state = State::IderActive;
+                self.events.push_back(Event::IderOpened {
+                    reply: Bytes::new(),
+                });
+            }
+            (State::IderActive, Message::Ider(m)) => {
+                self.check_ider_seq(m.seq)?;
+                match m.command {
+                    0x42 => {
+                        self.send_ider(0x43, 0, &[]);
+                        return Err(CloseReason::Ended);
+                    }
+                    0x44 => self.send_ider(0x45, 0, &[]),
+                    0x48 => {
+                        let kind = m.body.first().copied().unwrap_or(0);
+                        // Type 1: registers available; 2: enabled; 3: set, always accepted.
+                        let value: u32 = match kind {
+                            1 => 1,
+                            2 => 2,
+                            _ => 1,
+                        };
+                        let mut body = vec![kind];
+                        body.extend_from_slice(&value.to_le_bytes());
+                        self.send_ider(0x49, 0, &body);
+                    }
+                    _ => {}
+                }
+            }
+            (_, Message::EndSession) => return Err(CloseReason::Ended),
+            (_, other) => {
+                let mut v = Vec::new();
+                other.encode(&mut v);
+                return Err(CloseReason::UnexpectedMessage(
+                    v.first().copied().unwrap_or(0),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn check_ider_seq(&mut self, seq: u32) -> Result<(), CloseReason> {
+        if seq != self.ider_expected {
+            return Err(CloseReason::IderSequence {
+                expected: self.ider_expected,
+                got: seq,
+            });
+        }
+        self.ider_expected = self.ider_expected.wrapping_add(1);
+        Ok(())
+    }
+
+    fn start_sol(&mut self, now: Instant, settings: SolSettings) {
+        // Echo the settings in bytes 8..20: satisfies every client in the spec's corpus.
+        let mut echo = [0u8; 12];
+        let mut encoded = Vec::new();
+        Message::SolStart(settings).encode(&mut encoded);
+        echo.copy_from_slice(&encoded[8..20]);
+        self.send(Message::SolStartReply { status: 0, echo });
+        self.max_tx = usize::from(settings.max_tx_buffer.max(1));
+        self.handshake_deadline = None;
+        self.rx_timeout = (settings.host_session_rx_timeout > 0)
+            .then(|| Duration::from_millis(u64::from(settings.host_session_rx_timeout)));
+        self.heartbeat = (settings.heartbeat_interval > 0)
+            .then(|| Duration::from_millis(u64::from(settings.heartbeat_interval)));
+        self.next_heartbeat = self.heartbeat.map(|h| now + h);
+        self.state = State::SolActive;
+        self.events.push_back(Event::SolReady);
+    }
+
+    /// Checks a digest response: fields user, realm, nonce, uri, cnonce, nc, response[, qop].
+    /// Any nc and cnonce are accepted, as AMT does; the nonce must be this connection's.
+    fn digest_valid(&self, t: u8, data: &[u8]) -> bool {
+        let Ok(f) = fields::split(data) else {
+            return false;
+        };
+        let expected_len = if t == auth_type::DIGEST { 8 } else { 7 };
+        if f.len() < expected_len {
+            return false;
+        }
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        let (user, realm, nonce, uri, cnonce, nc, response) = (
+            text(f[0]),
+            text(f[1]),
+            f[2],
+            f[3],
+            text(f[4]),
+            text(f[5]),
+            f[6],
+        );
+        if realm != self.config.realm
+            || !bool::from(nonce.ct_eq(self.nonce.as_bytes()))
+            || uri != URI.as_bytes()
+            || user != self.config.username
+        {
+            return false;
+        }
+        let Ok(expected) = compute_response(
+            &Exchange {
+                algorithm: Algorithm::Md5,
+                username: &user,
+                realm: &realm,
+                nonce: &self.nonce,
+                method: "POST",
+                uri: URI,
+                qop: (t == auth_type::DIGEST).then_some(Qop::Auth),
+                nc: &nc,
+                cnonce: &cnonce,
+                body: None,
+            },
+            Secret::Password(&self.config.password),
+        ) else {
+            return false;
+        };
+        bool::from(expected.as_bytes().ct_eq(response))
+    }
+}

@@ -1,0 +1,409 @@
+//! Client and device state machines paired in memory with a virtual clock.
+
+use std::time::{Duration, Instant};
+
+use oobkit_redir::codec::{SessionKind, auth_type, start_status};
+use oobkit_redir::{
+    Client, ClientConfig, CloseReason, DeviceConfig, DeviceSession, Event, Transport,
+};
+
+const REALM: &str = "Digest:A3829B3827DE4D33D4449B366831FD01";
+
+struct Pair {
+    client: Client,
+    device: DeviceSession,
+    now: Instant,
+    client_events: Vec<Event>,
+    device_events: Vec<Event>,
+    /// What the device model answers to a start request.
+    start_answer: u8,
+    /// Whether bytes flow device -> client (false: the device went silent).
+    device_link: bool,
+    /// Whether bytes flow client -> device.
+    client_link: bool,
+}
+
+impl Pair {
+    fn new(kind: SessionKind, password: &str, device: DeviceConfig, transport: Transport) -> Self {
+        let now = Instant::now();
+        let mut config =
+            ClientConfig::new(kind, "admin", password, "0123456789abcdef0123456789abcdef");
+        config.transport = transport;
+        let mut pair = Self {
+            client: Client::new(config, now),
+            device: DeviceSession::new(device, now, "QYePBLMVAAAAAAAAjfXveceOM5bNfu/K"),
+            now,
+            client_events: Vec::new(),
+            device_events: Vec::new(),
+            start_answer: start_status::SUCCESS,
+            device_link: true,
+            client_link: true,
+        };
+        pair.progress();
+        pair
+    }
+
+    fn amt(kind: SessionKind) -> Self {
+        Self::new(
+            kind,
+            "P@ssw0rd",
+            DeviceConfig::new([16, 1], REALM, "admin", "P@ssw0rd"),
+            Transport::Tcp,
+        )
+    }
+
+    /// Moves bytes and events until nothing changes.
+    fn progress(&mut self) {
+        for _ in 0..1000 {
+            let mut moved = false;
+            while let Some(bytes) = self.client.poll_transmit() {
+                moved = true;
+                if self.client_link {
+                    self.device.handle_input(self.now, &bytes);
+                }
+            }
+            while let Some(bytes) = self.device.poll_transmit() {
+                moved = true;
+                if self.device_link {
+                    self.client.handle_input(self.now, &bytes);
+                }
+            }
+            while let Some(event) = self.device.poll_event() {
+                moved = true;
+                if let Event::StartRequested(_) = event {
+                    self.device.answer_start(self.start_answer);
+                    self.device.resume(self.now);
+                }
+                self.device_events.push(event);
+            }
+            while let Some(event) = self.client.poll_event() {
+                moved = true;
+                self.client_events.push(event);
+            }
+            if !moved {
+                return;
+            }
+        }
+        panic!("no quiescence");
+    }
+
+    /// Advances the virtual clock by `d`, firing timers as they fall due.
+    fn advance(&mut self, d: Duration) {
+        let end = self.now + d;
+        loop {
+            let next = [self.client.poll_timeout(), self.device.poll_timeout()]
+                .into_iter()
+                .flatten()
+                .filter(|t| *t <= end)
+                .min();
+            let Some(at) = next else { break };
+            self.now = at.max(self.now);
+            self.client.handle_timeout(self.now);
+            self.device.handle_timeout(self.now);
+            self.progress();
+        }
+        self.now = end;
+        self.progress();
+    }
+
+    fn client_closed(&self) -> Option<&CloseReason> {
+        self.client_events.iter().find_map(|e| match e {
+            Event::Closed(r) => Some(r),
+            _ => None,
+        })
+    }
+
+    fn device_closed(&self) -> Option<&CloseReason> {
+        self.device_events.iter().find_map(|e| match e {
+            Event::Closed(r) => Some(r),
+            _ => None,
+        })
+    }
+
+    fn client_sol_data(&self) -> Vec<u8> {
+        self.client_events
+            .iter()
+            .filter_map(|e| match e {
+                Event::SolData(b) => Some(b.to_vec()),
+                _ => None,
+            })
+            .flatten()
+            .collect()
+    }
+
+    fn device_sol_data(&self) -> Vec<u8> {
+        self.device_events
+            .iter()
+            .filter_map(|e| match e {
+                Event::SolData(b) => Some(b.to_vec()),
+                _ => None,
+            })
+            .flatten()
+            .collect()
+    }
+}
+
+#[test]
+fn sol_setup_data_both_ways_and_orderly_close() {
+    let mut p = Pair::amt(SessionKind::Sol);
+    assert!(
+        p.client_events
+            .contains(&Event::SessionStarted { firmware: [16, 1] })
+    );
+    assert!(p.client_events.contains(&Event::Authenticated {
+        auth_type: auth_type::DIGEST
+    }));
+    assert!(
+        p.client_events.contains(&Event::SolReady) && p.device_events.contains(&Event::SolReady)
+    );
+    // Longer than MaxTxBuffer (10000): split, and reassembled with nothing lost.
+    let big: Vec<u8> = (0..25_000u32).map(|i| (i * 7 % 256) as u8).collect();
+    p.client.send_sol(&big);
+    p.progress();
+    assert_eq!(p.device_sol_data(), big);
+    let chunks = p
+        .device_events
+        .iter()
+        .filter(|e| matches!(e, Event::SolData(_)))
+        .count();
+    assert_eq!(chunks, 3);
+    p.device.send_sol(b"login: \xff\x00bytes");
+    p.progress();
+    assert_eq!(p.client_sol_data(), b"login: \xff\x00bytes");
+    p.client.end();
+    p.progress();
+    assert_eq!(p.client_closed(), Some(&CloseReason::Ended));
+    assert_eq!(p.device_closed(), Some(&CloseReason::Ended));
+}
+
+#[test]
+fn data_queued_before_sol_is_active_is_sent_after() {
+    let now = Instant::now();
+    let mut client = Client::new(ClientConfig::new(SessionKind::Sol, "admin", "x", "c"), now);
+    client.send_sol(b"early");
+    let mut p = Pair::amt(SessionKind::Sol);
+    p.client = client;
+    p.device = DeviceSession::new(DeviceConfig::new([16, 1], REALM, "admin", "x"), now, "n");
+    p.progress();
+    assert_eq!(p.device_sol_data(), b"early");
+}
+
+#[test]
+fn keepalive_keeps_the_session_and_silence_kills_it() {
+    let mut p = Pair::amt(SessionKind::Sol);
+    // 60 s of idle time: 2 s keepalives satisfy the device's 10 s receive timeout, device
+    // heartbeats (5 s) satisfy the client's 20 s dead-peer limit.
+    p.advance(Duration::from_secs(60));
+    assert_eq!(p.client_closed(), None);
+    assert_eq!(p.device_closed(), None);
+    // The device goes silent: the client gives up after 4 heartbeat intervals.
+    p.device_link = false;
+    p.advance(Duration::from_secs(19));
+    assert_eq!(p.client_closed(), None);
+    p.advance(Duration::from_secs(2));
+    assert_eq!(p.client_closed(), Some(&CloseReason::PeerDead));
+}
+
+#[test]
+fn device_drops_a_silent_client() {
+    let mut p = Pair::amt(SessionKind::Sol);
+    p.client_link = false;
+    p.advance(Duration::from_secs(11));
+    assert_eq!(p.device_closed(), Some(&CloseReason::PeerDead));
+}
+
+#[test]
+fn busy_and_disabled_devices() {
+    for (answer, reason) in [
+        (start_status::BUSY, CloseReason::Busy),
+        (start_status::UNSUPPORTED, CloseReason::Unsupported),
+    ] {
+        let now = Instant::now();
+        let mut p = Pair::amt(SessionKind::Kvm);
+        p.client = Client::new(
+            ClientConfig::new(SessionKind::Kvm, "admin", "P@ssw0rd", "c"),
+            now,
+        );
+        p.device = DeviceSession::new(
+            DeviceConfig::new([16, 1], REALM, "admin", "P@ssw0rd"),
+            now,
+            "n",
+        );
+        p.client_events.clear();
+        p.start_answer = answer;
+        p.progress();
+        assert_eq!(p.client_closed(), Some(&reason));
+        assert!(
+            reason
+                .to_string()
+                .contains(if answer == 2 { "busy" } else { "disabled" })
+        );
+    }
+}
+
+#[test]
+fn wrong_password() {
+    let mut p = Pair::new(
+        SessionKind::Sol,
+        "wrong",
+        DeviceConfig::new([16, 1], REALM, "admin", "P@ssw0rd"),
+        Transport::Tcp,
+    );
+    assert_eq!(p.client_closed(), Some(&CloseReason::AuthRejected));
+    assert_eq!(p.device_closed(), Some(&CloseReason::ClientAuthFailed));
+    p.advance(Duration::from_secs(60));
+    assert!(!p.client_events.contains(&Event::SolReady));
+}
+
+#[test]
+fn other_auth_methods() {
+    for (offered, used) in [
+        (vec![auth_type::USERPASS], auth_type::USERPASS),
+        (
+            vec![auth_type::DIGEST_2069, auth_type::USERPASS],
+            auth_type::DIGEST_2069,
+        ),
+        (
+            vec![
+                auth_type::USERPASS,
+                auth_type::DIGEST_2069,
+                auth_type::DIGEST,
+            ],
+            auth_type::DIGEST,
+        ),
+    ] {
+        let mut device = DeviceConfig::new([12, 0], REALM, "admin", "P@ssw0rd");
+        device.auth_types = offered;
+        let p = Pair::new(SessionKind::Sol, "P@ssw0rd", device, Transport::Tcp);
+        assert!(
+            p.client_events
+                .contains(&Event::Authenticated { auth_type: used }),
+            "{:?}",
+            p.client_events
+        );
+        assert!(p.client_events.contains(&Event::SolReady));
+    }
+    // Nothing in common.
+    let mut device = DeviceConfig::new([12, 0], REALM, "admin", "P@ssw0rd");
+    device.auth_types = vec![auth_type::KERBEROS];
+    let p = Pair::new(SessionKind::Sol, "P@ssw0rd", device, Transport::Tcp);
+    assert_eq!(
+        p.client_closed(),
+        Some(&CloseReason::NoUsableAuth(vec![auth_type::KERBEROS]))
+    );
+    // The websocket transport: empty Kerberos.
+    let mut device = DeviceConfig::new([16, 1], REALM, "admin", "P@ssw0rd");
+    device.accept_empty_kerberos = true;
+    let p = Pair::new(SessionKind::Sol, "", device, Transport::AmtWebSocket);
+    assert!(p.client_events.contains(&Event::Authenticated {
+        auth_type: auth_type::KERBEROS
+    }));
+}
+
+#[test]
+fn garbage_mid_session_ends_it_with_a_reason() {
+    let mut p = Pair::amt(SessionKind::Sol);
+    p.device.send_sol(b"before");
+    p.progress();
+    p.client.handle_input(
+        p.now,
+        &[
+            0x2A, 0, 0, 0, 0, 0, 0, 0, 3, 0, b'a', b'b', b'c', 0x99, 1, 2,
+        ],
+    );
+    p.progress();
+    // What came before the garbage, even in the same read, is delivered.
+    assert_eq!(p.client_sol_data(), b"beforeabc");
+    assert_eq!(
+        p.client_closed(),
+        Some(&CloseReason::Protocol(
+            oobkit_redir::DecodeError::UnknownCommand(0x99)
+        ))
+    );
+}
+
+#[test]
+fn kvm_hands_off_to_rfb() {
+    let mut p = Pair::amt(SessionKind::Kvm);
+    assert!(p.client_events.contains(&Event::RfbHandoff));
+    assert!(p.device_events.contains(&Event::RfbHandoff));
+    // After the handoff, bytes are RFB, passed through untouched.
+    p.client.handle_input(p.now, b"RFB 003.008\n");
+    p.progress();
+    assert!(
+        p.client_events
+            .contains(&Event::Rfb(bytes::Bytes::from_static(b"RFB 003.008\n")))
+    );
+    assert_eq!(p.client.poll_timeout(), None, "no timers after handoff");
+}
+
+#[test]
+fn ider_open_features_close() {
+    let mut p = Pair::amt(SessionKind::Ider);
+    assert!(
+        p.client_events
+            .iter()
+            .any(|e| matches!(e, Event::IderOpened { .. })),
+        "{:?}",
+        p.client_events
+    );
+    // Set register state: enable "on reboot" (0x01 | 0x08).
+    let mut body = vec![3];
+    body.extend_from_slice(&9u32.to_le_bytes());
+    p.client.send_ider(0x48, 0, &body);
+    p.progress();
+    let reply = p.client_events.iter().find_map(|e| match e {
+        Event::Ider {
+            command: 0x49,
+            seq,
+            body,
+            ..
+        } => Some((*seq, body.clone())),
+        _ => None,
+    });
+    let (seq, body) = reply.expect("features reply");
+    assert_eq!(
+        seq, 1,
+        "the device numbers its messages from 0: OPEN reply 0, this 1"
+    );
+    assert_eq!(
+        (body[0], u32::from_le_bytes(body[1..5].try_into().unwrap())),
+        (3, 1)
+    );
+    p.client.end();
+    p.progress();
+    assert_eq!(p.client_closed(), Some(&CloseReason::Ended));
+    assert_eq!(p.device_closed(), Some(&CloseReason::Ended));
+}
+
+#[test]
+fn ider_sequence_gap_is_fatal() {
+    let mut p = Pair::amt(SessionKind::Ider);
+    p.client.handle_input(p.now, &[0x4B, 0, 0, 0, 9, 0, 0, 0]);
+    p.progress();
+    assert_eq!(
+        p.client_closed(),
+        Some(&CloseReason::IderSequence {
+            expected: 1,
+            got: 9
+        })
+    );
+}
+
+#[test]
+fn handshake_timeout() {
+    let mut p = Pair::amt(SessionKind::Sol);
+    let now = p.now;
+    p.client = Client::new(
+        ClientConfig::new(SessionKind::Sol, "admin", "P@ssw0rd", "c"),
+        now,
+    );
+    p.client_events.clear();
+    // A device that accepted the TCP connection and never answers.
+    p.client_link = false;
+    p.device_link = false;
+    p.advance(Duration::from_secs(29));
+    assert_eq!(p.client_closed(), None);
+    p.advance(Duration::from_secs(2));
+    assert_eq!(p.client_closed(), Some(&CloseReason::HandshakeTimeout));
+}
