@@ -9,6 +9,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+mod redirection;
+
 use oobkit_device::{Context, Device, DeviceConfig, DeviceEvent};
 use oobkit_digest::{Algorithm, QopSet, Request as DigestRequest, Secret, Server, ServerConfig};
 use oobkit_io::Io;
@@ -36,6 +38,26 @@ pub struct SimConfig {
     pub max_connections: usize,
     /// A connection idle this long is closed.
     pub idle_timeout: Duration,
+    /// Raw redirection port (AMT: 16994), if wanted.
+    pub redir_listen: Option<SocketAddr>,
+    /// TLS redirection port (AMT: 16995), if wanted.
+    pub redir_tls_listen: Option<SocketAddr>,
+    /// In-band authentication types offered on the redirection ports.
+    pub redir_auth: Vec<u8>,
+    /// What answers on the serial console.
+    pub sol: SolBackend,
+}
+
+/// What a SOL session talks to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SolBackend {
+    /// A login-less interactive shell on a pseudo-terminal (`/bin/sh -i`), so SOL looks like
+    /// a serial console.
+    Shell,
+    /// This command on a pseudo-terminal.
+    Command(String),
+    /// Echo every byte back.
+    Echo,
 }
 
 impl std::fmt::Debug for SimConfig {
@@ -62,15 +84,27 @@ impl SimConfig {
             firmware: "16.1.25".into(),
             max_connections: 64,
             idle_timeout: Duration::from_secs(120),
+            redir_listen: None,
+            redir_tls_listen: None,
+            // Real AMT offers digest only; user/password too, so that clients that speak
+            // nothing else (Debian's amtterm 1.4) can be tested. `--redir-auth digest` is
+            // strict.
+            redir_auth: vec![
+                oobkit_redir::codec::auth_type::DIGEST,
+                oobkit_redir::codec::auth_type::USERPASS,
+            ],
+            sol: SolBackend::Shell,
         }
     }
 }
 
-struct Shared {
-    config: SimConfig,
-    device: Mutex<Device>,
+pub(crate) struct Shared {
+    pub(crate) config: SimConfig,
+    pub(crate) device: Mutex<Device>,
     digest: Mutex<Server>,
-    limit: Semaphore,
+    pub(crate) limit: Semaphore,
+    /// Redirection session types open now (one of each at a time, as on AMT).
+    pub(crate) open_sessions: Mutex<std::collections::HashSet<oobkit_redir::codec::SessionKind>>,
 }
 
 /// A running simulator. Dropping it does not stop it; it lives as long as the runtime.
@@ -81,10 +115,14 @@ pub struct Simulator {
     pub https_addr: Option<SocketAddr>,
     /// SHA-256 of the HTTPS certificate (to pin it).
     pub tls_fingerprint: Option<[u8; 32]>,
+    /// Bound raw redirection address.
+    pub redir_addr: Option<SocketAddr>,
+    /// Bound TLS redirection address.
+    pub redir_tls_addr: Option<SocketAddr>,
     shared: Arc<Shared>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding the lock cannot leave the device half-updated in a way that
     // matters more than stopping the simulator would; keep serving.
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -108,22 +146,55 @@ impl Simulator {
             config: config.clone(),
             device: Mutex::new(device),
             digest: Mutex::new(Server::new(digest)),
+            open_sessions: Mutex::default(),
         });
         let http = TcpListener::bind(config.listen).await?;
         let http_addr = http.local_addr()?;
         tokio::spawn(accept_loop(http, None, Arc::clone(&shared)));
-        let (mut https_addr, mut tls_fingerprint) = (None, None);
-        if let Some(addr) = config.tls_listen {
-            let (acceptor, fp) = tls_acceptor(&config)?;
+        // One identity for every TLS port, as on a real device.
+        let tls = if config.tls_listen.is_some() || config.redir_tls_listen.is_some() {
+            Some(tls_acceptor(&config)?)
+        } else {
+            None
+        };
+        let tls_fingerprint = tls.as_ref().map(|(_, fp)| *fp);
+        let mut https_addr = None;
+        if let (Some(addr), Some((acceptor, _))) = (config.tls_listen, &tls) {
             let https = TcpListener::bind(addr).await?;
             https_addr = Some(https.local_addr()?);
-            tls_fingerprint = Some(fp);
-            tokio::spawn(accept_loop(https, Some(acceptor), Arc::clone(&shared)));
+            tokio::spawn(accept_loop(
+                https,
+                Some(acceptor.clone()),
+                Arc::clone(&shared),
+            ));
+        }
+        let mut redir_addr = None;
+        if let Some(addr) = config.redir_listen {
+            let listener = TcpListener::bind(addr).await?;
+            redir_addr = Some(listener.local_addr()?);
+            tokio::spawn(crate::redirection::accept_loop(
+                listener,
+                None,
+                Arc::clone(&shared),
+            ));
+        }
+        let mut redir_tls_addr = None;
+        if let (Some(addr), Some((acceptor, _))) = (config.redir_tls_listen, &tls) {
+            let acceptor = acceptor.clone();
+            let listener = TcpListener::bind(addr).await?;
+            redir_tls_addr = Some(listener.local_addr()?);
+            tokio::spawn(crate::redirection::accept_loop(
+                listener,
+                Some(acceptor),
+                Arc::clone(&shared),
+            ));
         }
         Ok(Self {
             http_addr,
             https_addr,
             tls_fingerprint,
+            redir_addr,
+            redir_tls_addr,
             shared,
         })
     }
@@ -134,7 +205,9 @@ impl Simulator {
     }
 }
 
-fn tls_acceptor(config: &SimConfig) -> std::io::Result<(tokio_rustls::TlsAcceptor, [u8; 32])> {
+pub(crate) fn tls_acceptor(
+    config: &SimConfig,
+) -> std::io::Result<(tokio_rustls::TlsAcceptor, [u8; 32])> {
     use rustls_pki_types::pem::PemObject;
     use rustls_pki_types::{CertificateDer, PrivateKeyDer};
     let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);

@@ -46,6 +46,29 @@ struct Cli {
     /// Most connections served at once.
     #[arg(long, default_value_t = 64)]
     max_connections: usize,
+    /// Raw redirection port (SOL, KVM, IDE-R; AMT: 16994).
+    #[arg(long, default_value = "127.0.0.1:16994")]
+    redir_listen: SocketAddr,
+    /// TLS redirection port (AMT: 16995); off unless given.
+    #[arg(long)]
+    redir_tls_listen: Option<SocketAddr>,
+    /// In-band authentication offered on the redirection ports. Real AMT offers digest only;
+    /// `both` also offers user/password, which older clients (Debian's amtterm 1.4) need.
+    #[arg(long, value_enum, default_value = "both")]
+    redir_auth: RedirAuth,
+    /// Run this command on the SOL console (on a pseudo-terminal) instead of a shell.
+    #[arg(long, conflicts_with = "sol_echo")]
+    sol_command: Option<String>,
+    /// Echo SOL input back instead of running a shell.
+    #[arg(long)]
+    sol_echo: bool,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum RedirAuth {
+    Digest,
+    Userpass,
+    Both,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -59,6 +82,21 @@ async fn main() -> ExitCode {
     config.user = cli.user;
     config.firmware = cli.firmware;
     config.max_connections = cli.max_connections;
+    config.redir_listen = Some(cli.redir_listen);
+    config.redir_tls_listen = cli.redir_tls_listen;
+    {
+        use oobkit_redir::codec::auth_type::{DIGEST, USERPASS};
+        config.redir_auth = match cli.redir_auth {
+            RedirAuth::Digest => vec![DIGEST],
+            RedirAuth::Userpass => vec![USERPASS],
+            RedirAuth::Both => vec![DIGEST, USERPASS],
+        };
+    }
+    config.sol = match (cli.sol_command, cli.sol_echo) {
+        (Some(command), _) => amt_sim::SolBackend::Command(command),
+        (None, true) => amt_sim::SolBackend::Echo,
+        (None, false) => amt_sim::SolBackend::Shell,
+    };
     let sim = match Simulator::start(config).await {
         Ok(sim) => sim,
         Err(e) => {
@@ -72,6 +110,12 @@ async fn main() -> ExitCode {
             "listening on https://{addr}/wsman (certificate SHA-256 {})",
             oobkit_io::format_fingerprint(&fp)
         );
+    }
+    if let Some(addr) = sim.redir_addr {
+        println!("listening on {addr} (redirection: SOL, KVM, IDE-R)");
+    }
+    if let Some(addr) = sim.redir_tls_addr {
+        println!("listening on {addr} (redirection over TLS)");
     }
     match tokio::signal::ctrl_c().await {
         Ok(()) => ExitCode::SUCCESS,

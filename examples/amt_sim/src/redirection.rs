@@ -1,0 +1,236 @@
+//! The redirection ports (16994 raw, 16995 TLS): one `oobkit_redir::DeviceSession` per
+//! connection, session availability from the device model, one session per type, and SOL
+//! wired to a shell on a pseudo-terminal.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use oobkit_io::Io;
+use oobkit_redir::codec::{SessionKind, start_status};
+use oobkit_redir::{DeviceConfig, DeviceSession, Event};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+
+use crate::{Shared, SolBackend, lock};
+
+pub(crate) async fn accept_loop(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    shared: Arc<Shared>,
+) {
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!("redirection accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let shared = Arc::clone(&shared);
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            let Ok(_permit) = shared.limit.try_acquire() else {
+                tracing::warn!("{peer}: connection limit reached, closing");
+                return;
+            };
+            tcp.set_nodelay(true).ok();
+            let stream: Box<dyn Io> = match tls {
+                None => Box::new(tcp),
+                Some(acceptor) => {
+                    match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await
+                    {
+                        Ok(Ok(s)) => Box::new(s),
+                        Ok(Err(e)) => {
+                            tracing::info!("{peer}: TLS handshake failed: {e}");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::info!("{peer}: TLS handshake timed out");
+                            return;
+                        }
+                    }
+                }
+            };
+            match serve(stream, &shared).await {
+                Ok(reason) => tracing::info!("{peer}: redirection session ended: {reason}"),
+                Err(e) => tracing::info!("{peer}: redirection connection failed: {e}"),
+            }
+        });
+    }
+}
+
+/// Releases the session type when the connection ends, however it ends.
+struct OpenSession<'a> {
+    shared: &'a Shared,
+    kind: SessionKind,
+}
+
+impl Drop for OpenSession<'_> {
+    fn drop(&mut self) {
+        lock(&self.shared.open_sessions).remove(&self.kind);
+    }
+}
+
+/// The far end of a SOL session.
+struct Console {
+    _child: Child,
+    stdin: ChildStdin,
+    stdout: ChildStdout,
+}
+
+impl Console {
+    fn spawn(backend: &SolBackend) -> std::io::Result<Option<Self>> {
+        let command = match backend {
+            SolBackend::Echo => return Ok(None),
+            SolBackend::Shell => "/bin/sh -i".to_owned(),
+            SolBackend::Command(c) => c.clone(),
+        };
+        // util-linux `script` runs the command on a fresh pseudo-terminal with our pipes at
+        // the other end: a real tty for the program, no unsafe code here.
+        let mut child = Command::new("script")
+            .args(["-q", "-f", "-e", "-c", &command, "/dev/null"])
+            .env("TERM", "vt100")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()?;
+        let stdin = child.stdin.take().expect("piped");
+        let stdout = child.stdout.take().expect("piped");
+        Ok(Some(Self {
+            _child: child,
+            stdin,
+            stdout,
+        }))
+    }
+}
+
+async fn read_console(console: &mut Option<Console>, buf: &mut [u8]) -> std::io::Result<usize> {
+    match console {
+        Some(c) => c.stdout.read(buf).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn read_stream<R: AsyncRead + Unpin>(r: &mut R, buf: &mut [u8]) -> std::io::Result<usize> {
+    r.read(buf).await
+}
+
+async fn serve(stream: Box<dyn Io>, shared: &Shared) -> std::io::Result<String> {
+    let (realm, firmware) = {
+        let device = lock(&shared.device);
+        let fw = &device.config().firmware;
+        let mut parts = fw.split('.').map(|p| p.parse::<u8>().unwrap_or(0));
+        (
+            device.config().realm.clone(),
+            [parts.next().unwrap_or(0), parts.next().unwrap_or(0)],
+        )
+    };
+    let mut config = DeviceConfig::new(
+        firmware,
+        &realm,
+        &shared.config.user,
+        &shared.config.password,
+    );
+    config.auth_types = shared.config.redir_auth.clone();
+    // A fresh 32-character nonce per connection, as AMT.
+    let nonce = oobkit_io::random_hex16();
+    let mut session = DeviceSession::new(config, Instant::now(), &nonce);
+    let (mut rd, mut wr) = tokio::io::split(stream);
+    let mut console: Option<Console> = None;
+    let mut open: Option<OpenSession<'_>> = None;
+    let mut net_buf = vec![0u8; 16 * 1024];
+    let mut con_buf = vec![0u8; 16 * 1024];
+    let mut reason = String::from("connection closed");
+    loop {
+        // Events first: they may produce bytes to send.
+        while let Some(event) = session.poll_event() {
+            match event {
+                Event::StartRequested(kind) => {
+                    let status = start_answer(shared, kind);
+                    if status == start_status::SUCCESS {
+                        lock(&shared.open_sessions).insert(kind);
+                        open = Some(OpenSession { shared, kind });
+                    }
+                    tracing::info!("{kind:?} session requested: status {status}");
+                    session.answer_start(status);
+                    session.resume(Instant::now());
+                }
+                Event::SolReady => {
+                    console = Console::spawn(&shared.config.sol)?;
+                    let powered = lock(&shared.device).power_state() == 2;
+                    session.send_controls(0, if powered { 0x04 } else { 0 });
+                }
+                Event::SolData(bytes) => match &mut console {
+                    Some(c) => c.stdin.write_all(&bytes).await?,
+                    None => session.send_sol(&bytes),
+                },
+                Event::RfbHandoff => {
+                    // The RFB server is not part of this build: say so, and close.
+                    tracing::warn!("KVM: the simulator has no RFB server yet; closing the session");
+                    reason = "KVM requested, no RFB server in this simulator build".into();
+                    session.handle_eof();
+                }
+                Event::Closed(why) => reason = why.to_string(),
+                _ => {}
+            }
+        }
+        while let Some(bytes) = session.poll_transmit() {
+            wr.write_all(&bytes).await?;
+        }
+        if session.is_closed() {
+            wr.shutdown().await.ok();
+            drop(open);
+            return Ok(reason);
+        }
+        let deadline = session.poll_timeout();
+        tokio::select! {
+            n = read_stream(&mut rd, &mut net_buf) => {
+                let n = n?;
+                if n == 0 {
+                    session.handle_eof();
+                } else {
+                    session.handle_input(Instant::now(), &net_buf[..n]);
+                }
+            }
+            n = read_console(&mut console, &mut con_buf) => {
+                let n = n?;
+                if n == 0 {
+                    // The shell exited: end the console, keep the session (a real serial
+                    // line just goes quiet).
+                    console = None;
+                } else {
+                    session.send_sol(&con_buf[..n]);
+                }
+            }
+            () = sleep_until(deadline) => session.handle_timeout(Instant::now()),
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// What a real AMT answers: unsupported when the feature is off, busy when a session of the
+/// type is already open.
+fn start_answer(shared: &Shared, kind: SessionKind) -> u8 {
+    let device = lock(&shared.device);
+    let enabled = match kind {
+        SessionKind::Sol => device.sol_enabled() && device.consent_satisfied(false),
+        SessionKind::Ider => device.ider_enabled() && device.consent_satisfied(false),
+        SessionKind::Kvm => device.kvm_session_allowed(),
+    };
+    if !enabled {
+        start_status::UNSUPPORTED
+    } else if lock(&shared.open_sessions).contains(&kind) {
+        start_status::BUSY
+    } else {
+        start_status::SUCCESS
+    }
+}
