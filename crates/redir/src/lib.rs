@@ -136,3 +136,82 @@ pub enum CloseReason {
         got: u32,
     },
 }
+
+/// Entry points for the fuzz targets and their corpus-replay tests. Not a stable API.
+#[doc(hidden)]
+pub mod fuzzing {
+    use std::time::{Duration, Instant};
+
+    use crate::codec::{SessionKind, decode};
+    use crate::{Client, ClientConfig, DeviceConfig, DeviceSession, Event};
+
+    const KINDS: [Option<SessionKind>; 4] = [
+        None,
+        Some(SessionKind::Sol),
+        Some(SessionKind::Kvm),
+        Some(SessionKind::Ider),
+    ];
+
+    /// Decodes a stream in every session context; whatever decodes must re-encode to bytes
+    /// that decode to the same message.
+    pub fn decoder(data: &[u8]) {
+        for kind in KINDS {
+            let mut rest = data;
+            while let Ok(Some((message, used))) = decode(rest, kind) {
+                assert!(used > 0 && used <= rest.len());
+                let encoded = message.to_vec();
+                let again = decode(&encoded, kind).expect("re-encoded message decodes");
+                assert_eq!(again, Some((message, encoded.len())));
+                rest = &rest[used..];
+            }
+        }
+    }
+
+    /// Splits `data` into chunks sized by its own bytes, for feeding state machines.
+    fn chunks(data: &[u8]) -> impl Iterator<Item = &[u8]> {
+        let size = usize::from(data.first().copied().unwrap_or(1) % 32) + 1;
+        data.get(1..).unwrap_or_default().chunks(size)
+    }
+
+    /// Feeds arbitrary bytes (in arbitrary chunks, with time passing) to a client of each kind.
+    pub fn client(data: &[u8]) {
+        for kind in [SessionKind::Sol, SessionKind::Kvm, SessionKind::Ider] {
+            let mut now = Instant::now();
+            let mut client =
+                Client::new(ClientConfig::new(kind, "admin", "P@ssw0rd", "cnonce"), now);
+            for chunk in chunks(data) {
+                client.handle_input(now, chunk);
+                now += Duration::from_millis(700);
+                client.handle_timeout(now);
+                client.send_sol(chunk);
+                while client.poll_transmit().is_some() {}
+                while client.poll_event().is_some() {}
+            }
+            client.handle_eof();
+        }
+    }
+
+    /// Feeds arbitrary bytes to a device session, answering start requests from the data.
+    pub fn device(data: &[u8]) {
+        let mut now = Instant::now();
+        let mut device = DeviceSession::new(
+            DeviceConfig::new([16, 1], "Digest:00", "admin", "P@ssw0rd"),
+            now,
+            "nonce",
+        );
+        for chunk in chunks(data) {
+            device.handle_input(now, chunk);
+            while let Some(event) = device.poll_event() {
+                if let Event::StartRequested(_) = event {
+                    device.answer_start(chunk.first().copied().unwrap_or(0) % 4);
+                    device.resume(now);
+                }
+            }
+            now += Duration::from_millis(900);
+            device.handle_timeout(now);
+            device.send_sol(chunk);
+            while device.poll_transmit().is_some() {}
+        }
+        device.handle_eof();
+    }
+}
