@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 mod redirection;
+pub mod rfb;
 
 use oobkit_device::{Context, Device, DeviceConfig, DeviceEvent};
 use oobkit_digest::{Algorithm, QopSet, Request as DigestRequest, Secret, Server, ServerConfig};
@@ -46,6 +47,22 @@ pub struct SimConfig {
     pub redir_auth: Vec<u8>,
     /// What answers on the serial console.
     pub sol: SolBackend,
+    /// What is on the KVM screen.
+    pub kvm: KvmBackend,
+}
+
+/// What a KVM session shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KvmBackend {
+    /// The built-in RFB server with the colour-bar test pattern at this size.
+    Pattern {
+        /// Width in pixels.
+        width: u16,
+        /// Height in pixels.
+        height: u16,
+    },
+    /// Forward RFB to an existing VNC server (`host:port`).
+    Forward(String),
 }
 
 /// What a SOL session talks to.
@@ -94,6 +111,10 @@ impl SimConfig {
                 oobkit_redir::codec::auth_type::USERPASS,
             ],
             sol: SolBackend::Shell,
+            kvm: KvmBackend::Pattern {
+                width: 1024,
+                height: 768,
+            },
         }
     }
 }

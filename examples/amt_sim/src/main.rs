@@ -62,6 +62,22 @@ struct Cli {
     /// Echo SOL input back instead of running a shell.
     #[arg(long)]
     sol_echo: bool,
+    /// KVM screen size of the built-in test pattern, WIDTHxHEIGHT.
+    #[arg(long, default_value = "1024x768", value_parser = parse_size)]
+    kvm_size: (u16, u16),
+    /// Forward KVM sessions to this VNC server (HOST:PORT) instead of the test pattern.
+    #[arg(long)]
+    vnc: Option<String>,
+}
+
+fn parse_size(s: &str) -> Result<(u16, u16), String> {
+    let (w, h) = s.split_once('x').ok_or("expected WIDTHxHEIGHT")?;
+    let w: u16 = w.parse().map_err(|_| "bad width")?;
+    let h: u16 = h.parse().map_err(|_| "bad height")?;
+    if w == 0 || h == 0 {
+        return Err("the screen cannot be empty".into());
+    }
+    Ok((w, h))
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -92,6 +108,13 @@ async fn main() -> ExitCode {
             RedirAuth::Both => vec![DIGEST, USERPASS],
         };
     }
+    config.kvm = match cli.vnc {
+        Some(target) => amt_sim::KvmBackend::Forward(target),
+        None => amt_sim::KvmBackend::Pattern {
+            width: cli.kvm_size.0,
+            height: cli.kvm_size.1,
+        },
+    };
     config.sol = match (cli.sol_command, cli.sol_echo) {
         (Some(command), _) => amt_sim::SolBackend::Command(command),
         (None, true) => amt_sim::SolBackend::Echo,

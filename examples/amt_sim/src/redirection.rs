@@ -12,7 +12,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
-use crate::{Shared, SolBackend, lock};
+use crate::rfb::RfbEnd;
+use crate::{KvmBackend, Shared, SolBackend, lock};
 
 pub(crate) async fn accept_loop(
     listener: TcpListener,
@@ -144,6 +145,7 @@ async fn serve(stream: Box<dyn Io>, shared: &Shared) -> std::io::Result<String> 
     let mut net_buf = vec![0u8; 16 * 1024];
     let mut con_buf = vec![0u8; 16 * 1024];
     let mut reason = String::from("connection closed");
+    let mut rfb: Option<Vec<u8>> = None;
     loop {
         // Events first: they may produce bytes to send.
         while let Some(event) = session.poll_event() {
@@ -168,10 +170,13 @@ async fn serve(stream: Box<dyn Io>, shared: &Shared) -> std::io::Result<String> 
                     None => session.send_sol(&bytes),
                 },
                 Event::RfbHandoff => {
-                    // The RFB server is not part of this build: say so, and close.
-                    tracing::warn!("KVM: the simulator has no RFB server yet; closing the session");
-                    reason = "KVM requested, no RFB server in this simulator build".into();
-                    session.handle_eof();
+                    lock(&shared.device).consent_in_session();
+                    rfb = Some(Vec::new());
+                }
+                Event::Rfb(bytes) => {
+                    if let Some(early) = &mut rfb {
+                        early.extend_from_slice(&bytes);
+                    }
                 }
                 Event::Closed(why) => reason = why.to_string(),
                 _ => {}
@@ -179,6 +184,12 @@ async fn serve(stream: Box<dyn Io>, shared: &Shared) -> std::io::Result<String> 
         }
         while let Some(bytes) = session.poll_transmit() {
             wr.write_all(&bytes).await?;
+        }
+        if let Some(early) = rfb.take() {
+            // From here the connection is raw RFB; the bytes read with the 0x41 go first.
+            let reader = std::io::Cursor::new(early).chain(rd);
+            let mut stream = tokio::io::join(reader, wr);
+            return serve_kvm(&mut stream, &shared.config.kvm).await;
         }
         if session.is_closed() {
             wr.shutdown().await.ok();
@@ -206,6 +217,33 @@ async fn serve(stream: Box<dyn Io>, shared: &Shared) -> std::io::Result<String> 
                 }
             }
             () = sleep_until(deadline) => session.handle_timeout(Instant::now()),
+        }
+    }
+}
+
+async fn serve_kvm<S: AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    stream: &mut S,
+    backend: &KvmBackend,
+) -> std::io::Result<String> {
+    match backend {
+        KvmBackend::Pattern { width, height } => {
+            Ok(match crate::rfb::serve(stream, *width, *height).await? {
+                RfbEnd::Closed => "KVM session closed by the client".into(),
+                RfbEnd::DisplayBufferLimit(size) => {
+                    format!(
+                        "KVM closed silently: a {size}-byte framebuffer exceeds the {}-byte display buffer (as AMT does)",
+                        crate::rfb::DISPLAY_BUFFER_LIMIT
+                    )
+                }
+                RfbEnd::Protocol(why) => format!("KVM: bad RFB from the client: {why}"),
+            })
+        }
+        KvmBackend::Forward(target) => {
+            let mut vnc = tokio::net::TcpStream::connect(target).await?;
+            let (up, down) = tokio::io::copy_bidirectional(stream, &mut vnc).await?;
+            Ok(format!(
+                "KVM forwarded to {target}: {up} bytes up, {down} down"
+            ))
         }
     }
 }

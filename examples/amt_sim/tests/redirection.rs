@@ -65,7 +65,14 @@ async fn amtterm(
             return text;
         }
         tokio::select! {
-            n = stdout.read(&mut buf) => match n { Ok(0) | Err(_) => return text, Ok(n) => out.extend_from_slice(&buf[..n]) },
+            n = stdout.read(&mut buf) => match n {
+                Ok(0) | Err(_) => {
+                    // amtterm reports its states on stderr: read it to the end before judging.
+                    let _ = tokio::time::timeout(Duration::from_secs(5), stderr.read_to_end(&mut err)).await;
+                    return String::from_utf8_lossy(&out).into_owned() + &String::from_utf8_lossy(&err);
+                }
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+            },
             n = stderr.read(&mut ebuf) => match n { Ok(0) | Err(_) => {}, Ok(n) => err.extend_from_slice(&ebuf[..n]) },
             () = tokio::time::sleep_until(deadline) => return text,
         }
@@ -232,4 +239,156 @@ async fn oobkit_client_digest_sol_and_busy() {
     })
     .await;
     assert!(events.contains(&Event::SolReady), "{events:?}");
+}
+
+/// Reads exactly `n` bytes: first from what the session already read, then the socket.
+async fn take(prefix: &mut Vec<u8>, stream: &mut TcpStream, n: usize) -> std::io::Result<Vec<u8>> {
+    while prefix.len() < n {
+        let mut buf = [0u8; 65536];
+        let got = stream.read(&mut buf).await?;
+        if got == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        prefix.extend_from_slice(&buf[..got]);
+    }
+    Ok(prefix.drain(..n).collect())
+}
+
+/// Opens a KVM session, does the RFB handshake as `version`, asks for the whole screen in
+/// `pixel_format` (None: the server's), and returns (width, height, bytes per pixel, pixels).
+async fn kvm_capture(
+    sim: &Simulator,
+    version: &[u8; 12],
+    pixel_format: Option<[u8; 16]>,
+) -> std::io::Result<(u16, u16, usize, Vec<u8>)> {
+    // The previous capture's session may not have ended on the device yet (it sees our
+    // close asynchronously): "busy" is retried briefly, anything else is a failure.
+    let (mut stream, events) = {
+        let mut attempt = 0;
+        loop {
+            let mut stream = TcpStream::connect(sim.redir_addr.unwrap()).await?;
+            let mut client = Client::new(
+                ClientConfig::new(SessionKind::Kvm, "admin", PASSWORD, "c"),
+                Instant::now(),
+            );
+            let events = drive(&mut stream, &mut client, |_, events| {
+                events.contains(&Event::RfbHandoff)
+            })
+            .await;
+            if events.contains(&Event::Closed(CloseReason::Busy)) && attempt < 20 {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+            break (stream, events);
+        }
+    };
+    assert!(events.contains(&Event::RfbHandoff), "{events:?}");
+    let mut prefix: Vec<u8> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Rfb(b) => Some(b.to_vec()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert_eq!(take(&mut prefix, &mut stream, 12).await?, b"RFB 003.008\n");
+    stream.write_all(version).await?;
+    if version == b"RFB 003.003\n" {
+        assert_eq!(take(&mut prefix, &mut stream, 4).await?, [0, 0, 0, 1]);
+    } else {
+        assert_eq!(take(&mut prefix, &mut stream, 2).await?, [1, 1]);
+        stream.write_all(&[1]).await?;
+        if version == b"RFB 003.008\n" {
+            assert_eq!(take(&mut prefix, &mut stream, 4).await?, [0, 0, 0, 0]);
+        }
+    }
+    stream.write_all(&[1]).await?; // ClientInit, shared
+    let init = take(&mut prefix, &mut stream, 24).await?;
+    let (width, height) = (
+        u16::from_be_bytes([init[0], init[1]]),
+        u16::from_be_bytes([init[2], init[3]]),
+    );
+    let name_len = u32::from_be_bytes(init[20..24].try_into().unwrap()) as usize;
+    take(&mut prefix, &mut stream, name_len).await?;
+    let mut bpp = usize::from(init[4] / 8);
+    if let Some(pf) = pixel_format {
+        let mut m = vec![0, 0, 0, 0];
+        m.extend_from_slice(&pf);
+        stream.write_all(&m).await?;
+        bpp = usize::from(pf[0] / 8);
+    }
+    // SetEncodings: Raw, DesktopSize.
+    stream
+        .write_all(&[2, 0, 0, 2, 0, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0x21])
+        .await?;
+    let mut request = vec![3, 0, 0, 0, 0, 0];
+    request.extend_from_slice(&width.to_be_bytes());
+    request.extend_from_slice(&height.to_be_bytes());
+    stream.write_all(&request).await?;
+    let header = take(&mut prefix, &mut stream, 4).await?;
+    let rects = u16::from_be_bytes([header[2], header[3]]);
+    let mut pixels = vec![0u8; usize::from(width) * usize::from(height) * bpp];
+    for _ in 0..rects {
+        let r = take(&mut prefix, &mut stream, 12).await?;
+        let [x, y, w, h] = [0, 2, 4, 6].map(|i| usize::from(u16::from_be_bytes([r[i], r[i + 1]])));
+        let encoding = i32::from_be_bytes(r[8..12].try_into().unwrap());
+        if encoding == -223 {
+            continue;
+        }
+        assert_eq!(encoding, 0, "Raw only");
+        assert!(w <= 64 && h <= 64, "tiles of at most 64x64");
+        let data = take(&mut prefix, &mut stream, w * h * bpp).await?;
+        for row in 0..h {
+            let at = ((y + row) * usize::from(width) + x) * bpp;
+            pixels[at..at + w * bpp].copy_from_slice(&data[row * w * bpp..(row + 1) * w * bpp]);
+        }
+    }
+    Ok((width, height, bpp, pixels))
+}
+
+#[tokio::test]
+async fn kvm_shows_the_test_pattern_to_rfb_33_37_38_clients() {
+    let sim = start().await;
+    for version in [b"RFB 003.003\n", b"RFB 003.007\n", b"RFB 003.008\n"] {
+        let (width, height, bpp, pixels) = kvm_capture(&sim, version, None).await.unwrap();
+        assert_eq!((width, height, bpp), (1024, 768, 4));
+        for x in (0..width).step_by(37) {
+            let at = (usize::from(height / 2) * usize::from(width) + usize::from(x)) * 4;
+            // Little-endian 32 bpp: B, G, R, pad.
+            let [r, g, b] = amt_sim::rfb::pattern(x, width);
+            assert_eq!(&pixels[at..at + 3], &[b, g, r], "x={x} {version:?}");
+        }
+    }
+    // RGB565, big-endian: the server converts.
+    let rgb565 = [16, 16, 1, 1, 0, 31, 0, 63, 0, 31, 11, 5, 0, 0, 0, 0];
+    let (width, _, bpp, pixels) = kvm_capture(&sim, b"RFB 003.008\n", Some(rgb565))
+        .await
+        .unwrap();
+    assert_eq!(bpp, 2);
+    let yellow_x = width / 8 + 3; // second bar
+    let at = usize::from(yellow_x) * 2;
+    assert_eq!(
+        u16::from_be_bytes([pixels[at], pixels[at + 1]]),
+        0b11111_111111_00000
+    );
+}
+
+#[tokio::test]
+async fn kvm_closes_silently_over_the_display_buffer_limit() {
+    let mut config = SimConfig::loopback(PASSWORD);
+    config.redir_listen = Some("127.0.0.1:0".parse().unwrap());
+    config.kvm = amt_sim::KvmBackend::Pattern {
+        width: 2560,
+        height: 1600,
+    };
+    let sim = Simulator::start(config).await.unwrap();
+    // 2560 x 1600 x 4 bytes = 16,384,000 > 9,216,000: closed without a word.
+    assert!(kvm_capture(&sim, b"RFB 003.008\n", None).await.is_err());
+    // In RGB332 (8 bpp) it fits: 4,096,000 bytes.
+    let rgb332 = [8, 8, 0, 1, 0, 7, 0, 7, 0, 3, 5, 2, 0, 0, 0, 0];
+    let (_, _, bpp, _) = kvm_capture(&sim, b"RFB 003.008\n", Some(rgb332))
+        .await
+        .unwrap();
+    assert_eq!(bpp, 1);
 }
