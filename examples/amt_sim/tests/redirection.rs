@@ -370,7 +370,8 @@ async fn kvm_shows_the_test_pattern_to_rfb_33_37_38_clients() {
     let at = usize::from(yellow_x) * 2;
     assert_eq!(
         u16::from_be_bytes([pixels[at], pixels[at + 1]]),
-        0b11111_111111_00000
+        (31 << 11) | (63 << 5),
+        "yellow: red 31, green 63, blue 0"
     );
 }
 
