@@ -14,6 +14,7 @@
 #![forbid(unsafe_code)]
 
 pub mod tls;
+mod websocket;
 mod wsman_client;
 
 use std::time::Duration;
@@ -22,6 +23,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 pub use tls::{TlsPolicy, format_fingerprint, parse_fingerprint};
+pub use websocket::redirection_websocket;
 pub use wsman_client::WsmanClient;
 
 /// A byte stream: TCP, or TLS over TCP.

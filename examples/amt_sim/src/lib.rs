@@ -341,12 +341,28 @@ async fn serve_connection(mut stream: Box<dyn Io>, shared: &Shared) -> std::io::
             }
             Err(e) => return bad_request(&mut stream, &e.to_string()).await,
         };
-        let response = respond(shared, &request);
-        stream.write_all(&response).await?;
-        if request.closes() {
-            return Ok(());
+        match respond(shared, &request) {
+            HttpReply::Bytes(response) => {
+                stream.write_all(&response).await?;
+                if request.closes() {
+                    return Ok(());
+                }
+            }
+            HttpReply::WebSocket { accept } => {
+                let head = format!(
+                    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+                );
+                stream.write_all(head.as_bytes()).await?;
+                return redirection::serve_websocket(stream, shared).await;
+            }
         }
     }
+}
+
+/// What the HTTP port answers: bytes, or a switch to the redirection websocket.
+enum HttpReply {
+    Bytes(Vec<u8>),
+    WebSocket { accept: String },
 }
 
 async fn bad_request(stream: &mut Box<dyn Io>, why: &str) -> std::io::Result<()> {
@@ -358,7 +374,7 @@ async fn bad_request(stream: &mut Box<dyn Io>, why: &str) -> std::io::Result<()>
 
 const LOGON_FAILED: &str = "<!DOCTYPE HTML PUBLIC \"-//W3C//DTD HTML 4.01 Transitional//EN\">\n<html><head><title>Intel&reg; Active Management Technology</title></head><body>Log on failed. Incorrect user name or password, or user account temporarily locked.</body></html>\n";
 
-fn respond(shared: &Shared, request: &HttpRequest) -> Vec<u8> {
+fn respond(shared: &Shared, request: &HttpRequest) -> HttpReply {
     let server = format!(
         "Intel(R) Active Management Technology {}",
         shared.config.firmware
@@ -378,7 +394,12 @@ fn respond(shared: &Shared, request: &HttpRequest) -> Vec<u8> {
                     .then_some((config.user.as_str(), Secret::Password(&config.password)))
             });
             match verdict {
-                Ok(_) => return authorized(shared, request, &server, now),
+                Ok(_) => {
+                    if request.target == "/ws-redirection" {
+                        return websocket_upgrade(request, &server);
+                    }
+                    return HttpReply::Bytes(authorized(shared, request, &server, now));
+                }
                 Err(e) => {
                     tracing::info!("{} {}: 401, {e}", request.method, request.target);
                     e.is_stale()
@@ -390,7 +411,9 @@ fn respond(shared: &Shared, request: &HttpRequest) -> Vec<u8> {
         Ok(c) => c,
         Err(e) => {
             tracing::error!("cannot render a challenge: {e}");
-            return b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n".to_vec();
+            return HttpReply::Bytes(
+                b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n".to_vec(),
+            );
         }
     };
     let mut out = String::from("HTTP/1.1 401 Unauthorized\r\n");
@@ -403,7 +426,29 @@ fn respond(shared: &Shared, request: &HttpRequest) -> Vec<u8> {
         "Content-Type: text/html\r\nServer: {server}\r\nContent-Length: {}\r\n\r\n{LOGON_FAILED}",
         LOGON_FAILED.len()
     ));
-    out.into_bytes()
+    HttpReply::Bytes(out.into_bytes())
+}
+
+/// `GET /ws-redirection` with a websocket upgrade, after Digest succeeded.
+fn websocket_upgrade(request: &HttpRequest, server: &str) -> HttpReply {
+    let upgrade = request
+        .header("upgrade")
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    match (
+        request.method.as_str(),
+        upgrade,
+        request.header("sec-websocket-key"),
+    ) {
+        ("GET", true, Some(key)) => HttpReply::WebSocket {
+            accept: tokio_tungstenite::tungstenite::handshake::derive_accept_key(
+                key.trim().as_bytes(),
+            ),
+        },
+        _ => HttpReply::Bytes(
+            format!("HTTP/1.1 400 Bad Request\r\nServer: {server}\r\nContent-Length: 0\r\n\r\n")
+                .into_bytes(),
+        ),
+    }
 }
 
 fn authorized(shared: &Shared, request: &HttpRequest, server: &str, now: u64) -> Vec<u8> {

@@ -134,8 +134,8 @@ async fn amtterm_refused_when_sol_disabled_or_password_wrong() {
 }
 
 /// Drives an oobkit-redir client over a TCP stream until `stop` says so; returns its events.
-async fn drive(
-    stream: &mut TcpStream,
+async fn drive<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    stream: &mut S,
     client: &mut Client,
     mut stop: impl FnMut(&mut Client, &[Event]) -> bool,
 ) -> Vec<Event> {
@@ -392,4 +392,39 @@ async fn kvm_closes_silently_over_the_display_buffer_limit() {
         .await
         .unwrap();
     assert_eq!(bpp, 1);
+}
+
+#[tokio::test]
+async fn sol_over_the_ws_redirection_websocket() {
+    let sim = start().await;
+    let endpoint = oobkit_io::Endpoint::plain("127.0.0.1", sim.http_addr.port());
+    let mut stream = oobkit_io::redirection_websocket(&endpoint, "admin", PASSWORD)
+        .await
+        .expect("websocket opens");
+    let mut config = ClientConfig::new(SessionKind::Sol, "admin", PASSWORD, "c");
+    config.transport = oobkit_redir::Transport::AmtWebSocket;
+    let mut client = Client::new(config, Instant::now());
+    let mut sent = false;
+    let events = drive(&mut stream, &mut client, |c, events| {
+        if !sent && events.contains(&Event::SolReady) {
+            c.send_sol(b"echo ws-$((40+2))\n");
+            sent = true;
+        }
+        sol_text(events).contains("ws-42")
+    })
+    .await;
+    assert!(
+        events.contains(&Event::Authenticated {
+            auth_type: oobkit_redir::codec::auth_type::KERBEROS
+        }),
+        "{events:?}"
+    );
+    assert!(sol_text(&events).contains("ws-42"), "{events:?}");
+
+    let refused = oobkit_io::redirection_websocket(&endpoint, "admin", "wrong").await;
+    assert!(
+        matches!(refused, Err(oobkit_io::IoError::AuthRejected)),
+        "{:?}",
+        refused.err()
+    );
 }

@@ -1,0 +1,110 @@
+//! The AMT firmware's `/ws-redirection` websocket: HTTP Digest on the upgrade request, then
+//! the redirection protocol in binary messages, presented here as a plain byte stream so that
+//! the same session driver runs over TCP, TLS and websocket.
+
+use futures_util::{SinkExt, StreamExt};
+use oobkit_digest::{ChallengeOutcome, Client as DigestClient};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_tungstenite::tungstenite::{
+    self, Message as Ws, client::IntoClientRequest, protocol::WebSocketConfig,
+};
+
+use crate::{Endpoint, Io, IoError, connect, random_hex16};
+
+/// Opens `/ws-redirection` on the device's HTTP(S) port as `user`, answering its Digest
+/// challenge, and returns the connection as a byte stream.
+pub async fn redirection_websocket(
+    endpoint: &Endpoint,
+    user: &str,
+    password: &str,
+) -> Result<Box<dyn Io>, IoError> {
+    let scheme = if endpoint.tls.is_some() { "wss" } else { "ws" };
+    let url = format!("{scheme}://{}/ws-redirection", endpoint.authority());
+    let mut digest = DigestClient::new(user, password);
+    let mut config = WebSocketConfig::default();
+    config.max_message_size = Some(1 << 20);
+    config.max_frame_size = Some(1 << 20);
+    // Without credentials, then with the challenge's answer: two attempts at most.
+    for _ in 0..3 {
+        let mut request = url
+            .as_str()
+            .into_client_request()
+            .map_err(|e| IoError::Config(format!("bad websocket URL {url}: {e}")))?;
+        if digest.challenge().is_some() {
+            let answer = digest.authorize("GET", "/ws-redirection", None, &random_hex16())?;
+            request
+                .headers_mut()
+                .insert(http_header("authorization"), answer.to_http_header()?);
+        }
+        let stream = connect(endpoint).await?;
+        match tokio_tungstenite::client_async_with_config(request, stream, Some(config)).await {
+            Ok((ws, _)) => {
+                digest.accepted();
+                return Ok(pump(ws));
+            }
+            Err(tungstenite::Error::Http(response)) if response.status() == 401 => {
+                let values: Vec<&str> = response
+                    .headers()
+                    .get_all("www-authenticate")
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .collect();
+                if digest.handle_challenge(values)? == ChallengeOutcome::Rejected {
+                    return Err(IoError::AuthRejected);
+                }
+            }
+            Err(tungstenite::Error::Http(response)) => {
+                return Err(IoError::Config(format!(
+                    "the device refused the websocket upgrade with HTTP {}",
+                    response.status()
+                )));
+            }
+            Err(e) => {
+                return Err(IoError::Stream {
+                    endpoint: endpoint.authority(),
+                    source: std::io::Error::other(e),
+                });
+            }
+        }
+    }
+    Err(IoError::AuthRejected)
+}
+
+fn http_header(name: &'static str) -> tungstenite::http::HeaderName {
+    tungstenite::http::HeaderName::from_static(name)
+}
+
+/// Joins the websocket to one end of an in-memory pipe and returns the other end.
+fn pump<S: Io + 'static>(mut ws: tokio_tungstenite::WebSocketStream<S>) -> Box<dyn Io> {
+    let (inner, mut outer) = tokio::io::duplex(64 * 1024);
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 16 * 1024];
+        let mut ws_open = true;
+        loop {
+            tokio::select! {
+                message = ws.next(), if ws_open => match message {
+                    Some(Ok(Ws::Binary(data))) => {
+                        if outer.write_all(&data).await.is_err() {
+                            break;
+                        }
+                    }
+                    Some(Ok(Ws::Close(_)) | Err(_)) | None => {
+                        ws_open = false;
+                        let _ = outer.shutdown().await;
+                    }
+                    Some(Ok(_)) => {}
+                },
+                n = outer.read(&mut buf) => match n {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        if ws.send(Ws::Binary(buf[..n].to_vec().into())).await.is_err() {
+                            break;
+                        }
+                    }
+                },
+            }
+        }
+        let _ = ws.close(None).await;
+    });
+    Box::new(inner)
+}
