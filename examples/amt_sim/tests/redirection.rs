@@ -428,3 +428,47 @@ async fn sol_over_the_ws_redirection_websocket() {
         refused.err()
     );
 }
+
+#[tokio::test]
+async fn sol_over_the_tls_redirection_port_with_a_pinned_certificate() {
+    let mut config = SimConfig::loopback(PASSWORD);
+    config.redir_tls_listen = Some("127.0.0.1:0".parse().unwrap());
+    config.sol = amt_sim::SolBackend::Echo;
+    let sim = Simulator::start(config).await.unwrap();
+    let mut endpoint = oobkit_io::Endpoint::plain("127.0.0.1", sim.redir_tls_addr.unwrap().port());
+    endpoint.tls = Some(oobkit_io::TlsPolicy::Pin(sim.tls_fingerprint.unwrap()));
+    let mut stream = oobkit_io::connect(&endpoint)
+        .await
+        .expect("TLS with the pinned certificate");
+    let mut client = Client::new(
+        ClientConfig::new(SessionKind::Sol, "admin", PASSWORD, "c"),
+        Instant::now(),
+    );
+    let mut sent = false;
+    let events = drive(&mut stream, &mut client, |c, events| {
+        if !sent && events.contains(&Event::SolReady) {
+            c.send_sol(b"\xff\x00echo");
+            sent = true;
+        }
+        sol_text(events).contains("echo")
+    })
+    .await;
+    let echoed: Vec<u8> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::SolData(b) => Some(b.to_vec()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert_eq!(echoed, b"\xff\x00echo");
+    // The default policy refuses the self-signed certificate.
+    endpoint.tls = Some(oobkit_io::TlsPolicy::Verify { ca_file: None });
+    assert!(matches!(
+        oobkit_io::connect(&endpoint).await,
+        Err(oobkit_io::IoError::Tls {
+            fingerprint: Some(_),
+            ..
+        })
+    ));
+}
