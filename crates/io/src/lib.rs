@@ -13,6 +13,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod redirection;
 pub mod tls;
 mod websocket;
 mod wsman_client;
