@@ -110,7 +110,11 @@ impl Session {
     /// The next event, waiting once for input or a timer if none is queued. Writes nothing,
     /// so it is cancel-safe inside `select!`; call [`Session::flush`] between calls.
     async fn step(&mut self) -> Result<Option<Event>, RedirError> {
-        if let Some(event) = self.pending.pop_front().or_else(|| self.client.poll_event()) {
+        if let Some(event) = self
+            .pending
+            .pop_front()
+            .or_else(|| self.client.poll_event())
+        {
             return Ok(Some(event));
         }
         if self.client.is_closed() {
@@ -189,7 +193,10 @@ impl Session {
                 early.extend_from_slice(&bytes);
             }
         }
-        RfbStream { stream: self.stream, early }
+        RfbStream {
+            stream: self.stream,
+            early,
+        }
     }
 }
 

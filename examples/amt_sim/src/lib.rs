@@ -505,7 +505,12 @@ fn authorized(shared: &Shared, request: &HttpRequest, server: &str, now: u64) ->
 fn report(event: &DeviceEvent) {
     match event {
         DeviceEvent::ConsentCodeDisplayed(code) => {
-            println!("user consent code on the managed screen: {code:06}");
+            // A closed stdout must not take the simulator down (println! would panic).
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stdout(),
+                "user consent code on the managed screen: {code:06}"
+            );
         }
         DeviceEvent::PowerChanged { from, to } => {
             tracing::info!(

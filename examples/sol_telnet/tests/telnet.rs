@@ -1,0 +1,170 @@
+//! End to end with Debian's `telnet` (installed by `.ci/run`), driven on a pseudo-terminal
+//! (util-linux `script`), through `sol_telnet` to the simulated AMT's SOL shell.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+
+/// Starts `sol_telnet` against its in-process simulator; returns it and its telnet port.
+async fn start_bridge() -> (Child, u16) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sol_telnet"))
+        .args(["--client", "none", "--listen", "127.0.0.1:0"])
+        .env_remove("AMT_HOST")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("sol_telnet starts");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let port = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(rest) = line.strip_prefix("listening on telnet://127.0.0.1:") {
+                return rest
+                    .split_whitespace()
+                    .next()
+                    .unwrap()
+                    .parse::<u16>()
+                    .unwrap();
+            }
+        }
+        panic!("sol_telnet ended without listening");
+    })
+    .await
+    .expect("sol_telnet listens");
+    // Keep reading its output so that it never writes into a closed pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, port)
+}
+
+/// A telnet client on a pseudo-terminal.
+struct Telnet {
+    _child: Child,
+    stdin: ChildStdin,
+    stdout: ChildStdout,
+    seen: Vec<u8>,
+}
+
+impl Telnet {
+    async fn connect(port: u16) -> Self {
+        let mut child = match Command::new("script")
+            .args([
+                "-q",
+                "-f",
+                "-c",
+                &format!("telnet 127.0.0.1 {port}"),
+                "/dev/null",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+        {
+            Ok(c) => c,
+            Err(e) => panic!("`script` (bsdutils) is required to give telnet a terminal: {e}"),
+        };
+        let stdin = child.stdin.take().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut telnet = Self {
+            _child: child,
+            stdin,
+            stdout,
+            seen: Vec::new(),
+        };
+        telnet.expect(b"Escape character", 1).await;
+        telnet
+    }
+
+    async fn type_bytes(&mut self, bytes: &[u8]) {
+        self.stdin.write_all(bytes).await.unwrap();
+    }
+
+    /// Waits until `needle` has been seen `times` times in the output.
+    async fn expect(&mut self, needle: &[u8], times: usize) {
+        let count = |seen: &[u8]| seen.windows(needle.len()).filter(|w| *w == needle).count();
+        let mut buf = [0u8; 8192];
+        let waited = tokio::time::timeout(Duration::from_secs(20), async {
+            while count(&self.seen) < times {
+                let n = self.stdout.read(&mut buf).await.unwrap();
+                if n == 0 {
+                    return false;
+                }
+                self.seen.extend_from_slice(&buf[..n]);
+            }
+            true
+        })
+        .await;
+        assert!(
+            waited == Ok(true),
+            "waited for {:?} x{times}; telnet showed: {}",
+            String::from_utf8_lossy(needle),
+            String::from_utf8_lossy(&self.seen[self.seen.len().saturating_sub(600)..])
+        );
+    }
+}
+
+#[tokio::test]
+async fn telnet_runs_a_command_in_the_sol_shell() {
+    let (_bridge, port) = start_bridge().await;
+    let mut telnet = Telnet::connect(port).await;
+    telnet.expect(b"# ", 1).await;
+    telnet.type_bytes(b"echo tel-$((6*7))\r").await;
+    telnet.expect(b"tel-42", 1).await;
+}
+
+#[tokio::test]
+async fn a_line_longer_than_max_tx_buffer_and_0xff_bytes() {
+    let (_bridge, port) = start_bridge().await;
+    let mut telnet = Telnet::connect(port).await;
+    telnet.expect(b"# ", 1).await;
+    // Non-canonical mode on the console, so the line is not cut at the tty's 4096-byte line
+    // limit; 12 000 bytes is more than the 10 000-byte MaxTxBuffer of the SOL session.
+    telnet
+        .type_bytes(b"stty -icanon; head -c 12000 | wc -c\r")
+        .await;
+    telnet.expect(b"wc -c", 1).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    telnet.type_bytes(&[b'x'; 12000]).await;
+    telnet.expect(b"12000", 1).await;
+    // 0xFF goes as IAC IAC on the telnet side and arrives as one byte on the console.
+    telnet
+        .type_bytes(b"stty -icanon -echo; head -c 4 | od -An -tx1; stty echo\r")
+        .await;
+    telnet.expect(b"stty echo", 1).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    telnet.type_bytes(&[0xFF, 0xFE, 0x41, 0xFF]).await;
+    telnet.expect(b"ff fe 41 ff", 1).await;
+}
+
+#[tokio::test]
+async fn clients_one_after_another_and_a_second_one_is_told_why() {
+    let (_bridge, port) = start_bridge().await;
+    let mut first = Telnet::connect(port).await;
+    first.expect(b"# ", 1).await;
+    // While the first is connected, a second is turned away with a reason.
+    let mut second = Telnet::connect(port).await;
+    second
+        .expect(b"another client is using the console", 1)
+        .await;
+    drop(second);
+    first.type_bytes(b"echo first-$((1+1))\r").await;
+    first.expect(b"first-2", 1).await;
+    drop(first);
+    // The bridge keeps running: the next client gets a fresh SOL session.
+    let mut third = Telnet::connect(port).await;
+    for _ in 0..50 {
+        if third.seen.windows(2).any(|w| w == b"# ") {
+            break;
+        }
+        if third.seen.windows(7).any(|w| w == b"another") {
+            // The first session was still being torn down; try again.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            third = Telnet::connect(port).await;
+            continue;
+        }
+        third.expect(b"# ", 1).await;
+    }
+    third.type_bytes(b"echo third-$((1+2))\r").await;
+    third.expect(b"third-3", 1).await;
+}
