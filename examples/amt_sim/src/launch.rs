@@ -1,0 +1,178 @@
+//! What the console launchers (`sol_telnet`, `kvm_vnc`) share: the flags that name an AMT,
+//! the in-process simulator when none is named, and starting the user's client program.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use oobkit_io::redirection::{RedirTarget, RedirTransport};
+use oobkit_io::{Endpoint, TlsPolicy, parse_fingerprint};
+
+use crate::{SimConfig, Simulator};
+
+/// How to reach the redirection service.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum TransportArg {
+    /// The redirection port (16994/16995) with in-band digest.
+    Tcp,
+    /// `/ws-redirection` on the web port (16992/16993), behind HTTP Digest.
+    Ws,
+}
+
+/// The flags that name an AMT.
+#[derive(Clone, Debug, clap::Args)]
+pub struct AmtArgs {
+    /// AMT host. Without it, a simulated AMT runs in this process.
+    #[arg(long, short = 'H', env = "AMT_HOST")]
+    pub host: Option<String>,
+    /// AMT port (default: 16994, or 16995 with --tls; 16992/16993 with --transport ws).
+    #[arg(long, short = 'p')]
+    pub port: Option<u16>,
+    /// tcp: the redirection port with in-band digest; ws: /ws-redirection on the web port.
+    #[arg(long, value_enum, default_value = "tcp")]
+    pub transport: TransportArg,
+    /// Use TLS (certificates verified unless --fingerprint or --insecure).
+    #[arg(long)]
+    pub tls: bool,
+    /// Trust exactly the certificate with this SHA-256 fingerprint.
+    #[arg(long, requires = "tls", conflicts_with = "insecure")]
+    pub fingerprint: Option<String>,
+    /// Also trust the CAs in this PEM file.
+    #[arg(long, requires = "tls", conflicts_with_all = ["insecure", "fingerprint"])]
+    pub ca: Option<PathBuf>,
+    /// Accept any certificate (prefer --fingerprint).
+    #[arg(long, requires = "tls")]
+    pub insecure: bool,
+    /// AMT user; the password comes from AMT_PASSWORD or a prompt.
+    #[arg(long, short = 'u', default_value = "admin")]
+    pub user: String,
+}
+
+/// Prints a line for the user. A closed stdout must not stop a bridge (println! would panic).
+pub fn say(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout(), "{line}");
+}
+
+/// Where the launcher connects, and the simulator it started if no host was named (keep it
+/// alive as long as the target is used).
+pub async fn resolve(
+    args: &AmtArgs,
+    configure: impl FnOnce(&mut SimConfig),
+) -> Result<(RedirTarget, Option<Simulator>), String> {
+    let transport = match args.transport {
+        TransportArg::Tcp => RedirTransport::Tcp,
+        TransportArg::Ws => RedirTransport::WebSocket,
+    };
+    let Some(host) = &args.host else {
+        let password = oobkit_io::random_hex16();
+        let mut config = SimConfig::loopback(&password);
+        config.redir_listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+        configure(&mut config);
+        let sim = Simulator::start(config)
+            .await
+            .map_err(|e| format!("cannot start the simulated AMT: {e}"))?;
+        let port = match args.transport {
+            TransportArg::Tcp => sim.redir_addr.expect("redirection port requested").port(),
+            TransportArg::Ws => sim.http_addr.port(),
+        };
+        say(&format!(
+            "simulated AMT on 127.0.0.1 (web {}, redirection {})",
+            sim.http_addr.port(),
+            sim.redir_addr.map_or(0, |a| a.port())
+        ));
+        let target = RedirTarget {
+            endpoint: Endpoint::plain("127.0.0.1", port),
+            transport,
+            user: "admin".into(),
+            password,
+        };
+        return Ok((target, Some(sim)));
+    };
+    let tls = if args.tls {
+        Some(match (&args.fingerprint, args.insecure) {
+            (Some(fp), _) => TlsPolicy::Pin(parse_fingerprint(fp).ok_or_else(|| {
+                format!("--fingerprint `{fp}` is not a SHA-256 fingerprint (64 hex digits)")
+            })?),
+            (None, true) => TlsPolicy::Insecure,
+            (None, false) => TlsPolicy::Verify {
+                ca_file: args.ca.clone(),
+            },
+        })
+    } else {
+        None
+    };
+    let port = args.port.unwrap_or(match (args.transport, args.tls) {
+        (TransportArg::Tcp, false) => 16994,
+        (TransportArg::Tcp, true) => 16995,
+        (TransportArg::Ws, false) => 16992,
+        (TransportArg::Ws, true) => 16993,
+    });
+    let mut endpoint = Endpoint::plain(host.clone(), port);
+    endpoint.tls = tls;
+    let password = match std::env::var("AMT_PASSWORD") {
+        Ok(p) => p,
+        Err(_) => rpassword::prompt_password(format!("AMT password for {}@{host}: ", args.user))
+            .map_err(|e| format!("no password: set AMT_PASSWORD or run on a terminal ({e})"))?,
+    };
+    Ok((
+        RedirTarget {
+            endpoint,
+            transport,
+            user: args.user.clone(),
+            password,
+        },
+        None,
+    ))
+}
+
+fn installed(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+}
+
+/// The client command for `choice`: `none`, a name from `known` (name, program, template), or
+/// a template with `{host}` and `{port}`; without a choice, the first installed known client.
+pub fn client_command(
+    choice: Option<&str>,
+    known: &[(&str, &str, &str)],
+    addr: SocketAddr,
+) -> Option<String> {
+    let template = match choice {
+        Some("none") => return None,
+        Some(name) => known
+            .iter()
+            .find(|(n, ..)| *n == name)
+            .map_or(name, |(_, _, t)| t),
+        None => known
+            .iter()
+            .find(|(_, program, _)| installed(program))
+            .map(|(_, _, t)| *t)?,
+    };
+    Some(
+        template
+            .replace("{host}", &addr.ip().to_string())
+            .replace("{port}", &addr.port().to_string()),
+    )
+}
+
+/// Starts `command` (split on white space).
+pub fn spawn_client(command: &str) -> Result<tokio::process::Child, String> {
+    say(&format!("starting: {command}"));
+    let mut parts = command.split_whitespace();
+    let program = parts.next().ok_or("empty client command")?;
+    tokio::process::Command::new(program)
+        .args(parts)
+        .spawn()
+        .map_err(|e| format!("cannot start `{command}`: {e}"))
+}
+
+/// Waits for the launched client to exit (forever if there is none).
+pub async fn client_exit(child: &mut Option<tokio::process::Child>) {
+    match child {
+        Some(c) => {
+            let status = c.wait().await;
+            tracing::info!("client exited ({status:?})");
+        }
+        None => std::future::pending().await,
+    }
+}

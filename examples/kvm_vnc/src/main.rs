@@ -1,0 +1,171 @@
+//! `kvm_vnc`: the KVM of an Intel AMT on a local VNC port, for any VNC viewer.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use amt_sim::launch::{AmtArgs, client_command, client_exit, resolve, say, spawn_client};
+use clap::Parser;
+use oobkit_io::redirection::{RedirTarget, open_session};
+use oobkit_redir::codec::SessionKind;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// The KVM of an Intel AMT on a local VNC port, for any VNC viewer.
+///
+/// Listens on a local port, then (if configured) starts a viewer on it; each viewer connection
+/// opens a KVM session and the RFB bytes flow through untouched both ways. Without --host, a
+/// simulated AMT (showing colour bars) runs in this process.
+#[derive(Parser)]
+#[command(version)]
+struct Cli {
+    #[command(flatten)]
+    amt: AmtArgs,
+    /// Local address for the VNC port (port 0: any free port).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: SocketAddr,
+    /// Viewer to start once listening: tigervnc, none, or a command template with {host} and
+    /// {port}. Default: TigerVNC if installed (with the settings that suit AMT: ZRLE, low
+    /// colour, no JPEG), else none.
+    #[arg(long)]
+    viewer: Option<String>,
+}
+
+const VIEWERS: [(&str, &str, &str); 1] = [(
+    "tigervnc",
+    "vncviewer",
+    "vncviewer -PreferredEncoding=ZRLE -LowColorLevel=2 -NoJPEG -AutoSelect=0 -FullColor=0 {host}::{port}",
+)];
+
+/// Tells a viewer why there is no screen, the RFB way (the viewer shows the text).
+async fn refuse(local: &mut TcpStream, reason: &str) -> std::io::Result<()> {
+    local.write_all(b"RFB 003.008\n").await?;
+    let mut version = [0u8; 12];
+    local.read_exact(&mut version).await?;
+    let mut failure = Vec::new();
+    if &version == b"RFB 003.003\n" {
+        failure.extend_from_slice(&0u32.to_be_bytes());
+    } else {
+        failure.push(0); // no security types: a failure reason follows
+    }
+    failure.extend_from_slice(&(reason.len() as u32).to_be_bytes());
+    failure.extend_from_slice(reason.as_bytes());
+    local.write_all(&failure).await
+}
+
+async fn serve_viewer(mut local: TcpStream, target: &RedirTarget) -> std::io::Result<String> {
+    local.set_nodelay(true).ok();
+    let session = match open_session(target, SessionKind::Kvm).await {
+        Ok(s) => s,
+        Err(e) => {
+            let reason = format!("AMT KVM session refused: {e}");
+            let _ = tokio::time::timeout(Duration::from_secs(5), refuse(&mut local, &reason)).await;
+            return Ok(reason);
+        }
+    };
+    let rfb = session.into_rfb();
+    local.write_all(&rfb.early).await?;
+    let started = Instant::now();
+    let (mut viewer_in, mut viewer_out) = local.split();
+    let (mut device_in, mut device_out) = tokio::io::split(rfb.stream);
+    // Two plain copies: no per-byte work, and each direction waits for its writer
+    // (backpressure both ways).
+    let (up, down) = (
+        tokio::io::copy(&mut viewer_in, &mut device_out),
+        tokio::io::copy(&mut device_in, &mut viewer_out),
+    );
+    tokio::select! {
+        result = up => {
+            let _ = device_out.shutdown().await;
+            Ok(format!("viewer closed the session ({} bytes to the device)", result.unwrap_or(0)))
+        }
+        result = down => {
+            let bytes = result.unwrap_or(0);
+            let after = started.elapsed().as_secs();
+            if after < 30 {
+                Ok(format!(
+                    "the AMT closed the KVM session {after} s after it started ({bytes} bytes received). AMT closes \
+                     silently when the screen in the viewer's pixel format exceeds its 9,216,000-byte display buffer \
+                     (use 8 or 16 bits per pixel: TigerVNC -LowColorLevel=1 or -FullColor=0), when user consent is \
+                     required (amt consent start), or when another viewer takes over"
+                ))
+            } else {
+                Ok(format!("the AMT closed the KVM session after {after} s ({bytes} bytes); AMT ends idle sessions after about 3 minutes without input"))
+            }
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    let (target, _simulator) = resolve(&cli.amt, |_| {}).await?;
+    let target = Arc::new(target);
+    let listener = TcpListener::bind(cli.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", cli.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    say(&format!(
+        "listening on vnc://{addr} (KVM of {})",
+        target.endpoint.authority()
+    ));
+    let mut child = match client_command(cli.viewer.as_deref(), &VIEWERS, addr) {
+        Some(command) => Some(spawn_client(&command)?),
+        None => {
+            say(&format!(
+                "connect a VNC viewer to {}::{}",
+                addr.ip(),
+                addr.port()
+            ));
+            None
+        }
+    };
+    let busy = Arc::new(AtomicBool::new(false));
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = client_exit(&mut child) => return Ok(()),
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+        };
+        let (mut stream, peer) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!("accept failed: {e}");
+                continue;
+            }
+        };
+        // AMT allows one KVM session; a second viewer is told so in RFB terms.
+        if busy.swap(true, Ordering::AcqRel) {
+            tokio::spawn(async move {
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(5),
+                    refuse(&mut stream, "another viewer is using the KVM session"),
+                )
+                .await;
+            });
+            continue;
+        }
+        let target = Arc::clone(&target);
+        let busy = Arc::clone(&busy);
+        tokio::spawn(async move {
+            tracing::info!("{peer}: viewer connected");
+            match serve_viewer(stream, &target).await {
+                Ok(why) => say(&format!("{peer}: {why}")),
+                Err(e) => tracing::info!("{peer}: {e}"),
+            }
+            busy.store(false, Ordering::Release);
+        });
+    }
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    oobkit_io::init_logging("info");
+    match run(Cli::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("kvm_vnc: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
