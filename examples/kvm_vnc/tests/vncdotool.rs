@@ -1,0 +1,117 @@
+//! End to end with vncdotool (PyPI, installed by `.ci/run` into `target/vncdotool-venv`):
+//! `vncdo capture` through kvm_vnc from the simulated AMT's KVM, and the PNG's pixels checked
+//! against the simulator's colour bars.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, Command};
+
+fn vncdo() -> PathBuf {
+    if let Some(path) = std::env::var_os("VNCDO") {
+        return path.into();
+    }
+    let venv =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/vncdotool-venv/bin/vncdo");
+    if venv.is_file() {
+        return venv;
+    }
+    panic!(
+        "vncdotool is required for this interop test: `python3 -m venv target/vncdotool-venv && \
+         target/vncdotool-venv/bin/pip install vncdotool` (what .ci/run does), or set VNCDO"
+    );
+}
+
+async fn start_bridge(extra: &[&str]) -> (Child, u16) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kvm_vnc"))
+        .args(["--viewer", "none", "--listen", "127.0.0.1:0"])
+        .args(extra)
+        .env_remove("AMT_HOST")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("kvm_vnc starts");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let port = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(rest) = line.strip_prefix("listening on vnc://127.0.0.1:") {
+                return rest
+                    .split_whitespace()
+                    .next()
+                    .unwrap()
+                    .parse::<u16>()
+                    .unwrap();
+            }
+        }
+        panic!("kvm_vnc ended without listening");
+    })
+    .await
+    .expect("kvm_vnc listens");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, port)
+}
+
+#[tokio::test]
+async fn vncdo_captures_the_test_pattern() {
+    let (_bridge, port) = start_bridge(&[]).await;
+    let out = std::env::temp_dir().join(format!("kvm-vnc-{}.png", std::process::id()));
+    let status = tokio::time::timeout(
+        Duration::from_secs(60),
+        Command::new(vncdo())
+            .args(["-s", &format!("127.0.0.1::{port}"), "capture"])
+            .arg(&out)
+            .status(),
+    )
+    .await
+    .expect("vncdo finishes")
+    .expect("vncdo runs");
+    assert!(status.success(), "vncdo failed: {status}");
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&out).unwrap()));
+    let mut reader = decoder.read_info().unwrap();
+    let mut pixels = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut pixels).unwrap();
+    assert_eq!((info.width, info.height), (1024, 768));
+    let channels = info.line_size / info.width as usize;
+    for bar in 0..8u32 {
+        let x = bar * 128 + 64;
+        for y in [10, 384, 760] {
+            let at = y as usize * info.line_size + x as usize * channels;
+            assert_eq!(
+                &pixels[at..at + 3],
+                &amt_sim::rfb::BARS[bar as usize],
+                "bar {bar} at ({x}, {y})"
+            );
+        }
+    }
+    std::fs::remove_file(out).ok();
+}
+
+#[tokio::test]
+async fn a_refused_viewer_is_told_why_in_rfb() {
+    let (_bridge, port) = start_bridge(&[]).await;
+    // The first viewer holds the KVM session (it has read the server's version).
+    let mut first = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let mut version = [0u8; 12];
+    first.read_exact(&mut version).await.unwrap();
+    assert_eq!(&version, b"RFB 003.008\n");
+    // A second one gets a proper RFB failure with the reason, which viewers display.
+    let mut second = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    second.read_exact(&mut version).await.unwrap();
+    assert_eq!(&version, b"RFB 003.008\n");
+    second.write_all(b"RFB 003.008\n").await.unwrap();
+    let mut rest = Vec::new();
+    second.read_to_end(&mut rest).await.unwrap();
+    assert_eq!(rest[0], 0, "no security types: a reason follows");
+    let len = u32::from_be_bytes(rest[1..5].try_into().unwrap()) as usize;
+    assert_eq!(
+        String::from_utf8_lossy(&rest[5..5 + len]),
+        "another viewer is using the KVM session"
+    );
+}
