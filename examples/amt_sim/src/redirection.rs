@@ -292,7 +292,9 @@ async fn serve_kvm<S: AsyncRead + tokio::io::AsyncWrite + Unpin>(
         }
         KvmBackend::Forward(target) => {
             let mut vnc = tokio::net::TcpStream::connect(target).await?;
-            let (up, down) = tokio::io::copy_bidirectional(stream, &mut vnc).await?;
+            let (up, down) =
+                tokio::io::copy_bidirectional_with_sizes(stream, &mut vnc, 256 * 1024, 256 * 1024)
+                    .await?;
             Ok(format!(
                 "KVM forwarded to {target}: {up} bytes up, {down} down"
             ))
