@@ -91,7 +91,7 @@ pub enum CloseReason {
     Busy,
     /// The feature is disabled on the device.
     #[error(
-        "the device does not allow this session (the feature is disabled; enable it with `amt redirection enable ...`)"
+        "the device does not allow this session: the feature is disabled (enable it with `amt redirection enable sol|ider|kvm`), or user consent is required (`amt consent start`, then `amt consent code N` with the code shown on the managed screen)"
     )]
     Unsupported,
     /// The device does not know the session type.
