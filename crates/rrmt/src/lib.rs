@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 pub mod codec;
+pub mod session;
 
 /// Bytes that are not a valid RRMT frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
