@@ -12,7 +12,8 @@ use bytes::{Buf, Bytes, BytesMut};
 use oobkit_digest::{Algorithm, Exchange, Qop, Secret, compute_response};
 
 use crate::codec::{
-    IderMessage, Message, SessionKind, SolSettings, auth_type, decode, fields, start_status,
+    IderMessage, Message, SessionKind, SolSettings, auth_type, decode, fields, split_frame,
+    start_status,
 };
 use crate::{CloseReason, Event};
 
@@ -296,22 +297,18 @@ impl Client {
         self.inbuf.extend_from_slice(bytes);
         while self.state != State::Closed && self.state != State::Handoff {
             let kind = Some(self.config.kind);
-            let used = match decode(&self.inbuf, kind) {
+            let frame = match split_frame(&mut self.inbuf, kind) {
+                Ok(Some(frame)) => frame,
                 Ok(None) => break,
-                Ok(Some((_, used))) => used,
                 Err(e) => {
                     self.close(CloseReason::Protocol(e));
                     break;
                 }
             };
-            // The frame leaves the buffer as shared bytes, so payloads are handed out
-            // without copying.
-            let frame = self.inbuf.split_to(used).freeze();
-            let outcome = match decode(&frame, kind) {
-                Ok(Some((message, _))) => self.on_message(now, message),
-                _ => unreachable!("the same bytes decoded a moment ago"),
+            let Ok(Some((message, _))) = decode(&frame, kind) else {
+                unreachable!("split_frame returned a whole message")
             };
-            if let Err(reason) = outcome {
+            if let Err(reason) = self.on_message(now, message) {
                 self.close(reason);
                 break;
             }

@@ -409,6 +409,19 @@ pub fn decode(
     Ok(Some((message, len)))
 }
 
+/// Cuts the next complete message off the front of `buf` as shared bytes (so that payloads
+/// can be handed out without copying), or returns `Ok(None)` if it is not complete yet.
+/// Decode the returned frame with [`decode`] and the same `kind`.
+pub fn split_frame(
+    buf: &mut bytes::BytesMut,
+    kind: Option<SessionKind>,
+) -> Result<Option<bytes::Bytes>, DecodeError> {
+    Ok(match decode(buf, kind)? {
+        None => None,
+        Some((_, used)) => Some(buf.split_to(used).freeze()),
+    })
+}
+
 impl Message<'_> {
     /// Appends the encoded message to `out`.
     ///

@@ -14,7 +14,8 @@ use subtle::ConstantTimeEq;
 
 use crate::client::URI;
 use crate::codec::{
-    IderMessage, Message, SessionKind, SolSettings, auth_type, decode, fields, start_status,
+    IderMessage, Message, SessionKind, SolSettings, auth_type, decode, fields, split_frame,
+    start_status,
 };
 use crate::{CloseReason, Event};
 
@@ -277,20 +278,18 @@ impl DeviceSession {
                 State::Closed | State::Handoff => break,
                 _ => Some(self.kind()),
             };
-            let used = match decode(&self.inbuf, kind) {
+            let frame = match split_frame(&mut self.inbuf, kind) {
+                Ok(Some(frame)) => frame,
                 Ok(None) => break,
-                Ok(Some((_, used))) => used,
                 Err(e) => {
                     self.close(CloseReason::Protocol(e));
                     break;
                 }
             };
-            let frame = self.inbuf.split_to(used).freeze();
-            let outcome = match decode(&frame, kind) {
-                Ok(Some((message, _))) => self.on_message(now, message),
-                _ => unreachable!("the same bytes decoded a moment ago"),
+            let Ok(Some((message, _))) = decode(&frame, kind) else {
+                unreachable!("split_frame returned a whole message")
             };
-            if let Err(reason) = outcome {
+            if let Err(reason) = self.on_message(now, message) {
                 self.close(reason);
                 break;
             }
