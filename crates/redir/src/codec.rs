@@ -416,10 +416,8 @@ pub fn split_frame(
     buf: &mut bytes::BytesMut,
     kind: Option<SessionKind>,
 ) -> Result<Option<bytes::Bytes>, DecodeError> {
-    Ok(match decode(buf, kind)? {
-        None => None,
-        Some((_, used)) => Some(buf.split_to(used).freeze()),
-    })
+    let used = decode(buf, kind)?.map(|(_, used)| used);
+    Ok(used.map(|used| buf.split_to(used).freeze()))
 }
 
 impl Message<'_> {
