@@ -80,6 +80,8 @@ struct Core {
     ping_nonce: u64,
     handshake_deadline: Option<Instant>,
     channels: BTreeMap<u32, Channel>,
+    /// Whether the end was reported as an event.
+    reported_close: bool,
 }
 
 /// Most bytes buffered of an incomplete frame: one frame.
@@ -97,6 +99,7 @@ impl Core {
             ping_nonce: 0,
             handshake_deadline: Some(now + handshake),
             channels: BTreeMap::new(),
+            reported_close: false,
         }
     }
 
@@ -112,6 +115,17 @@ impl Core {
                 message: &reason.to_string(),
             });
             self.closed = Some(reason);
+        }
+    }
+
+    /// The reason the session ended, once, for the roles' `Closed` events.
+    fn take_close(&mut self) -> Option<CloseReason> {
+        match &self.closed {
+            Some(reason) if !self.reported_close => {
+                self.reported_close = true;
+                Some(reason.clone())
+            }
+            _ => None,
         }
     }
 
@@ -369,7 +383,6 @@ pub struct AgentSession {
     token: [u8; 16],
     window: u32,
     events: VecDeque<AgentEvent>,
-    reported_close: bool,
 }
 
 impl AgentSession {
@@ -387,7 +400,6 @@ impl AgentSession {
             token,
             window: 0,
             events: VecDeque::new(),
-            reported_close: false,
         }
     }
 
@@ -398,16 +410,9 @@ impl AgentSession {
 
     /// The next event.
     pub fn poll_event(&mut self) -> Option<AgentEvent> {
-        if let Some(e) = self.events.pop_front() {
-            return Some(e);
-        }
-        match &self.core.closed {
-            Some(reason) if !self.reported_close => {
-                self.reported_close = true;
-                Some(AgentEvent::Closed(reason.clone()))
-            }
-            _ => None,
-        }
+        self.events
+            .pop_front()
+            .or_else(|| self.core.take_close().map(AgentEvent::Closed))
     }
 
     /// When `handle_timeout` is due.
@@ -726,7 +731,6 @@ pub struct ServerSession {
     next_channel: u32,
     rotating: Option<[u8; 16]>,
     events: VecDeque<ServerEvent>,
-    reported_close: bool,
 }
 
 /// Why a request could not be made.
@@ -757,7 +761,6 @@ impl ServerSession {
             next_channel: 1,
             rotating: None,
             events: VecDeque::new(),
-            reported_close: false,
         }
     }
 
@@ -768,16 +771,9 @@ impl ServerSession {
 
     /// The next event.
     pub fn poll_event(&mut self) -> Option<ServerEvent> {
-        if let Some(e) = self.events.pop_front() {
-            return Some(e);
-        }
-        match &self.core.closed {
-            Some(reason) if !self.reported_close => {
-                self.reported_close = true;
-                Some(ServerEvent::Closed(reason.clone()))
-            }
-            _ => None,
-        }
+        self.events
+            .pop_front()
+            .or_else(|| self.core.take_close().map(ServerEvent::Closed))
     }
 
     /// When `handle_timeout` is due.
