@@ -172,7 +172,7 @@ impl Simulator {
         });
         let http = TcpListener::bind(config.listen).await?;
         let http_addr = http.local_addr()?;
-        tokio::spawn(accept_loop(http, None, Arc::clone(&shared)));
+        tokio::spawn(accept_loop(http, None, Arc::clone(&shared), serve_http));
         // One identity for every TLS port, as on a real device.
         let tls = if config.tls_listen.is_some() || config.redir_tls_listen.is_some() {
             Some(tls_acceptor(&config)?)
@@ -188,16 +188,18 @@ impl Simulator {
                 https,
                 Some(acceptor.clone()),
                 Arc::clone(&shared),
+                serve_http,
             ));
         }
         let mut redir_addr = None;
         if let Some(addr) = config.redir_listen {
             let listener = TcpListener::bind(addr).await?;
             redir_addr = Some(listener.local_addr()?);
-            tokio::spawn(crate::redirection::accept_loop(
+            tokio::spawn(accept_loop(
                 listener,
                 None,
                 Arc::clone(&shared),
+                redirection::serve_raw,
             ));
         }
         let mut redir_tls_addr = None;
@@ -205,10 +207,11 @@ impl Simulator {
             let acceptor = acceptor.clone();
             let listener = TcpListener::bind(addr).await?;
             redir_tls_addr = Some(listener.local_addr()?);
-            tokio::spawn(crate::redirection::accept_loop(
+            tokio::spawn(accept_loop(
                 listener,
                 Some(acceptor),
                 Arc::clone(&shared),
+                redirection::serve_raw,
             ));
         }
         Ok(Self {
@@ -268,10 +271,20 @@ pub(crate) fn tls_acceptor(
     ))
 }
 
-async fn accept_loop(
+/// What serves one accepted connection on a port.
+pub(crate) type Serve = fn(
+    Box<dyn Io>,
+    Arc<Shared>,
+    SocketAddr,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// Accepts connections for every port of the simulator: the connection limit, the TLS
+/// handshake (with its own 10 s limit) when the port has TLS, then `serve`.
+pub(crate) async fn accept_loop(
     listener: TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
     shared: Arc<Shared>,
+    serve: Serve,
 ) {
     loop {
         let (tcp, peer) = match listener.accept().await {
@@ -296,9 +309,8 @@ async fn accept_loop(
             let stream: Box<dyn Io> = match tls {
                 None => Box::new(tcp),
                 Some(acceptor) => {
-                    let handshake =
-                        tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await;
-                    match handshake {
+                    match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await
+                    {
                         Ok(Ok(s)) => Box::new(s),
                         Ok(Err(e)) => {
                             tracing::info!("{peer}: TLS handshake failed: {e}");
@@ -311,11 +323,21 @@ async fn accept_loop(
                     }
                 }
             };
-            if let Err(e) = serve_connection(stream, &shared).await {
-                tracing::debug!("{peer}: {e}");
-            }
+            serve(stream, Arc::clone(&shared), peer).await;
         });
     }
+}
+
+fn serve_http(
+    stream: Box<dyn Io>,
+    shared: Arc<Shared>,
+    peer: SocketAddr,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+    Box::pin(async move {
+        if let Err(e) = serve_connection(stream, &shared).await {
+            tracing::debug!("{peer}: {e}");
+        }
+    })
 }
 
 async fn serve_connection(mut stream: Box<dyn Io>, shared: &Shared) -> std::io::Result<()> {

@@ -3,63 +3,29 @@
 //! wired to a shell on a pseudo-terminal.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use oobkit_io::Io;
 use oobkit_redir::codec::{SessionKind, start_status};
 use oobkit_redir::{DeviceConfig, DeviceSession, Event};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
 use crate::rfb::RfbEnd;
 use crate::{KvmBackend, Shared, SolBackend, lock};
 
-pub(crate) async fn accept_loop(
-    listener: TcpListener,
-    tls: Option<tokio_rustls::TlsAcceptor>,
+/// A connection on a redirection port (16994, 16995).
+pub(crate) fn serve_raw(
+    stream: Box<dyn Io>,
     shared: Arc<Shared>,
-) {
-    loop {
-        let (tcp, peer) = match listener.accept().await {
-            Ok(x) => x,
-            Err(e) => {
-                tracing::warn!("redirection accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let shared = Arc::clone(&shared);
-        let tls = tls.clone();
-        tokio::spawn(async move {
-            let Ok(_permit) = shared.limit.try_acquire() else {
-                tracing::warn!("{peer}: connection limit reached, closing");
-                return;
-            };
-            tcp.set_nodelay(true).ok();
-            let stream: Box<dyn Io> = match tls {
-                None => Box::new(tcp),
-                Some(acceptor) => {
-                    match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await
-                    {
-                        Ok(Ok(s)) => Box::new(s),
-                        Ok(Err(e)) => {
-                            tracing::info!("{peer}: TLS handshake failed: {e}");
-                            return;
-                        }
-                        Err(_) => {
-                            tracing::info!("{peer}: TLS handshake timed out");
-                            return;
-                        }
-                    }
-                }
-            };
-            match serve(stream, &shared, false).await {
-                Ok(reason) => tracing::info!("{peer}: redirection session ended: {reason}"),
-                Err(e) => tracing::info!("{peer}: redirection connection failed: {e}"),
-            }
-        });
-    }
+    peer: std::net::SocketAddr,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+    Box::pin(async move {
+        match serve(stream, &shared, false).await {
+            Ok(reason) => tracing::info!("{peer}: redirection session ended: {reason}"),
+            Err(e) => tracing::info!("{peer}: redirection connection failed: {e}"),
+        }
+    })
 }
 
 /// Releases the session type when the connection ends, however it ends.
