@@ -31,3 +31,38 @@ pub fn replay_seeds(target: &str, check: impl Fn(&[u8])) {
         dir.display()
     );
 }
+
+/// Starts a program and waits (20 s at most) for the line where it says
+/// `listening on <scheme>://127.0.0.1:PORT`; returns the child and the port. Its stdout keeps
+/// being drained afterwards, so the program never writes into a closed pipe.
+pub async fn spawn_listening(
+    command: &mut tokio::process::Command,
+    scheme: &str,
+) -> (tokio::process::Child, u16) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = command
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the program starts");
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let prefix = format!("listening on {scheme}://127.0.0.1:");
+    let port = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        while let Some(line) = lines.next_line().await.expect("readable stdout") {
+            if let Some(rest) = line.strip_prefix(&prefix) {
+                return rest
+                    .split_whitespace()
+                    .next()
+                    .and_then(|p| p.parse::<u16>().ok())
+                    .expect("a port");
+            }
+        }
+        panic!("the program ended without saying `{prefix}...`");
+    })
+    .await
+    .expect("the program starts listening within 20 s");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, port)
+}

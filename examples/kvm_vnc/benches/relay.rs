@@ -3,10 +3,9 @@
 //! AMT) -> simulated AMT (KVM forwarded to the source) -> kvm_vnc -> reader.
 //! `cargo bench -p kvm_vnc`; with `--test` it moves 1 MiB once as a smoke run.
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 /// A source that sends `total` bytes to each connection, after skipping what a VNC client
@@ -76,7 +75,8 @@ async fn main() {
     config.redir_listen = Some("127.0.0.1:0".parse().unwrap());
     config.kvm = amt_sim::KvmBackend::Forward(src.to_string());
     let sim = amt_sim::Simulator::start(config).await.unwrap();
-    let mut bridge = tokio::process::Command::new(env!("CARGO_BIN_EXE_kvm_vnc"))
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_kvm_vnc"));
+    command
         .args([
             "--viewer",
             "none",
@@ -85,20 +85,8 @@ async fn main() {
             "--port",
             &sim.redir_addr.unwrap().port().to_string(),
         ])
-        .env("AMT_PASSWORD", "bench-pw")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(bridge.stdout.take().unwrap()).lines();
-    let port: u16 = loop {
-        let line = lines.next_line().await.unwrap().expect("kvm_vnc listens");
-        if let Some(rest) = line.strip_prefix("listening on vnc://127.0.0.1:") {
-            break rest.split_whitespace().next().unwrap().parse().unwrap();
-        }
-    };
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        .env("AMT_PASSWORD", "bench-pw");
+    let (_bridge, port) = oobkit_testkit::spawn_listening(&mut command, "vnc").await;
     let relay = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     let target = oobkit_io::redirection::RedirTarget {
         endpoint: oobkit_io::Endpoint::plain("127.0.0.1", sim.redir_addr.unwrap().port()),

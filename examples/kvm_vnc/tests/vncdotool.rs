@@ -3,10 +3,9 @@
 //! against the simulator's colour bars.
 
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
 
 fn vncdo() -> PathBuf {
@@ -25,33 +24,12 @@ fn vncdo() -> PathBuf {
 }
 
 async fn start_bridge(extra: &[&str]) -> (Child, u16) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kvm_vnc"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kvm_vnc"));
+    command
         .args(["--viewer", "none", "--listen", "127.0.0.1:0"])
         .args(extra)
-        .env_remove("AMT_HOST")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("kvm_vnc starts");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let port = tokio::time::timeout(Duration::from_secs(20), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(rest) = line.strip_prefix("listening on vnc://127.0.0.1:") {
-                return rest
-                    .split_whitespace()
-                    .next()
-                    .unwrap()
-                    .parse::<u16>()
-                    .unwrap();
-            }
-        }
-        panic!("kvm_vnc ended without listening");
-    })
-    .await
-    .expect("kvm_vnc listens");
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, port)
+        .env_remove("AMT_HOST");
+    oobkit_testkit::spawn_listening(&mut command, "vnc").await
 }
 
 #[tokio::test]

@@ -2,10 +2,9 @@
 //! the simulated AMT's SOL console, back to the telnet side; beside the round trip of a plain
 //! loopback TCP echo in the same run. Reports p50 and p99 of both and the difference.
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 async fn round_trips(stream: &mut TcpStream, n: usize) -> Vec<Duration> {
@@ -59,7 +58,8 @@ async fn main() {
     config.redir_listen = Some("127.0.0.1:0".parse().unwrap());
     config.sol = amt_sim::SolBackend::Echo;
     let sim = amt_sim::Simulator::start(config).await.unwrap();
-    let mut bridge = tokio::process::Command::new(env!("CARGO_BIN_EXE_sol_telnet"))
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_sol_telnet"));
+    command
         .args([
             "--client",
             "none",
@@ -68,24 +68,8 @@ async fn main() {
             "--port",
             &sim.redir_addr.unwrap().port().to_string(),
         ])
-        .env("AMT_PASSWORD", "bench-pw")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(bridge.stdout.take().unwrap()).lines();
-    let port: u16 = loop {
-        let line = lines
-            .next_line()
-            .await
-            .unwrap()
-            .expect("sol_telnet listens");
-        if let Some(rest) = line.strip_prefix("listening on telnet://127.0.0.1:") {
-            break rest.split_whitespace().next().unwrap().parse().unwrap();
-        }
-    };
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        .env("AMT_PASSWORD", "bench-pw");
+    let (_bridge, port) = oobkit_testkit::spawn_listening(&mut command, "telnet").await;
     let mut telnet = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
     telnet.set_nodelay(true).unwrap();
     // Skip the greeting and let the SOL session come up.

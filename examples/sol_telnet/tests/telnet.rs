@@ -4,38 +4,16 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
 /// Starts `sol_telnet` against its in-process simulator; returns it and its telnet port.
 async fn start_bridge() -> (Child, u16) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sol_telnet"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sol_telnet"));
+    command
         .args(["--client", "none", "--listen", "127.0.0.1:0"])
-        .env_remove("AMT_HOST")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("sol_telnet starts");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let port = tokio::time::timeout(Duration::from_secs(20), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(rest) = line.strip_prefix("listening on telnet://127.0.0.1:") {
-                return rest
-                    .split_whitespace()
-                    .next()
-                    .unwrap()
-                    .parse::<u16>()
-                    .unwrap();
-            }
-        }
-        panic!("sol_telnet ended without listening");
-    })
-    .await
-    .expect("sol_telnet listens");
-    // Keep reading its output so that it never writes into a closed pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, port)
+        .env_remove("AMT_HOST");
+    oobkit_testkit::spawn_listening(&mut command, "telnet").await
 }
 
 /// A telnet client on a pseudo-terminal.
