@@ -176,3 +176,45 @@ pub async fn client_exit(child: &mut Option<tokio::process::Child>) {
         None => std::future::pending().await,
     }
 }
+
+/// A boxed future of a connection handler.
+pub type Handler = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// Serves local clients one at a time, as AMT allows one session of a type: `serve` gets the
+/// accepted connection; a client arriving while another is served goes to `refuse` (which
+/// tells it why). Returns when the launched client exits or on Ctrl-C.
+pub async fn serve_one_at_a_time(
+    listener: tokio::net::TcpListener,
+    mut child: Option<tokio::process::Child>,
+    serve: impl Fn(tokio::net::TcpStream, SocketAddr) -> Handler,
+    refuse: impl Fn(tokio::net::TcpStream) -> Handler,
+) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let busy = Arc::new(AtomicBool::new(false));
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = client_exit(&mut child) => return,
+            _ = tokio::signal::ctrl_c() => return,
+        };
+        let (stream, peer) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!("accept failed: {e}");
+                continue;
+            }
+        };
+        if busy.swap(true, Ordering::AcqRel) {
+            tokio::spawn(refuse(stream));
+            continue;
+        }
+        let handler = serve(stream, peer);
+        let busy = Arc::clone(&busy);
+        tokio::spawn(async move {
+            tracing::info!("{peer}: client connected");
+            handler.await;
+            busy.store(false, Ordering::Release);
+        });
+    }
+}

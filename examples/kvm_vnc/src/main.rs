@@ -3,10 +3,9 @@
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use amt_sim::launch::{AmtArgs, client_command, client_exit, resolve, say, spawn_client};
+use amt_sim::launch::{AmtArgs, client_command, resolve, say, serve_one_at_a_time, spawn_client};
 use clap::Parser;
 use oobkit_io::redirection::{RedirTarget, open_session};
 use oobkit_redir::codec::SessionKind;
@@ -109,7 +108,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         "listening on vnc://{addr} (KVM of {})",
         target.endpoint.authority()
     ));
-    let mut child = match client_command(cli.viewer.as_deref(), &VIEWERS, addr) {
+    let child = match client_command(cli.viewer.as_deref(), &VIEWERS, addr) {
         Some(command) => Some(spawn_client(&command)?),
         None => {
             say(&format!(
@@ -120,42 +119,31 @@ async fn run(cli: Cli) -> Result<(), String> {
             None
         }
     };
-    let busy = Arc::new(AtomicBool::new(false));
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            () = client_exit(&mut child) => return Ok(()),
-            _ = tokio::signal::ctrl_c() => return Ok(()),
-        };
-        let (mut stream, peer) = match accepted {
-            Ok(x) => x,
-            Err(e) => {
-                tracing::warn!("accept failed: {e}");
-                continue;
-            }
-        };
+    serve_one_at_a_time(
+        listener,
+        child,
+        |stream, peer| {
+            let target = Arc::clone(&target);
+            Box::pin(async move {
+                match serve_viewer(stream, &target).await {
+                    Ok(why) => say(&format!("{peer}: {why}")),
+                    Err(e) => tracing::info!("{peer}: {e}"),
+                }
+            })
+        },
         // AMT allows one KVM session; a second viewer is told so in RFB terms.
-        if busy.swap(true, Ordering::AcqRel) {
-            tokio::spawn(async move {
+        |mut stream| {
+            Box::pin(async move {
                 let _ = tokio::time::timeout(
                     Duration::from_secs(5),
                     refuse(&mut stream, "another viewer is using the KVM session"),
                 )
                 .await;
-            });
-            continue;
-        }
-        let target = Arc::clone(&target);
-        let busy = Arc::clone(&busy);
-        tokio::spawn(async move {
-            tracing::info!("{peer}: viewer connected");
-            match serve_viewer(stream, &target).await {
-                Ok(why) => say(&format!("{peer}: {why}")),
-                Err(e) => tracing::info!("{peer}: {e}"),
-            }
-            busy.store(false, Ordering::Release);
-        });
-    }
+            })
+        },
+    )
+    .await;
+    Ok(())
 }
 
 #[tokio::main(flavor = "current_thread")]

@@ -5,9 +5,8 @@ mod telnet;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
-use amt_sim::launch::{AmtArgs, client_command, client_exit, resolve, say, spawn_client};
+use amt_sim::launch::{AmtArgs, client_command, resolve, say, serve_one_at_a_time, spawn_client};
 use clap::Parser;
 use oobkit_io::redirection::{RedirTarget, SolEvent, open_session};
 use oobkit_redir::codec::SessionKind;
@@ -107,7 +106,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         ("putty", "putty", "putty -telnet {host} -P {port}"),
         ("telnet", "telnet", "telnet {host} {port}"),
     ];
-    let mut child = match client_command(cli.client.as_deref(), &CLIENTS, addr) {
+    let child = match client_command(cli.client.as_deref(), &CLIENTS, addr) {
         Some(command) => Some(spawn_client(&command)?),
         None => {
             say(&format!(
@@ -118,38 +117,29 @@ async fn run(cli: Cli) -> Result<(), String> {
             None
         }
     };
-    let busy = Arc::new(AtomicBool::new(false));
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            () = client_exit(&mut child) => return Ok(()),
-            _ = tokio::signal::ctrl_c() => return Ok(()),
-        };
-        let (mut stream, peer) = match accepted {
-            Ok(x) => x,
-            Err(e) => {
-                tracing::warn!("accept failed: {e}");
-                continue;
-            }
-        };
+    serve_one_at_a_time(
+        listener,
+        child,
+        |stream, peer| {
+            let target = Arc::clone(&target);
+            Box::pin(async move {
+                match serve_client(stream, &target).await {
+                    Ok(why) => tracing::info!("{peer}: {why}"),
+                    Err(e) => tracing::info!("{peer}: {e}"),
+                }
+            })
+        },
         // AMT allows one SOL session: a second client is told so, not queued.
-        if busy.swap(true, Ordering::AcqRel) {
-            let _ = stream
-                .write_all(b"sol_telnet: another client is using the console\r\n")
-                .await;
-            continue;
-        }
-        let target = Arc::clone(&target);
-        let busy = Arc::clone(&busy);
-        tokio::spawn(async move {
-            tracing::info!("{peer}: telnet client connected");
-            match serve_client(stream, &target).await {
-                Ok(why) => tracing::info!("{peer}: {why}"),
-                Err(e) => tracing::info!("{peer}: {e}"),
-            }
-            busy.store(false, Ordering::Release);
-        });
-    }
+        |mut stream| {
+            Box::pin(async move {
+                let _ = stream
+                    .write_all(b"sol_telnet: another client is using the console\r\n")
+                    .await;
+            })
+        },
+    )
+    .await;
+    Ok(())
 }
 
 #[tokio::main(flavor = "current_thread")]
