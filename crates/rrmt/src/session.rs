@@ -11,6 +11,19 @@ use std::time::{Duration, Instant};
 
 use crate::codec::{Frame, MAX_CHANNEL_DATA, decode, error_code};
 
+/// `text` cut to at most `max` bytes at a character boundary, for fields with a length limit
+/// (names: 255 bytes; error messages: one frame).
+fn fit(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
 /// Protocol versions this crate speaks.
 pub const VERSIONS: (u8, u8) = (2, 2);
 
@@ -110,9 +123,10 @@ impl Core {
 
     fn fail(&mut self, code: u8, reason: CloseReason) {
         if self.closed.is_none() {
+            let message = reason.to_string();
             self.send(&Frame::Error {
                 code,
-                message: &reason.to_string(),
+                message: fit(&message, crate::codec::MAX_DATA - 1),
             });
             self.closed = Some(reason);
         }
@@ -392,7 +406,7 @@ impl AgentSession {
         core.send(&Frame::Hello {
             min: VERSIONS.0,
             max: VERSIONS.1,
-            name,
+            name: fit(name, 255),
         });
         Self {
             core,
@@ -819,7 +833,7 @@ impl ServerSession {
                     core.send(&Frame::Hello {
                         min: v,
                         max: v,
-                        name: server_name,
+                        name: fit(server_name, 255),
                     });
                     *state = ServerState::AwaitAuthorize;
                 }

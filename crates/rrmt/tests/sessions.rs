@@ -383,3 +383,23 @@ fn handshake_timeout() {
     p.advance(Duration::from_secs(31));
     assert_eq!(p.server_closed(), Some(&CloseReason::HandshakeTimeout));
 }
+
+#[test]
+fn oversized_names_and_reasons_do_not_panic() {
+    let now = Instant::now();
+    let long = "é".repeat(300); // 600 bytes, multi-byte characters
+    let mut agent = AgentSession::new(&long, TOKEN, now);
+    let hello = agent.poll_transmit(now).unwrap();
+    let (Frame::Hello { name, .. }, _) = oobkit_rrmt::codec::decode(&hello).unwrap().unwrap()
+    else {
+        panic!()
+    };
+    assert!(name.len() <= 255 && long.starts_with(name));
+    let mut server = ServerSession::new(ServerSessionConfig::new(&long), now);
+    server.handle_input(now, &hello);
+    server.handle_input(now, &Frame::Authorize { token: TOKEN }.to_vec());
+    while server.poll_event().is_some() {}
+    server.reject(&"x".repeat(100_000));
+    let out = server.poll_transmit(now).unwrap();
+    assert!(out.len() < 70_000);
+}
