@@ -5,16 +5,13 @@
 //! drain [`Client::poll_transmit`] (bytes to send) and [`Client::poll_event`] (what happened)
 //! until both return `None`.
 
-use std::collections::VecDeque;
+use crate::link::Link;
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::Bytes;
 use oobkit_digest::{Algorithm, Exchange, Qop, Secret, compute_response};
 
-use crate::codec::{
-    IderMessage, Message, SessionKind, SolSettings, auth_type, decode, fields, split_frame,
-    start_status,
-};
+use crate::codec::{Message, SessionKind, SolSettings, auth_type, decode, fields, start_status};
 use crate::{CloseReason, Event};
 
 /// How the client reaches the device.
@@ -106,12 +103,8 @@ enum State {
 pub struct Client {
     config: ClientConfig,
     state: State,
-    inbuf: BytesMut,
-    out: Vec<u8>,
-    events: VecDeque<Event>,
+    link: Link,
     seq: u32,
-    ider_seq: u32,
-    ider_expected: u32,
     handshake_deadline: Option<Instant>,
     next_keepalive: Option<Instant>,
     last_rx: Instant,
@@ -135,12 +128,8 @@ impl Client {
         let max_tx = usize::from(config.sol.max_tx_buffer.max(1));
         let mut client = Self {
             state: State::AwaitStartReply,
-            inbuf: BytesMut::new(),
-            out: Vec::new(),
-            events: VecDeque::new(),
+            link: Link::default(),
             seq: config.sol.seq,
-            ider_seq: 0,
-            ider_expected: 0,
             handshake_deadline: Some(now + config.handshake_timeout),
             next_keepalive: None,
             last_rx: now,
@@ -148,12 +137,8 @@ impl Client {
             max_tx,
             config,
         };
-        client.send(Message::StartSession(client.config.kind));
+        client.link.send(Message::StartSession(client.config.kind));
         client
-    }
-
-    fn send(&mut self, message: Message<'_>) {
-        message.encode(&mut self.out);
     }
 
     fn next_seq(&mut self) -> u32 {
@@ -164,7 +149,7 @@ impl Client {
     fn close(&mut self, reason: CloseReason) {
         if self.state != State::Closed {
             self.state = State::Closed;
-            self.events.push_back(Event::Closed(reason));
+            self.link.push_event(Event::Closed(reason));
         }
     }
 
@@ -175,12 +160,12 @@ impl Client {
 
     /// Bytes to send, if any.
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
-        (!self.out.is_empty()).then(|| std::mem::take(&mut self.out))
+        self.link.poll_transmit()
     }
 
     /// The next event, if any.
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        self.link.poll_event()
     }
 
     /// When [`Client::handle_timeout`] must be called next.
@@ -219,7 +204,7 @@ impl Client {
             && self.state == State::SolActive
         {
             let seq = self.next_seq();
-            self.send(Message::SolHeartbeat { seq });
+            self.link.send(Message::SolHeartbeat { seq });
             self.next_keepalive = Some(now + self.config.keepalive_interval);
         }
     }
@@ -231,7 +216,7 @@ impl Client {
             State::SolActive => {
                 for chunk in data.chunks(self.max_tx.min(usize::from(u16::MAX))) {
                     let seq = self.next_seq();
-                    self.send(Message::SolDataToHost { seq, data: chunk });
+                    self.link.send(Message::SolDataToHost { seq, data: chunk });
                 }
             }
             State::Closed | State::AwaitSolEnd => {}
@@ -241,14 +226,7 @@ impl Client {
 
     /// Sends an IDE-R message, numbering it.
     pub fn send_ider(&mut self, command: u8, attributes: u8, body: &[u8]) {
-        let seq = self.ider_seq;
-        self.ider_seq = self.ider_seq.wrapping_add(1);
-        self.send(Message::Ider(IderMessage {
-            command,
-            attributes,
-            seq,
-            body,
-        }));
+        self.link.send_ider(command, attributes, body);
     }
 
     /// Ends the session in order: SOL end (0x22), then 0x12 after the reply; other sessions
@@ -257,17 +235,17 @@ impl Client {
         match self.state {
             State::SolActive => {
                 let seq = self.next_seq();
-                self.send(Message::SolEnd { seq });
+                self.link.send(Message::SolEnd { seq });
                 self.state = State::AwaitSolEnd;
             }
             State::IderActive => {
                 self.send_ider(0x42, 0, &[]);
-                self.send(Message::EndSession);
+                self.link.send(Message::EndSession);
                 self.close(CloseReason::Ended);
             }
             State::Closed => {}
             _ => {
-                self.send(Message::EndSession);
+                self.link.send(Message::EndSession);
                 self.close(CloseReason::Ended);
             }
         }
@@ -290,14 +268,13 @@ impl Client {
         }
         self.last_rx = now;
         if self.state == State::Handoff {
-            self.events
-                .push_back(Event::Rfb(Bytes::copy_from_slice(bytes)));
+            self.link.rfb(bytes);
             return;
         }
-        self.inbuf.extend_from_slice(bytes);
+        self.link.receive(bytes);
         while self.state != State::Closed && self.state != State::Handoff {
             let kind = Some(self.config.kind);
-            let frame = match split_frame(&mut self.inbuf, kind) {
+            let frame = match self.link.next_frame(kind) {
                 Ok(Some(frame)) => frame,
                 Ok(None) => break,
                 Err(e) => {
@@ -314,36 +291,20 @@ impl Client {
             }
             self.deliver(frame);
         }
-        if self.state == State::Handoff && !self.inbuf.is_empty() {
+        if self.state == State::Handoff {
             // RFB bytes that came in the same read as 0x41.
-            let rest = self.inbuf.split().freeze();
-            self.events.push_back(Event::Rfb(rest));
+            self.link.rfb(&[]);
         }
     }
 
     /// Data-bearing messages become events after `on_message` accepted them, so their
     /// payloads can be cut from the buffer without copying.
-    fn deliver(&mut self, mut frame: Bytes) {
+    fn deliver(&mut self, frame: Bytes) {
         match frame.first() {
             Some(0x2A) if matches!(self.state, State::SolActive | State::AwaitSolEnd) => {
-                frame.advance(10);
-                if !frame.is_empty() {
-                    self.events.push_back(Event::SolData(frame));
-                }
+                self.link.deliver_sol(frame);
             }
-            Some(0x40..=0x54)
-                if self.config.kind == SessionKind::Ider && self.state == State::IderActive =>
-            {
-                let header = [frame[0], frame[3]];
-                let seq = u32::from_le_bytes([frame[4], frame[5], frame[6], frame[7]]);
-                frame.advance(8);
-                self.events.push_back(Event::Ider {
-                    command: header[0],
-                    attributes: header[1],
-                    seq,
-                    body: frame,
-                });
-            }
+            Some(0x40..=0x54) if self.state == State::IderActive => self.link.deliver_ider(frame),
             _ => {}
         }
     }
@@ -363,15 +324,15 @@ impl Client {
                     start_status::TYPE_UNKNOWN => return Err(CloseReason::TypeUnknown),
                     other => return Err(CloseReason::DeviceError(other)),
                 }
-                self.events.push_back(Event::SessionStarted { firmware });
+                self.link.push_event(Event::SessionStarted { firmware });
                 if self.config.transport == Transport::AmtWebSocket {
-                    self.send(Message::Authenticate {
+                    self.link.send(Message::Authenticate {
                         auth_type: auth_type::KERBEROS,
                         data: &[],
                     });
                     self.state = State::AwaitAuthResult(auth_type::KERBEROS);
                 } else {
-                    self.send(Message::Authenticate {
+                    self.link.send(Message::Authenticate {
                         auth_type: auth_type::QUERY,
                         data: &[],
                     });
@@ -398,7 +359,7 @@ impl Client {
                         .map_err(CloseReason::Protocol)?;
                     fields::push(&mut d, self.config.password.as_bytes())
                         .map_err(CloseReason::Protocol)?;
-                    self.send(Message::Authenticate {
+                    self.link.send(Message::Authenticate {
                         auth_type: chosen,
                         data: &d,
                     });
@@ -415,7 +376,7 @@ impl Client {
                     } else {
                         &[0; 3]
                     });
-                    self.send(Message::Authenticate {
+                    self.link.send(Message::Authenticate {
                         auth_type: chosen,
                         data: &d,
                     });
@@ -474,7 +435,7 @@ impl Client {
                 for part in parts {
                     fields::push(&mut d, part).map_err(CloseReason::Protocol)?;
                 }
-                self.send(Message::Authenticate {
+                self.link.send(Message::Authenticate {
                     auth_type: kind,
                     data: &d,
                 });
@@ -495,7 +456,7 @@ impl Client {
                         CloseReason::AuthRejected
                     });
                 }
-                self.events.push_back(Event::Authenticated { auth_type: t });
+                self.link.push_event(Event::Authenticated { auth_type: t });
                 self.start_session(now);
             }
             (State::AwaitSolReply, Message::SolStartReply { status, .. }) => {
@@ -505,7 +466,7 @@ impl Client {
                 self.state = State::SolActive;
                 self.handshake_deadline = None;
                 self.next_keepalive = Some(now + self.config.keepalive_interval);
-                self.events.push_back(Event::SolReady);
+                self.link.push_event(Event::SolReady);
                 let pending = std::mem::take(&mut self.pending);
                 self.send_sol(&pending);
             }
@@ -516,36 +477,35 @@ impl Client {
                     control, status, ..
                 },
             ) => {
-                self.events
-                    .push_back(Event::SolControls { control, status });
+                self.link.push_event(Event::SolControls { control, status });
             }
             // AMT may send heartbeats and pings; amtterm echoes them verbatim, and so do we.
             (State::SolActive | State::AwaitSolEnd, Message::SolHeartbeat { seq }) => {
-                self.send(Message::SolHeartbeat { seq });
+                self.link.send(Message::SolHeartbeat { seq });
             }
             (State::SolActive | State::AwaitSolEnd, Message::SolPing { seq }) => {
-                self.send(Message::SolPong { seq });
+                self.link.send(Message::SolPong { seq });
             }
             (State::SolActive | State::AwaitSolEnd, Message::SolPong { .. }) => {}
             (State::AwaitSolEnd, Message::SolEndReply { .. }) => {
-                self.send(Message::EndSession);
+                self.link.send(Message::EndSession);
                 self.close(CloseReason::Ended);
             }
             (State::AwaitKvmStart, Message::KvmStartReply) => {
                 self.handshake_deadline = None;
                 self.state = State::Handoff;
-                self.events.push_back(Event::RfbHandoff);
+                self.link.push_event(Event::RfbHandoff);
             }
             (State::AwaitIderOpen, Message::Ider(m)) if m.command == 0x41 => {
-                self.check_ider_seq(m.seq)?;
+                self.link.check_ider_seq(m.seq)?;
                 self.handshake_deadline = None;
                 self.state = State::IderActive;
-                self.events.push_back(Event::IderOpened {
+                self.link.push_event(Event::IderOpened {
                     reply: Bytes::copy_from_slice(m.body),
                 });
             }
             (State::IderActive, Message::Ider(m)) => {
-                self.check_ider_seq(m.seq)?;
+                self.link.check_ider_seq(m.seq)?;
                 match m.command {
                     0x44 => self.send_ider(0x45, 0, &[]),
                     0x43 => return Err(CloseReason::Ended),
@@ -557,26 +517,14 @@ impl Client {
         Ok(())
     }
 
-    /// IDE-R numbers each direction from 0; a gap means lost data (MeshCommander aborts too).
-    fn check_ider_seq(&mut self, seq: u32) -> Result<(), CloseReason> {
-        if seq != self.ider_expected {
-            return Err(CloseReason::IderSequence {
-                expected: self.ider_expected,
-                got: seq,
-            });
-        }
-        self.ider_expected = self.ider_expected.wrapping_add(1);
-        Ok(())
-    }
-
     fn start_session(&mut self, _now: Instant) {
         match self.config.kind {
             SessionKind::Sol => {
-                self.send(Message::SolStart(self.config.sol));
+                self.link.send(Message::SolStart(self.config.sol));
                 self.state = State::AwaitSolReply;
             }
             SessionKind::Kvm => {
-                self.send(Message::KvmStart);
+                self.link.send(Message::KvmStart);
                 self.state = State::AwaitKvmStart;
             }
             SessionKind::Ider => {

@@ -5,18 +5,15 @@
 //! answered with [`DeviceSession::answer_start`]), because availability lives in the device
 //! model (SOL enabled? another KVM session open? consent given?).
 
-use std::collections::VecDeque;
+use crate::link::Link;
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::Bytes;
 use oobkit_digest::{Algorithm, Exchange, Qop, Secret, compute_response};
 use subtle::ConstantTimeEq;
 
 use crate::client::URI;
-use crate::codec::{
-    IderMessage, Message, SessionKind, SolSettings, auth_type, decode, fields, split_frame,
-    start_status,
-};
+use crate::codec::{Message, SessionKind, SolSettings, auth_type, decode, fields, start_status};
 use crate::{CloseReason, Event};
 
 /// Device settings.
@@ -88,12 +85,8 @@ pub struct DeviceSession {
     config: DeviceConfig,
     nonce: String,
     state: State,
-    inbuf: BytesMut,
-    out: Vec<u8>,
-    events: VecDeque<Event>,
+    link: Link,
     host_seq: u32,
-    ider_seq: u32,
-    ider_expected: u32,
     handshake_deadline: Option<Instant>,
     rx_timeout: Option<Duration>,
     heartbeat: Option<Duration>,
@@ -119,12 +112,8 @@ impl DeviceSession {
             config,
             nonce: nonce.into(),
             state: State::AwaitStart,
-            inbuf: BytesMut::new(),
-            out: Vec::new(),
-            events: VecDeque::new(),
+            link: Link::default(),
             host_seq: 0,
-            ider_seq: 0,
-            ider_expected: 0,
             rx_timeout: None,
             heartbeat: None,
             next_heartbeat: None,
@@ -133,14 +122,10 @@ impl DeviceSession {
         }
     }
 
-    fn send(&mut self, message: Message<'_>) {
-        message.encode(&mut self.out);
-    }
-
     fn close(&mut self, reason: CloseReason) {
         if self.state != State::Closed {
             self.state = State::Closed;
-            self.events.push_back(Event::Closed(reason));
+            self.link.push_event(Event::Closed(reason));
         }
     }
 
@@ -152,12 +137,12 @@ impl DeviceSession {
 
     /// Bytes to send.
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
-        (!self.out.is_empty()).then(|| std::mem::take(&mut self.out))
+        self.link.poll_transmit()
     }
 
     /// The next event.
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        self.link.poll_event()
     }
 
     /// When [`DeviceSession::handle_timeout`] is due.
@@ -190,7 +175,7 @@ impl DeviceSession {
             && now >= at
         {
             let seq = self.host_seq;
-            self.send(Message::SolHeartbeat { seq });
+            self.link.send(Message::SolHeartbeat { seq });
             self.next_heartbeat = Some(now + period);
         }
     }
@@ -200,7 +185,7 @@ impl DeviceSession {
         let State::AwaitStartDecision(kind) = self.state else {
             return;
         };
-        self.send(Message::StartSessionReply {
+        self.link.send(Message::StartSessionReply {
             status,
             protocol: [1, 0],
             firmware: self.config.firmware,
@@ -226,7 +211,8 @@ impl DeviceSession {
         for chunk in data.chunks(self.max_tx) {
             self.host_seq = self.host_seq.wrapping_add(1);
             let seq = self.host_seq;
-            self.send(Message::SolDataFromHost { seq, data: chunk });
+            self.link
+                .send(Message::SolDataFromHost { seq, data: chunk });
         }
     }
 
@@ -234,7 +220,7 @@ impl DeviceSession {
     pub fn send_controls(&mut self, control: u8, status: u8) {
         if self.state == State::SolActive {
             let seq = self.host_seq;
-            self.send(Message::SolControls {
+            self.link.send(Message::SolControls {
                 seq,
                 control,
                 status,
@@ -244,14 +230,7 @@ impl DeviceSession {
 
     /// Sends an IDE-R message with the next sequence number.
     pub fn send_ider(&mut self, command: u8, attributes: u8, body: &[u8]) {
-        let seq = self.ider_seq;
-        self.ider_seq = self.ider_seq.wrapping_add(1);
-        self.send(Message::Ider(IderMessage {
-            command,
-            attributes,
-            seq,
-            body,
-        }));
+        self.link.send_ider(command, attributes, body);
     }
 
     /// The connection closed.
@@ -266,11 +245,10 @@ impl DeviceSession {
         }
         self.last_rx = now;
         if self.state == State::Handoff {
-            self.events
-                .push_back(Event::Rfb(Bytes::copy_from_slice(bytes)));
+            self.link.rfb(bytes);
             return;
         }
-        self.inbuf.extend_from_slice(bytes);
+        self.link.receive(bytes);
         loop {
             let kind = match self.state {
                 State::AwaitStart => None,
@@ -278,7 +256,7 @@ impl DeviceSession {
                 State::Closed | State::Handoff => break,
                 _ => Some(self.kind()),
             };
-            let frame = match split_frame(&mut self.inbuf, kind) {
+            let frame = match self.link.next_frame(kind) {
                 Ok(Some(frame)) => frame,
                 Ok(None) => break,
                 Err(e) => {
@@ -295,9 +273,9 @@ impl DeviceSession {
             }
             self.deliver(frame);
         }
-        if self.state == State::Handoff && !self.inbuf.is_empty() {
-            let rest = self.inbuf.split().freeze();
-            self.events.push_back(Event::Rfb(rest));
+        if self.state == State::Handoff {
+            // RFB bytes that came in the same read as 0x41.
+            self.link.rfb(&[]);
         }
     }
 
@@ -318,38 +296,26 @@ impl DeviceSession {
         }
     }
 
-    fn deliver(&mut self, mut frame: Bytes) {
+    fn deliver(&mut self, frame: Bytes) {
         match frame.first() {
-            Some(0x28) if self.state == State::SolActive => {
-                frame.advance(10);
-                if !frame.is_empty() {
-                    self.events.push_back(Event::SolData(frame));
-                }
-            }
-            Some(&cmd)
+            Some(0x28) if self.state == State::SolActive => self.link.deliver_sol(frame),
+            // Close, ping, features and heartbeats are answered here, not handed out.
+            Some(cmd)
                 if self.state == State::IderActive && !matches!(cmd, 0x42 | 0x44 | 0x48 | 0x4B) =>
             {
-                let attributes = frame[3];
-                let seq = u32::from_le_bytes([frame[4], frame[5], frame[6], frame[7]]);
-                frame.advance(8);
-                self.events.push_back(Event::Ider {
-                    command: cmd,
-                    attributes,
-                    seq,
-                    body: frame,
-                });
+                self.link.deliver_ider(frame);
             }
             _ => {}
         }
     }
 
     fn auth_ok(&mut self, kind: SessionKind, t: u8) {
-        self.send(Message::AuthenticateReply {
+        self.link.send(Message::AuthenticateReply {
             status: 0,
             auth_type: t,
             data: &[],
         });
-        self.events.push_back(Event::Authenticated { auth_type: t });
+        self.link.push_event(Event::Authenticated { auth_type: t });
         self.state = match kind {
             SessionKind::Sol => State::AwaitSolStart,
             SessionKind::Kvm => State::AwaitKvmStart,
@@ -358,7 +324,7 @@ impl DeviceSession {
     }
 
     fn auth_failed(&mut self, t: u8) -> Result<(), CloseReason> {
-        self.send(Message::AuthenticateReply {
+        self.link.send(Message::AuthenticateReply {
             status: 1,
             auth_type: t,
             data: &[],
@@ -370,7 +336,7 @@ impl DeviceSession {
         match (self.state, message) {
             (State::AwaitStart, Message::StartSession(kind)) => {
                 self.state = State::AwaitStartDecision(kind);
-                self.events.push_back(Event::StartRequested(kind));
+                self.link.push_event(Event::StartRequested(kind));
             }
             (
                 State::AwaitAuth(_),
@@ -380,7 +346,7 @@ impl DeviceSession {
                 },
             ) => {
                 let types = self.config.auth_types.clone();
-                self.send(Message::AuthenticateReply {
+                self.link.send(Message::AuthenticateReply {
                     status: 0,
                     auth_type: auth_type::QUERY,
                     data: &types,
@@ -419,7 +385,7 @@ impl DeviceSession {
                 if t == auth_type::DIGEST {
                     fields::push(&mut d, b"auth").map_err(CloseReason::Protocol)?;
                 }
-                self.send(Message::AuthenticateReply {
+                self.link.send(Message::AuthenticateReply {
                     status: 1,
                     auth_type: t,
                     data: &d,
@@ -428,7 +394,7 @@ impl DeviceSession {
             }
             (State::AwaitAuth(_), Message::Authenticate { auth_type: t, .. }) => {
                 // Not offered (AMT 12 on the websocket refuses empty user/password so).
-                self.send(Message::AuthenticateReply {
+                self.link.send(Message::AuthenticateReply {
                     status: 2,
                     auth_type: t,
                     data: &[],
@@ -452,21 +418,23 @@ impl DeviceSession {
             (State::SolActive, Message::SolSettingsExtra { .. }) => {}
             // Client keepalives and echoed heartbeats only refresh the receive timer.
             (State::SolActive, Message::SolHeartbeat { .. } | Message::SolPong { .. }) => {}
-            (State::SolActive, Message::SolPing { seq }) => self.send(Message::SolPong { seq }),
+            (State::SolActive, Message::SolPing { seq }) => {
+                self.link.send(Message::SolPong { seq })
+            }
             (State::SolActive, Message::SolEnd { seq }) => {
-                self.send(Message::SolEndReply { seq });
+                self.link.send(Message::SolEndReply { seq });
                 self.rx_timeout = None;
                 self.heartbeat = None;
                 self.next_heartbeat = None;
             }
             (State::AwaitKvmStart, Message::KvmStart) => {
-                self.send(Message::KvmStartReply);
+                self.link.send(Message::KvmStartReply);
                 self.handshake_deadline = None;
                 self.state = State::Handoff;
-                self.events.push_back(Event::RfbHandoff);
+                self.link.push_event(Event::RfbHandoff);
             }
             (State::AwaitIderOpen, Message::Ider(m)) if m.command == 0x40 => {
-                self.check_ider_seq(m.seq)?;
+                self.link.check_ider_seq(m.seq)?;
                 let mut reply = [0u8; 22];
                 reply[0] = 1; // protocol major
                 reply[2] = self.config.firmware[0];
@@ -477,12 +445,12 @@ impl DeviceSession {
                 self.send_ider(0x41, 0, &reply);
                 self.handshake_deadline = None;
                 self.state = State::IderActive;
-                self.events.push_back(Event::IderOpened {
+                self.link.push_event(Event::IderOpened {
                     reply: Bytes::new(),
                 });
             }
             (State::IderActive, Message::Ider(m)) => {
-                self.check_ider_seq(m.seq)?;
+                self.link.check_ider_seq(m.seq)?;
                 match m.command {
                     0x42 => {
                         self.send_ider(0x43, 0, &[]);
@@ -516,24 +484,13 @@ impl DeviceSession {
         Ok(())
     }
 
-    fn check_ider_seq(&mut self, seq: u32) -> Result<(), CloseReason> {
-        if seq != self.ider_expected {
-            return Err(CloseReason::IderSequence {
-                expected: self.ider_expected,
-                got: seq,
-            });
-        }
-        self.ider_expected = self.ider_expected.wrapping_add(1);
-        Ok(())
-    }
-
     fn start_sol(&mut self, now: Instant, settings: SolSettings) {
         // Echo the settings in bytes 8..20: satisfies every client in the spec's corpus.
         let mut echo = [0u8; 12];
         let mut encoded = Vec::new();
         Message::SolStart(settings).encode(&mut encoded);
         echo.copy_from_slice(&encoded[8..20]);
-        self.send(Message::SolStartReply { status: 0, echo });
+        self.link.send(Message::SolStartReply { status: 0, echo });
         self.max_tx = usize::from(settings.max_tx_buffer.max(1));
         self.handshake_deadline = None;
         self.rx_timeout = (settings.host_session_rx_timeout > 0)
@@ -542,7 +499,7 @@ impl DeviceSession {
             .then(|| Duration::from_millis(u64::from(settings.heartbeat_interval)));
         self.next_heartbeat = self.heartbeat.map(|h| now + h);
         self.state = State::SolActive;
-        self.events.push_back(Event::SolReady);
+        self.link.push_event(Event::SolReady);
     }
 
     /// Checks a digest response: fields user, realm, nonce, uri, cnonce, nc, response[, qop].

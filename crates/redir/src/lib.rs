@@ -15,6 +15,7 @@ pub mod client;
 pub mod codec;
 pub mod device;
 mod error;
+mod link;
 
 use bytes::Bytes;
 
