@@ -419,17 +419,25 @@ pub(crate) fn write_properties(
                 let _ = write!(out, "</{prefix}:{name}>");
             }
             Value::Instance(inner) => {
-                let _ = write!(
-                    out,
-                    "<{prefix}:{name}><q:{} xmlns:q=\"{}\">",
-                    inner.class,
-                    escape(&inner.namespace)
-                );
-                write_properties(out, &inner.properties, "q", style);
-                let _ = write!(out, "</q:{}></{prefix}:{name}>", inner.class);
+                let _ = write!(out, "<{prefix}:{name}>");
+                write_instance(out, inner, "q", style);
+                let _ = write!(out, "</{prefix}:{name}>");
             }
         }
     }
+}
+
+/// Writes `<p:Class xmlns:p="namespace">properties</p:Class>`: an instance with its class
+/// namespace bound where it stands (Put and Create bodies, Pull items, embedded instances).
+pub(crate) fn write_instance(out: &mut String, instance: &Instance, prefix: &str, style: EprStyle) {
+    let _ = write!(
+        out,
+        "<{prefix}:{} xmlns:{prefix}=\"{}\">",
+        instance.class,
+        escape(&instance.namespace)
+    );
+    write_properties(out, &instance.properties, prefix, style);
+    let _ = write!(out, "</{prefix}:{}>", instance.class);
 }
 
 /// Property and class names come from callers and peers; refuse what is not an XML name, so

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use crate::model::{
     EprStyle, check_names, check_property_names, is_xml_name, selectors_from_element,
-    write_properties, write_selectors,
+    write_instance, write_properties, write_selectors,
 };
 use crate::ns::{self, action};
 use crate::xml::{self, Element, escape};
@@ -396,14 +396,7 @@ impl Request {
         match &self.operation {
             Operation::Identify | Operation::Get | Operation::Delete | Operation::Unsubscribe => {}
             Operation::Put(instance) | Operation::Create(instance) => {
-                let _ = write!(
-                    out,
-                    "<h:{} xmlns:h=\"{}\">",
-                    instance.class,
-                    escape(&instance.namespace)
-                );
-                write_properties(out, &instance.properties, "h", epr_style);
-                let _ = write!(out, "</h:{}>", instance.class);
+                write_instance(out, instance, "h", epr_style);
             }
             Operation::Enumerate(options) => {
                 if options.mode == EnumerationMode::Objects && options.optimize.is_none() {

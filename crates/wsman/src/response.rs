@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use crate::model::{EprStyle, check_names, write_epr_children, write_properties};
+use crate::model::{EprStyle, check_names, write_epr_children, write_instance, write_properties};
 use crate::ns::{self, action};
 use crate::xml::{self, Element, escape};
 use crate::{Epr, Error, Instance};
@@ -479,14 +479,7 @@ impl Reply<'_> {
         for item in items {
             check_names(item)?;
             // Items are in their class namespace, bound locally since `g` is enumeration.
-            let _ = write!(
-                body,
-                "<i:{} xmlns:i=\"{}\">",
-                item.class,
-                escape(&item.namespace)
-            );
-            write_properties(&mut body, &item.properties, "i", Self::EPR_STYLE);
-            let _ = write!(body, "</i:{}>", item.class);
+            write_instance(&mut body, item, "i", Self::EPR_STYLE);
         }
         body.push_str("</g:Items>");
         if next_context.is_none() {
