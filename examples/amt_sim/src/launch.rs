@@ -130,9 +130,16 @@ fn installed(program: &str) -> bool {
         .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
 }
 
+/// `template` with `{host}` and `{port}` filled in from `addr`.
+fn fill(template: &str, addr: SocketAddr) -> String {
+    template
+        .replace("{host}", &addr.ip().to_string())
+        .replace("{port}", &addr.port().to_string())
+}
+
 /// The client command for `choice`: `none`, a name from `known` (name, program, template), or
 /// a template with `{host}` and `{port}`; without a choice, the first installed known client.
-pub fn client_command(
+fn client_command(
     choice: Option<&str>,
     known: &[(&str, &str, &str)],
     addr: SocketAddr,
@@ -148,22 +155,54 @@ pub fn client_command(
             .find(|(_, program, _)| installed(program))
             .map(|(_, _, t)| *t)?,
     };
-    Some(
-        template
-            .replace("{host}", &addr.ip().to_string())
-            .replace("{port}", &addr.port().to_string()),
-    )
+    Some(fill(template, addr))
 }
 
-/// Starts `command` (split on white space).
-pub fn spawn_client(command: &str) -> Result<tokio::process::Child, String> {
-    say(&format!("starting: {command}"));
-    let mut parts = command.split_whitespace();
-    let program = parts.next().ok_or("empty client command")?;
-    tokio::process::Command::new(program)
-        .args(parts)
-        .spawn()
-        .map_err(|e| format!("cannot start `{command}`: {e}"))
+/// The local side of a launcher: what it serves and which clients it can start.
+#[derive(Debug, Clone, Copy)]
+pub struct LocalPort<'a> {
+    /// URL scheme in the "listening on" line (`telnet`, `vnc`).
+    pub scheme: &'a str,
+    /// What is served, for that line (`SOL of 10.0.0.5:16994`).
+    pub what: &'a str,
+    /// Clients it knows: (name, program, command template with `{host}` and `{port}`).
+    pub known: &'a [(&'a str, &'a str, &'a str)],
+    /// What to tell the user when no client is started (a template as above).
+    pub manual: &'a str,
+}
+
+/// Binds the local port, says where it listens, and only then starts the client `choice`
+/// (see [`LocalPort::known`]); without one, says how to connect.
+pub async fn listen_and_launch(
+    listen: SocketAddr,
+    port: LocalPort<'_>,
+    choice: Option<&str>,
+) -> Result<(tokio::net::TcpListener, Option<tokio::process::Child>), String> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    say(&format!(
+        "listening on {}://{addr} ({})",
+        port.scheme, port.what
+    ));
+    let child = match client_command(choice, port.known, addr) {
+        Some(command) => {
+            say(&format!("starting: {command}"));
+            let mut parts = command.split_whitespace();
+            let program = parts.next().ok_or("empty client command")?;
+            let child = tokio::process::Command::new(program)
+                .args(parts)
+                .spawn()
+                .map_err(|e| format!("cannot start `{command}`: {e}"))?;
+            Some(child)
+        }
+        None => {
+            say(&fill(port.manual, addr));
+            None
+        }
+    };
+    Ok((listener, child))
 }
 
 /// Waits for the launched client to exit (forever if there is none).

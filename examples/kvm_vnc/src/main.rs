@@ -5,12 +5,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use amt_sim::launch::{AmtArgs, client_command, resolve, say, serve_one_at_a_time, spawn_client};
+use amt_sim::launch::{AmtArgs, LocalPort, listen_and_launch, resolve, say, serve_one_at_a_time};
 use clap::Parser;
 use oobkit_io::redirection::{RedirTarget, open_session};
 use oobkit_redir::codec::SessionKind;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 /// The KVM of an Intel AMT on a local VNC port, for any VNC viewer.
 ///
@@ -100,25 +100,15 @@ async fn serve_viewer(mut local: TcpStream, target: &RedirTarget) -> std::io::Re
 async fn run(cli: Cli) -> Result<(), String> {
     let (target, _simulator) = resolve(&cli.amt, |_| {}).await?;
     let target = Arc::new(target);
-    let listener = TcpListener::bind(cli.listen)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", cli.listen))?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    say(&format!(
-        "listening on vnc://{addr} (KVM of {})",
-        target.endpoint.authority()
-    ));
-    let child = match client_command(cli.viewer.as_deref(), &VIEWERS, addr) {
-        Some(command) => Some(spawn_client(&command)?),
-        None => {
-            say(&format!(
-                "connect a VNC viewer to {}::{}",
-                addr.ip(),
-                addr.port()
-            ));
-            None
-        }
+    let what = format!("KVM of {}", target.endpoint.authority());
+    let port = LocalPort {
+        scheme: "vnc",
+        what: &what,
+        known: &VIEWERS,
+        manual: "connect a VNC viewer to {host}::{port}",
     };
+    // The client starts only once the port listens.
+    let (listener, child) = listen_and_launch(cli.listen, port, cli.viewer.as_deref()).await?;
     serve_one_at_a_time(
         listener,
         child,

@@ -6,12 +6,12 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use amt_sim::launch::{AmtArgs, client_command, resolve, say, serve_one_at_a_time, spawn_client};
+use amt_sim::launch::{AmtArgs, LocalPort, listen_and_launch, resolve, serve_one_at_a_time};
 use clap::Parser;
 use oobkit_io::redirection::{RedirTarget, SolEvent, open_session};
 use oobkit_redir::codec::SessionKind;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 /// The Serial-over-LAN console of an Intel AMT on a local telnet port.
 ///
@@ -93,30 +93,19 @@ async fn run(cli: Cli) -> Result<(), String> {
     // The target: a real AMT, or the simulator in this process (kept alive here).
     let (target, _simulator) = resolve(&cli.amt, |_| {}).await?;
     let target = Arc::new(target);
-    let listener = TcpListener::bind(cli.listen)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", cli.listen))?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    say(&format!(
-        "listening on telnet://{addr} (SOL of {})",
-        target.endpoint.authority()
-    ));
-    // Only once listening, the client.
     const CLIENTS: [(&str, &str, &str); 2] = [
         ("putty", "putty", "putty -telnet {host} -P {port}"),
         ("telnet", "telnet", "telnet {host} {port}"),
     ];
-    let child = match client_command(cli.client.as_deref(), &CLIENTS, addr) {
-        Some(command) => Some(spawn_client(&command)?),
-        None => {
-            say(&format!(
-                "connect with: telnet {} {}",
-                addr.ip(),
-                addr.port()
-            ));
-            None
-        }
+    let what = format!("SOL of {}", target.endpoint.authority());
+    let port = LocalPort {
+        scheme: "telnet",
+        what: &what,
+        known: &CLIENTS,
+        manual: "connect with: telnet {host} {port}",
     };
+    // The client starts only once the port listens.
+    let (listener, child) = listen_and_launch(cli.listen, port, cli.client.as_deref()).await?;
     serve_one_at_a_time(
         listener,
         child,
