@@ -107,40 +107,40 @@ impl Pair {
     }
 
     fn client_closed(&self) -> Option<&CloseReason> {
-        self.client_events.iter().find_map(|e| match e {
-            Event::Closed(r) => Some(r),
-            _ => None,
-        })
+        closed(&self.client_events)
     }
 
     fn device_closed(&self) -> Option<&CloseReason> {
-        self.device_events.iter().find_map(|e| match e {
-            Event::Closed(r) => Some(r),
-            _ => None,
-        })
+        closed(&self.device_events)
     }
 
     fn client_sol_data(&self) -> Vec<u8> {
-        self.client_events
-            .iter()
-            .filter_map(|e| match e {
-                Event::SolData(b) => Some(b.to_vec()),
-                _ => None,
-            })
-            .flatten()
-            .collect()
+        sol_data(&self.client_events)
     }
 
     fn device_sol_data(&self) -> Vec<u8> {
-        self.device_events
-            .iter()
-            .filter_map(|e| match e {
-                Event::SolData(b) => Some(b.to_vec()),
-                _ => None,
-            })
-            .flatten()
-            .collect()
+        sol_data(&self.device_events)
     }
+}
+
+/// The reason of the Closed event, if any.
+fn closed(events: &[Event]) -> Option<&CloseReason> {
+    events.iter().find_map(|e| match e {
+        Event::Closed(r) => Some(r),
+        _ => None,
+    })
+}
+
+/// All SOL data delivered, in order.
+fn sol_data(events: &[Event]) -> Vec<u8> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::SolData(b) => Some(b.to_vec()),
+            _ => None,
+        })
+        .flatten()
+        .collect()
 }
 
 #[test]
