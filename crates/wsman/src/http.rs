@@ -8,8 +8,11 @@ use crate::Error;
 
 /// Longest response head accepted.
 pub const MAX_HEAD: usize = 16 * 1024;
-/// Longest body accepted (the XML limit).
+/// Longest response body accepted (the XML limit: a 999-item Pull is a few hundred KiB).
 pub const MAX_BODY: usize = crate::MAX_DOCUMENT;
+/// Longest request body a [`RequestReader`] accepts: a WS-Man request is a few KiB, and a
+/// server holds one per connection.
+pub const MAX_REQUEST_BODY: usize = 1024 * 1024;
 /// Most headers accepted.
 const MAX_HEADERS: usize = 64;
 
@@ -106,6 +109,8 @@ pub struct ResponseReader {
     head_request: bool,
     /// Whether this reader parses requests (see [`RequestReader`]).
     is_request: bool,
+    /// Longest body accepted; 0 means the default for the kind of message.
+    max_body: usize,
 }
 
 /// A parsed head: its length in bytes, start line and headers.
@@ -120,10 +125,26 @@ impl ResponseReader {
         Self::default()
     }
 
+    /// Accepts bodies of at most `max` bytes (default [`MAX_BODY`]).
+    pub fn with_max_body(mut self, max: usize) -> Self {
+        self.max_body = max.max(1);
+        self
+    }
+
+    /// The body limit in force.
+    fn body_limit(&self) -> usize {
+        match (self.max_body, self.is_request) {
+            (0, true) => MAX_REQUEST_BODY,
+            (0, false) => MAX_BODY,
+            (limit, _) => limit,
+        }
+    }
+
     /// Clears everything, leftover bytes included.
     pub fn reset(&mut self) {
         *self = Self {
             is_request: self.is_request,
+            max_body: self.max_body,
             ..Self::default()
         };
     }
@@ -205,7 +226,7 @@ impl ResponseReader {
                 let len: usize = len
                     .parse()
                     .map_err(|_| Error::HttpFraming("bad Content-Length".into()))?;
-                if len > MAX_BODY {
+                if len > self.body_limit() {
                     return Err(Error::HttpFraming("body over the size limit".into()));
                 }
                 Framing::Length(len)
@@ -261,6 +282,7 @@ impl ResponseReader {
     }
 
     fn read_body(&mut self) -> Result<Option<Message>, Error> {
+        let limit = self.body_limit();
         let Some((_, _, framing)) = &mut self.head else {
             return Ok(None);
         };
@@ -272,7 +294,7 @@ impl ResponseReader {
                 self.body = self.buf.drain(..*len).collect();
             }
             Framing::UntilClose => {
-                if self.body.len() + self.buf.len() > MAX_BODY {
+                if self.body.len() + self.buf.len() > limit {
                     return Err(Error::HttpFraming("body over the size limit".into()));
                 }
                 self.body.append(&mut self.buf);
@@ -297,7 +319,7 @@ impl ResponseReader {
                                 hex.chars().take(20).collect::<String>()
                             ))
                         })?;
-                        if self.body.len().saturating_add(size) > MAX_BODY {
+                        if self.body.len().saturating_add(size) > limit {
                             return Err(Error::HttpFraming("body over the size limit".into()));
                         }
                         self.buf.drain(..eol + 2);
@@ -414,6 +436,11 @@ impl RequestReader {
             is_request: true,
             ..ResponseReader::default()
         })
+    }
+
+    /// Accepts bodies of at most `max` bytes (default [`MAX_REQUEST_BODY`]).
+    pub fn with_max_body(self, max: usize) -> Self {
+        Self(self.0.with_max_body(max))
     }
 
     /// Feeds bytes (possibly none); returns a request once one is complete.
