@@ -494,14 +494,16 @@ impl Request {
     /// (`OptionSet`, `FragmentTransfer`, ...) gives [`Error::MustUnderstand`], which a server
     /// answers with an `s:MustUnderstand` fault as AMT does.
     pub fn parse(xml: &str) -> Result<Self, Error> {
-        let root = xml::parse(xml)?;
+        let mut root = xml::parse(xml)?;
         if !root.is(ns::SOAP, "Envelope") {
             return Err(Error::NotAnEnvelope);
         }
-        let header = root.child(ns::SOAP, "Header");
-        let body = root.child(ns::SOAP, "Body").ok_or(Error::Missing("Body"))?;
-        let empty = Element::default();
-        let header = header.unwrap_or(&empty);
+        // The tree is taken apart, not copied: the body's instance moves into the request.
+        let header = root.take_child(ns::SOAP, "Header").unwrap_or_default();
+        let mut body = root
+            .take_child(ns::SOAP, "Body")
+            .ok_or(Error::Missing("Body"))?;
+        let header = &header;
         for h in &header.children {
             let must = h.attrs.iter().any(|a| {
                 a.ns == ns::SOAP
@@ -527,7 +529,8 @@ impl Request {
         }
         let text =
             |e: &Element, ns: &str, name: &str| e.child_text(ns, name).map(|s| s.trim().to_owned());
-        let first = body.first();
+        let owned_first = body.take_first();
+        let first = owned_first.as_ref();
         if header.child(ns::ADDRESSING, "Action").is_none()
             && first.is_some_and(|f| f.is(ns::IDENTITY, "Identify"))
         {
@@ -539,9 +542,8 @@ impl Request {
             action::GET => Operation::Get,
             action::DELETE => Operation::Delete,
             action::PUT | action::CREATE => {
-                let instance = Instance::from_element(
-                    first.ok_or(Error::Missing("instance in Body"))?.clone(),
-                );
+                let instance =
+                    Instance::from_element(owned_first.ok_or(Error::Missing("instance in Body"))?);
                 if action == action::PUT {
                     Operation::Put(instance)
                 } else {
@@ -609,13 +611,13 @@ impl Request {
                     .and_then(|m| m.strip_prefix('/'))
                     .filter(|m| !m.is_empty() && !resource_uri.is_empty())
                     .ok_or_else(|| Error::UnsupportedAction(other.to_owned()))?;
-                let input = first.ok_or(Error::Missing("method input"))?;
+                let input = owned_first.ok_or(Error::Missing("method input"))?;
                 if input.name != format!("{method}_INPUT") {
                     return Err(Error::Missing("<Method>_INPUT element"));
                 }
                 Operation::Invoke {
                     method: method.to_owned(),
-                    arguments: Instance::from_element(input.clone()).properties,
+                    arguments: Instance::from_element(input).properties,
                 }
             }
         };

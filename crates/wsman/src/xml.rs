@@ -57,11 +57,6 @@ impl Element {
         self.child(ns, name).map(|c| c.text.as_str())
     }
 
-    /// The first child element, if any.
-    pub(crate) fn first(&self) -> Option<&Self> {
-        self.children.first()
-    }
-
     pub(crate) fn attr(&self, name: &str) -> Option<&str> {
         self.attrs
             .iter()
