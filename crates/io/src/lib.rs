@@ -15,7 +15,7 @@
 
 pub mod redirection;
 pub mod tls;
-mod websocket;
+pub mod websocket;
 mod wsman_client;
 
 use std::time::Duration;
@@ -24,7 +24,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 pub use tls::{TlsPolicy, format_fingerprint, parse_fingerprint};
-pub use websocket::redirection_websocket;
+pub use websocket::{WebSocket, redirection_websocket, websocket_connect};
 pub use wsman_client::WsmanClient;
 
 /// A byte stream: TCP, or TLS over TCP.
@@ -103,7 +103,7 @@ pub enum IoError {
         source: std::io::Error,
     },
     /// The server refused the user name or password.
-    #[error("the device refused the user name or password (HTTP 401)")]
+    #[error("the server refused the user name or password (HTTP 401)")]
     AuthRejected,
     /// The server's authentication challenge could not be answered.
     #[error("cannot answer the device's authentication challenge: {0}")]

@@ -34,6 +34,27 @@ pub enum TlsPolicy {
     Insecure,
 }
 
+impl TlsPolicy {
+    /// The policy a program's usual flags ask for: `--fingerprint` pins, `--insecure` accepts
+    /// anything (only when asked), otherwise verification with the extra CAs of `--ca`. The
+    /// error names the flag for the user.
+    pub fn from_flags(
+        fingerprint: Option<&str>,
+        ca_file: Option<&std::path::Path>,
+        insecure: bool,
+    ) -> Result<Self, String> {
+        match (fingerprint, insecure) {
+            (Some(fp), _) => parse_fingerprint(fp).map(Self::Pin).ok_or_else(|| {
+                format!("--fingerprint `{fp}` is not a SHA-256 fingerprint (64 hex digits)")
+            }),
+            (None, true) => Ok(Self::Insecure),
+            (None, false) => Ok(Self::Verify {
+                ca_file: ca_file.map(Into::into),
+            }),
+        }
+    }
+}
+
 /// Formats a fingerprint as colon-separated upper-case hex, as browsers and openssl show it.
 pub fn format_fingerprint(fp: &[u8; 32]) -> String {
     fp.iter()

@@ -1,6 +1,7 @@
-//! The AMT firmware's `/ws-redirection` websocket: HTTP Digest on the upgrade request, then
-//! the redirection protocol in binary messages, presented here as a plain byte stream so that
-//! the same session driver runs over TCP, TLS and websocket.
+//! Websocket clients: [`websocket_connect`] opens any path, answering an HTTP Digest challenge
+//! on the upgrade request when credentials are given (AMT's `/ws-redirection`, the RRMT admin
+//! endpoint); [`redirection_websocket`] presents AMT's redirection websocket as a plain byte
+//! stream so that the same session driver runs over TCP, TLS and websocket.
 
 use futures_util::{SinkExt, StreamExt};
 use oobkit_digest::{ChallengeOutcome, Client as DigestClient};
@@ -11,27 +12,32 @@ use tokio_tungstenite::tungstenite::{
 
 use crate::{Endpoint, Io, IoError, connect, random_hex16};
 
-/// Opens `/ws-redirection` on the device's HTTP(S) port as `user`, answering its Digest
-/// challenge, and returns the connection as a byte stream.
-pub async fn redirection_websocket(
+/// A websocket over TCP or TLS.
+pub type WebSocket = tokio_tungstenite::WebSocketStream<Box<dyn Io>>;
+
+/// Opens `path` on `endpoint` as a websocket with messages up to `max_message` bytes. With
+/// `credentials` (user, password), an HTTP Digest challenge on the upgrade is answered (a
+/// first attempt without credentials, then one with the answer: two connections).
+pub async fn websocket_connect(
     endpoint: &Endpoint,
-    user: &str,
-    password: &str,
-) -> Result<Box<dyn Io>, IoError> {
+    path: &str,
+    credentials: Option<(&str, &str)>,
+    max_message: usize,
+) -> Result<WebSocket, IoError> {
     let scheme = if endpoint.tls.is_some() { "wss" } else { "ws" };
-    let url = format!("{scheme}://{}/ws-redirection", endpoint.authority());
-    let mut digest = DigestClient::new(user, password);
+    let url = format!("{scheme}://{}{path}", endpoint.authority());
+    let mut digest = credentials.map(|(user, password)| DigestClient::new(user, password));
     let mut config = WebSocketConfig::default();
-    config.max_message_size = Some(1 << 20);
-    config.max_frame_size = Some(1 << 20);
+    config.max_message_size = Some(max_message);
+    config.max_frame_size = Some(max_message);
     // Without credentials, then with the challenge's answer: two attempts at most.
     for _ in 0..3 {
         let mut request = url
             .as_str()
             .into_client_request()
             .map_err(|e| IoError::Config(format!("bad websocket URL {url}: {e}")))?;
-        if digest.challenge().is_some() {
-            let answer = digest.authorize("GET", "/ws-redirection", None, &random_hex16())?;
+        if let Some(digest) = digest.as_mut().filter(|d| d.challenge().is_some()) {
+            let answer = digest.authorize("GET", path, None, &random_hex16())?;
             request
                 .headers_mut()
                 .insert(http_header("authorization"), answer.to_http_header()?);
@@ -39,10 +45,15 @@ pub async fn redirection_websocket(
         let stream = connect(endpoint).await?;
         match tokio_tungstenite::client_async_with_config(request, stream, Some(config)).await {
             Ok((ws, _)) => {
-                digest.accepted();
-                return Ok(pump(ws));
+                if let Some(digest) = digest.as_mut() {
+                    digest.accepted();
+                }
+                return Ok(ws);
             }
             Err(tungstenite::Error::Http(response)) if response.status() == 401 => {
+                let Some(digest) = digest.as_mut() else {
+                    return Err(IoError::AuthRejected);
+                };
                 let values: Vec<&str> = response
                     .headers()
                     .get_all("www-authenticate")
@@ -55,7 +66,7 @@ pub async fn redirection_websocket(
             }
             Err(tungstenite::Error::Http(response)) => {
                 return Err(IoError::Config(format!(
-                    "the device refused the websocket upgrade with HTTP {}",
+                    "{url}: the server refused the websocket upgrade with HTTP {}",
                     response.status()
                 )));
             }
@@ -68,6 +79,17 @@ pub async fn redirection_websocket(
         }
     }
     Err(IoError::AuthRejected)
+}
+
+/// Opens `/ws-redirection` on the device's HTTP(S) port as `user`, answering its Digest
+/// challenge, and returns the connection as a byte stream.
+pub async fn redirection_websocket(
+    endpoint: &Endpoint,
+    user: &str,
+    password: &str,
+) -> Result<Box<dyn Io>, IoError> {
+    let ws = websocket_connect(endpoint, "/ws-redirection", Some((user, password)), 1 << 20).await?;
+    Ok(pump(ws))
 }
 
 fn http_header(name: &'static str) -> tungstenite::http::HeaderName {

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use clap::{Parser, Subcommand, ValueEnum};
-use oobkit_io::{Endpoint, IoError, TlsPolicy, WsmanClient, parse_fingerprint};
+use oobkit_io::{Endpoint, IoError, TlsPolicy, WsmanClient};
 use oobkit_wsman::ops::{self, AuditRecord, BootDevice, EventRecord, PowerAction};
 use oobkit_wsman::{
     Error as WsmanError, Instance, MethodOutput, Property, Request, ResponseBody, Value,
@@ -755,17 +755,10 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = async {
         let tls = if cli.tls {
-            Some(match (&cli.fingerprint, cli.insecure) {
-                (Some(fp), _) => TlsPolicy::Pin(parse_fingerprint(fp).ok_or_else(|| {
-                    Failure(format!(
-                        "--fingerprint `{fp}` is not a SHA-256 fingerprint (64 hex digits)"
-                    ))
-                })?),
-                (None, true) => TlsPolicy::Insecure,
-                (None, false) => TlsPolicy::Verify {
-                    ca_file: cli.ca.clone(),
-                },
-            })
+            Some(
+                TlsPolicy::from_flags(cli.fingerprint.as_deref(), cli.ca.as_deref(), cli.insecure)
+                    .map_err(Failure)?,
+            )
         } else {
             None
         };

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use oobkit_io::redirection::{RedirTarget, RedirTransport};
-use oobkit_io::{Endpoint, TlsPolicy, parse_fingerprint};
+use oobkit_io::{Endpoint, TlsPolicy};
 
 use crate::{SimConfig, Simulator};
 
@@ -89,15 +89,11 @@ pub async fn resolve(
         return Ok((target, Some(sim)));
     };
     let tls = if args.tls {
-        Some(match (&args.fingerprint, args.insecure) {
-            (Some(fp), _) => TlsPolicy::Pin(parse_fingerprint(fp).ok_or_else(|| {
-                format!("--fingerprint `{fp}` is not a SHA-256 fingerprint (64 hex digits)")
-            })?),
-            (None, true) => TlsPolicy::Insecure,
-            (None, false) => TlsPolicy::Verify {
-                ca_file: args.ca.clone(),
-            },
-        })
+        Some(TlsPolicy::from_flags(
+            args.fingerprint.as_deref(),
+            args.ca.as_deref(),
+            args.insecure,
+        )?)
     } else {
         None
     };

@@ -1,0 +1,495 @@
+//! The RRMT agent: one outbound wss connection to the server, kept up with exponential backoff
+//! and jitter, running commands (timeout, output cap, exit status) and shells on
+//! pseudo-terminals for the server.
+//!
+//! Shell output is read from the terminal only as fast as the server's window allows: a
+//! bounded queue between the terminal reader and the session, drained while the window is
+//! open, so a shell printing without end waits instead of filling the agent's memory.
+
+use std::collections::HashMap;
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use oobkit_io::{Endpoint, IoError};
+use oobkit_rrmt::codec::result_flags;
+use oobkit_rrmt::session::{AgentEvent, AgentSession, CloseReason};
+use tokio::io::AsyncReadExt;
+use tokio::sync::{Notify, mpsc};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::Token;
+use crate::admin::AGENT_PATH;
+use crate::pty::Pty;
+
+/// Agent settings.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct AgentConfig {
+    /// The server's agent endpoint (TLS policy included).
+    pub endpoint: Endpoint,
+    /// The token to authorize with.
+    pub token: Token,
+    /// Where the token lives, rewritten when the server rotates it.
+    pub token_file: Option<PathBuf>,
+    /// The name sent in Hello (the host name by default).
+    pub name: String,
+    /// The shell run for interactive sessions.
+    pub shell: String,
+    /// First reconnection delay.
+    pub min_backoff: Duration,
+    /// Longest reconnection delay.
+    pub max_backoff: Duration,
+}
+
+impl AgentConfig {
+    /// Backoff from 1 s to 60 s, `$SHELL` or `/bin/sh`.
+    pub fn new(endpoint: Endpoint, token: Token, name: impl Into<String>) -> Self {
+        Self {
+            endpoint,
+            token,
+            token_file: None,
+            name: name.into(),
+            shell: std::env::var("SHELL").unwrap_or_else(|_| "/bin/sh".into()),
+            min_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Why the agent stopped for good (anything else is retried).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AgentExit {
+    /// The server revoked this agent's token.
+    #[error("the server revoked this agent's token; a new one is needed (rrmt token create)")]
+    Revoked,
+    /// The server refused the token.
+    #[error("the server refused the token: {0}")]
+    Refused(String),
+}
+
+/// How one connection ended.
+enum Ended {
+    Final(AgentExit),
+    /// Lost; whether it had been authorized (then the backoff starts over).
+    Lost { authorized: bool, reason: String },
+}
+
+/// Connects, serves, and reconnects until the token is revoked or refused.
+pub async fn run(mut config: AgentConfig) -> AgentExit {
+    let mut backoff = config.min_backoff;
+    loop {
+        let ended = match connect_and_serve(&mut config).await {
+            Ok(ended) => ended,
+            Err(e) => Ended::Lost {
+                authorized: false,
+                reason: e.to_string(),
+            },
+        };
+        match ended {
+            Ended::Final(exit) => return exit,
+            Ended::Lost { authorized, reason } => {
+                if authorized {
+                    backoff = config.min_backoff;
+                }
+                // Equal jitter: between half the backoff and all of it, so that agents cut
+                // off together by a server restart do not come back in one burst.
+                let random = u64::from_le_bytes(oobkit_io::random_bytes());
+                let half = backoff / 2;
+                let jitter_ms = u64::try_from(half.as_millis()).unwrap_or(u64::MAX).max(1);
+                let delay = half + Duration::from_millis(random % jitter_ms);
+                tracing::warn!("connection to the server lost: {reason}; retrying in {delay:.1?}");
+                tokio::time::sleep(delay).await;
+                backoff = (backoff * 2).min(config.max_backoff);
+            }
+        }
+    }
+}
+
+/// What the agent's own tasks report to the session loop.
+#[derive(Debug)]
+enum Local {
+    Output { request: u32, stream: u8, data: Vec<u8> },
+    Result { request: u32, exit: i32, flags: u8 },
+    /// Shell input written to the terminal: the server may send this much more.
+    Consumed { channel: u32, bytes: u32 },
+}
+
+/// From a shell's terminal, in order.
+#[derive(Debug)]
+enum ShellOut {
+    Data(Vec<u8>),
+    Exited(i32),
+}
+
+/// To a shell's task.
+#[derive(Debug)]
+enum ShellIn {
+    Data(Vec<u8>),
+    Resize(u16, u16),
+}
+
+struct Shell {
+    input: mpsc::UnboundedSender<ShellIn>,
+    output: mpsc::Receiver<ShellOut>,
+    /// Output taken from the queue that the window did not admit yet.
+    pending: Vec<u8>,
+    exited: Option<i32>,
+}
+
+async fn connect_and_serve(config: &mut AgentConfig) -> Result<Ended, IoError> {
+    let mut ws =
+        oobkit_io::websocket_connect(&config.endpoint, AGENT_PATH, None, 1 << 20).await?;
+    tracing::debug!("connected to {}", config.endpoint.authority());
+    let mut session = AgentSession::new(&config.name, config.token.bytes(), Instant::now());
+    let (local_tx, mut local_rx) = mpsc::unbounded_channel::<Local>();
+    let wake = Arc::new(Notify::new());
+    let mut shells: HashMap<u32, Shell> = HashMap::new();
+    let mut authorized = false;
+    loop {
+        let now = Instant::now();
+        let mut closed = None;
+        while let Some(event) = session.poll_event() {
+            match event {
+                AgentEvent::Provisioned { host_id, .. } => {
+                    authorized = true;
+                    tracing::info!(
+                        "authorized by {} as host {}",
+                        config.endpoint.authority(),
+                        Token::from_bytes(host_id)
+                    );
+                }
+                AgentEvent::Execute {
+                    request,
+                    timeout_ms,
+                    output_cap,
+                    argv,
+                } => {
+                    tokio::spawn(execute(
+                        request,
+                        argv,
+                        timeout_ms,
+                        output_cap,
+                        local_tx.clone(),
+                        Arc::clone(&wake),
+                    ));
+                }
+                AgentEvent::ShellOpen {
+                    channel,
+                    cols,
+                    rows,
+                    term,
+                } => match Pty::spawn_shell(&config.shell, &term, cols, rows) {
+                    Ok((pty, child)) => {
+                        tracing::info!("shell {channel} started ({} on {term}, {cols}x{rows})", config.shell);
+                        let (input, input_rx) = mpsc::unbounded_channel();
+                        let (output_tx, output) = mpsc::channel(4);
+                        tokio::spawn(run_shell(
+                            channel,
+                            pty,
+                            child,
+                            input_rx,
+                            output_tx,
+                            local_tx.clone(),
+                            Arc::clone(&wake),
+                        ));
+                        shells.insert(
+                            channel,
+                            Shell {
+                                input,
+                                output,
+                                pending: Vec::new(),
+                                exited: None,
+                            },
+                        );
+                        session.shell_opened(channel);
+                    }
+                    Err(e) => {
+                        tracing::error!("cannot start {} on a pseudo-terminal: {e}", config.shell);
+                        session.close_channel(channel, -1);
+                    }
+                },
+                AgentEvent::ChannelData { channel, data } => {
+                    if let Some(shell) = shells.get(&channel) {
+                        let _ = shell.input.send(ShellIn::Data(data));
+                    }
+                }
+                AgentEvent::Resize {
+                    channel,
+                    cols,
+                    rows,
+                } => {
+                    if let Some(shell) = shells.get(&channel) {
+                        let _ = shell.input.send(ShellIn::Resize(cols, rows));
+                    }
+                }
+                AgentEvent::ChannelClosed { channel } => {
+                    // Dropping the shell's queues ends its task, which kills the shell.
+                    shells.remove(&channel);
+                    tracing::info!("shell {channel} closed by the server");
+                }
+                AgentEvent::Reauthorize { token } => {
+                    let token = Token::from_bytes(token);
+                    match store_token(config.token_file.as_deref(), token) {
+                        Ok(()) => {
+                            config.token = token;
+                            session.token_stored(token.bytes());
+                            tracing::info!("the server rotated this agent's token");
+                        }
+                        Err(e) => tracing::error!("cannot store the rotated token: {e}"),
+                    }
+                }
+                AgentEvent::Closed(reason) => closed = Some(reason),
+                _ => {}
+            }
+        }
+        pump_shells(&mut session, &mut shells);
+        let mut send_failed = false;
+        while let Some(bytes) = session.poll_transmit(now) {
+            if ws.feed(Message::Binary(bytes.into())).await.is_err() {
+                send_failed = true;
+                break;
+            }
+        }
+        if !send_failed {
+            send_failed = ws.flush().await.is_err();
+        }
+        if let Some(reason) = closed {
+            let _ = ws.close(None).await;
+            return Ok(match reason {
+                CloseReason::Revoked => Ended::Final(AgentExit::Revoked),
+                CloseReason::NotAuthorized(why) => Ended::Final(AgentExit::Refused(why)),
+                other => Ended::Lost {
+                    authorized,
+                    reason: other.to_string(),
+                },
+            });
+        }
+        if send_failed {
+            session.handle_eof();
+            continue;
+        }
+        let deadline = session.poll_timeout();
+        tokio::select! {
+            message = ws.next() => match message {
+                Some(Ok(Message::Binary(data))) => session.handle_input(Instant::now(), &data),
+                Some(Ok(Message::Close(_)) | Err(_)) | None => session.handle_eof(),
+                Some(Ok(_)) => {}
+            },
+            Some(local) = local_rx.recv() => match local {
+                Local::Output { request, stream, data } => session.output(request, stream, &data),
+                Local::Result { request, exit, flags } => session.result(request, exit, flags),
+                Local::Consumed { channel, bytes } => session.grant(channel, bytes),
+            },
+            () = wake.notified() => {}
+            () = async {
+                match deadline {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            } => session.handle_timeout(Instant::now()),
+        }
+    }
+}
+
+/// Moves shell output into the session as far as each window allows, and closes channels
+/// whose shell ended once their output is all sent.
+fn pump_shells(session: &mut AgentSession, shells: &mut HashMap<u32, Shell>) {
+    let mut finished = Vec::new();
+    for (&channel, shell) in shells.iter_mut() {
+        loop {
+            if !shell.pending.is_empty() {
+                let taken = session.send_channel_data(channel, &shell.pending);
+                shell.pending.drain(..taken);
+                if !shell.pending.is_empty() {
+                    break;
+                }
+            }
+            if shell.exited.is_some() {
+                break;
+            }
+            match shell.output.try_recv() {
+                Ok(ShellOut::Data(data)) => shell.pending = data,
+                Ok(ShellOut::Exited(code)) => shell.exited = Some(code),
+                Err(_) => break,
+            }
+        }
+        if let (Some(code), true) = (shell.exited, shell.pending.is_empty()) {
+            finished.push((channel, code));
+        }
+    }
+    for (channel, code) in finished {
+        shells.remove(&channel);
+        session.close_channel(channel, code);
+        tracing::info!("shell {channel} exited with status {code}");
+    }
+}
+
+/// The exit status as shells report it: the code, or 128 + the signal.
+fn exit_code(status: std::process::ExitStatus) -> i32 {
+    status
+        .code()
+        .or_else(|| status.signal().map(|s| 128 + s))
+        .unwrap_or(-1)
+}
+
+async fn run_shell(
+    channel: u32,
+    mut pty: Pty,
+    mut child: tokio::process::Child,
+    mut input: mpsc::UnboundedReceiver<ShellIn>,
+    output: mpsc::Sender<ShellOut>,
+    local: mpsc::UnboundedSender<Local>,
+    wake: Arc<Notify>,
+) {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        tokio::select! {
+            read = pty.read(&mut buf) => match read {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if output.send(ShellOut::Data(buf[..n].to_vec())).await.is_err() {
+                        return;
+                    }
+                    wake.notify_one();
+                }
+            },
+            message = input.recv() => match message {
+                Some(ShellIn::Data(data)) => {
+                    if pty.write_all(&data).await.is_err() {
+                        break;
+                    }
+                    let bytes = u32::try_from(data.len()).unwrap_or(u32::MAX);
+                    let _ = local.send(Local::Consumed { channel, bytes });
+                }
+                Some(ShellIn::Resize(cols, rows)) => {
+                    let _ = pty.resize(cols, rows);
+                }
+                // The channel was closed or the connection lost: the shell goes too.
+                None => {
+                    let _ = child.kill().await;
+                    return;
+                }
+            },
+        }
+    }
+    let code = match child.wait().await {
+        Ok(status) => exit_code(status),
+        Err(_) => -1,
+    };
+    if output.send(ShellOut::Exited(code)).await.is_ok() {
+        wake.notify_one();
+    }
+}
+
+/// Runs one command: output streamed (up to the cap), killed at the timeout, then the result.
+async fn execute(
+    request: u32,
+    argv: Vec<Vec<u8>>,
+    timeout_ms: u32,
+    output_cap: u32,
+    local: mpsc::UnboundedSender<Local>,
+    wake: Arc<Notify>,
+) {
+    use std::os::unix::ffi::OsStrExt;
+    let report = |local: &mpsc::UnboundedSender<Local>, message: Local| {
+        let _ = local.send(message);
+    };
+    let Some((program, args)) = argv.split_first() else {
+        report(&local, Local::Result { request, exit: -1, flags: result_flags::NOT_STARTED });
+        return;
+    };
+    let program = std::ffi::OsStr::from_bytes(program);
+    tracing::info!("exec {request}: {}", program.to_string_lossy());
+    let spawned = tokio::process::Command::new(program)
+        .args(args.iter().map(|a| std::ffi::OsStr::from_bytes(a)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn();
+    let mut child = match spawned {
+        Ok(child) => child,
+        Err(e) => {
+            let message = format!("cannot run {}: {e}\n", program.to_string_lossy());
+            report(&local, Local::Output { request, stream: 2, data: message.into_bytes() });
+            report(&local, Local::Result { request, exit: -1, flags: result_flags::NOT_STARTED });
+            wake.notify_one();
+            return;
+        }
+    };
+    let (mut stdout, mut stderr) = (child.stdout.take(), child.stderr.take());
+    let mut left = u64::from(output_cap);
+    let mut flags = 0u8;
+    let work = async {
+        let (mut out_buf, mut err_buf) = (vec![0u8; 16 * 1024], vec![0u8; 16 * 1024]);
+        while stdout.is_some() || stderr.is_some() {
+            let (stream, read) = tokio::select! {
+                n = read_some(&mut stdout, &mut out_buf), if stdout.is_some() => (1u8, n),
+                n = read_some(&mut stderr, &mut err_buf), if stderr.is_some() => (2u8, n),
+            };
+            let buf = if stream == 1 { &out_buf } else { &err_buf };
+            match read {
+                0 => {
+                    if stream == 1 { stdout = None } else { stderr = None }
+                }
+                n => {
+                    // Past the cap the output is read and dropped, so the command is not
+                    // blocked on a full pipe.
+                    let keep = n.min(usize::try_from(left).unwrap_or(usize::MAX));
+                    if keep < n {
+                        flags |= result_flags::TRUNCATED;
+                    }
+                    if keep > 0 {
+                        left -= keep as u64;
+                        report(&local, Local::Output { request, stream, data: buf[..keep].to_vec() });
+                    }
+                }
+            }
+        }
+        child.wait().await
+    };
+    let limit = if timeout_ms == 0 { Duration::MAX } else { Duration::from_millis(u64::from(timeout_ms)) };
+    let exit = match tokio::time::timeout(limit, work).await {
+        Ok(Ok(status)) => exit_code(status),
+        Ok(Err(_)) => -1,
+        Err(_) => {
+            let _ = child.kill().await;
+            flags |= result_flags::TIMED_OUT;
+            -1
+        }
+    };
+    tracing::info!("exec {request} finished: status {exit}, flags {flags:#04x}");
+    report(&local, Local::Result { request, exit, flags });
+}
+
+/// Reads some bytes from an optional pipe (0 at its end or on an error).
+async fn read_some<R: tokio::io::AsyncRead + Unpin>(pipe: &mut Option<R>, buf: &mut [u8]) -> usize {
+    match pipe {
+        Some(pipe) => pipe.read(buf).await.unwrap_or(0),
+        None => std::future::pending().await,
+    }
+}
+
+/// Writes the rotated token where it was read from (atomically: a temporary file renamed).
+fn store_token(path: Option<&std::path::Path>, token: Token) -> std::io::Result<()> {
+    let Some(path) = path else {
+        tracing::warn!("the token was rotated but came from the command line or the environment; it is kept in memory only");
+        return Ok(());
+    };
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let temporary = path.with_extension("new");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&temporary)?
+        .write_all(format!("{token}\n").as_bytes())?;
+    std::fs::rename(&temporary, path)
+}

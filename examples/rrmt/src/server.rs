@@ -1,0 +1,1218 @@
+//! The RRMT server: agents on one wss port ([`crate::admin::AGENT_PATH`]), administrators on
+//! another ([`crate::admin::ADMIN_PATH`], HTTP Digest on the upgrade), a task per connection
+//! around the sans-IO [`ServerSession`], and the registry in SQLite.
+//!
+//! Memory stays bounded per connection: websocket messages are capped, shell output is granted
+//! back to the agent only once the administrator's socket took it (so a fast shell waits for
+//! a slow administrator instead of filling the server), command output is capped per request,
+//! and shell input waiting for the agent's window is capped.
+//!
+//! Limits: connections per endpoint, channels per agent, message size, handshake time, idle
+//! administrators, and failed authorizations per address (agents' tokens and administrators'
+//! passwords alike) within a window, after which that address is refused until it ends.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use oobkit_digest::{Algorithm, Request as DigestRequest, Secret, Server as DigestServer};
+use oobkit_rrmt::codec::result_flags;
+use oobkit_rrmt::session::{CloseReason, ServerEvent, ServerSession, ServerSessionConfig};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, mpsc};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{Message, http};
+
+use crate::admin::{ADMIN_PATH, AGENT_PATH, AdminReply, AdminRequest, HostView};
+use crate::registry::{AdminSecrets, Registry, RegistryError};
+use crate::{REALM, Token, now_secs};
+
+/// Server settings.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ServerConfig {
+    /// Holds `registry.sqlite` and, unless `identity` is given, the generated certificate.
+    pub data_dir: PathBuf,
+    /// Agents' endpoint.
+    pub agent_listen: SocketAddr,
+    /// Administrators' endpoint.
+    pub admin_listen: SocketAddr,
+    /// Certificate chain and key (PEM); generated once into `data_dir` when absent.
+    pub identity: Option<(PathBuf, PathBuf)>,
+    /// Names for a generated certificate.
+    pub names: Vec<String>,
+    /// Most agent connections at once.
+    pub max_agents: usize,
+    /// Most administrator connections at once.
+    pub max_admins: usize,
+    /// Most shells per agent.
+    pub max_channels: u16,
+    /// Largest websocket message accepted.
+    pub max_message: usize,
+    /// Failed authorizations from one address before it is refused.
+    pub max_failed_auths: u32,
+    /// How long failures count (and a refused address stays refused).
+    pub failure_window: Duration,
+    /// Keepalive period for agents.
+    pub heartbeat_secs: u16,
+    /// TLS plus websocket handshake limit.
+    pub handshake_timeout: Duration,
+    /// An administrator connection with no request for this long is closed (not during a
+    /// shell or a running command).
+    pub admin_idle_timeout: Duration,
+    /// Exec timeout when the request gives none.
+    pub default_timeout_ms: u32,
+    /// Exec output cap when the request gives none, and the largest allowed.
+    pub default_output_cap: u32,
+    /// Largest output cap a request may ask for.
+    pub max_output_cap: u32,
+}
+
+impl ServerConfig {
+    /// Loopback ports 7700 (agents) and 7701 (administrators), 20 000 agents, 64
+    /// administrators, 8 shells per agent, 1 MiB messages, 10 failures per 10 minutes, 30 s
+    /// heartbeat, 10 s handshakes, 15 minutes idle, 60 s exec timeout, 16 MiB output cap.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            agent_listen: SocketAddr::from(([127, 0, 0, 1], 7700)),
+            admin_listen: SocketAddr::from(([127, 0, 0, 1], 7701)),
+            identity: None,
+            names: vec!["localhost".into(), "127.0.0.1".into()],
+            max_agents: 20_000,
+            max_admins: 64,
+            max_channels: 8,
+            max_message: 1 << 20,
+            max_failed_auths: 10,
+            failure_window: Duration::from_secs(600),
+            heartbeat_secs: 30,
+            handshake_timeout: Duration::from_secs(10),
+            admin_idle_timeout: Duration::from_secs(900),
+            default_timeout_ms: 60_000,
+            default_output_cap: 16 << 20,
+            max_output_cap: 256 << 20,
+        }
+    }
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// Binding, the data directory, or the certificate files.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// The registry.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// The certificate or key is unusable.
+    #[error("TLS identity: {0}")]
+    Tls(String),
+}
+
+/// A running server.
+#[derive(Debug)]
+pub struct Server {
+    /// Bound agents' address.
+    pub agent_addr: SocketAddr,
+    /// Bound administrators' address.
+    pub admin_addr: SocketAddr,
+    /// SHA-256 of the certificate: what agents and the CLI pin.
+    pub fingerprint: [u8; 32],
+    shared: Arc<Shared>,
+}
+
+impl Server {
+    /// Opens the registry, loads or creates the identity, binds both ports and starts serving
+    /// on the current tokio runtime.
+    pub async fn start(config: ServerConfig) -> Result<Self, ServerError> {
+        std::fs::create_dir_all(&config.data_dir)?;
+        let registry = Registry::open(&config.data_dir.join("registry.sqlite"))?;
+        let admins: HashMap<String, AdminSecrets> = registry.admins()?.into_iter().collect();
+        if admins.is_empty() {
+            tracing::warn!(
+                "no administrators yet: add one with `rrmt-server --data-dir {} add-admin NAME`",
+                config.data_dir.display()
+            );
+        }
+        let (acceptor, fingerprint) = tls_acceptor(&config)?;
+        let agents_listener = TcpListener::bind(config.agent_listen).await?;
+        let admin_listener = TcpListener::bind(config.admin_listen).await?;
+        let shared = Arc::new(Shared {
+            registry: Mutex::new(registry),
+            agents: Mutex::default(),
+            admins,
+            digest: Mutex::new(DigestServer::new(oobkit_digest::ServerConfig::new(
+                REALM,
+                oobkit_io::random_bytes(),
+            ))),
+            failures: Mutex::default(),
+            agent_slots: Arc::new(Semaphore::new(config.max_agents)),
+            admin_slots: Arc::new(Semaphore::new(config.max_admins)),
+            next_connection: AtomicU64::new(1),
+            config,
+        });
+        let server = Self {
+            agent_addr: agents_listener.local_addr()?,
+            admin_addr: admin_listener.local_addr()?,
+            fingerprint,
+            shared: Arc::clone(&shared),
+        };
+        tokio::spawn(accept_loop(
+            agents_listener,
+            acceptor.clone(),
+            Arc::clone(&shared),
+            Role::Agent,
+        ));
+        tokio::spawn(accept_loop(admin_listener, acceptor, shared, Role::Admin));
+        Ok(server)
+    }
+
+    /// Agents connected and authorized now.
+    pub fn online_agents(&self) -> usize {
+        lock(&self.shared.agents).len()
+    }
+}
+
+/// Hashes `password` for administrator `name` as the registry keeps it.
+pub fn admin_secrets(name: &str, password: &str) -> AdminSecrets {
+    AdminSecrets {
+        ha1_md5: oobkit_digest::ha1(Algorithm::Md5, name, REALM, password).to_string(),
+        ha1_sha256: oobkit_digest::ha1(Algorithm::Sha256, name, REALM, password).to_string(),
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every critical section here leaves its data consistent at each step; keep serving.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+struct Shared {
+    config: ServerConfig,
+    registry: Mutex<Registry>,
+    /// Authorized agents by host name.
+    agents: Mutex<HashMap<String, AgentHandle>>,
+    admins: HashMap<String, AdminSecrets>,
+    digest: Mutex<DigestServer>,
+    failures: Mutex<Failures>,
+    agent_slots: Arc<Semaphore>,
+    admin_slots: Arc<Semaphore>,
+    next_connection: AtomicU64,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared").finish_non_exhaustive()
+    }
+}
+
+impl Shared {
+    /// Runs `f` on the registry, logging a failure (the registry is the server's memory: an
+    /// error there is worth a line at 3 a.m., but must not take a connection down).
+    fn registry<T>(&self, f: impl FnOnce(&Registry) -> Result<T, RegistryError>) -> Option<T> {
+        match f(&lock(&self.registry)) {
+            Ok(value) => Some(value),
+            Err(e) => {
+                tracing::error!("{e}");
+                None
+            }
+        }
+    }
+
+    fn agent(&self, host: &str) -> Option<mpsc::Sender<Command>> {
+        lock(&self.agents).get(host).map(|a| a.commands.clone())
+    }
+}
+
+#[derive(Debug)]
+struct AgentHandle {
+    commands: mpsc::Sender<Command>,
+    connection: u64,
+}
+
+/// Failed authorizations by address, bounded.
+#[derive(Debug, Default)]
+struct Failures {
+    by_address: HashMap<IpAddr, (u32, Instant)>,
+}
+
+/// Most addresses tracked; beyond it expired entries are dropped first, then the table is
+/// cleared (failing open for brute-force counting is better than growing without bound).
+const MAX_TRACKED_ADDRESSES: usize = 100_000;
+
+impl Failures {
+    fn blocked(&mut self, ip: IpAddr, now: Instant, config: &ServerConfig) -> bool {
+        match self.by_address.get(&ip) {
+            Some(&(count, since)) if now.duration_since(since) < config.failure_window => {
+                count >= config.max_failed_auths
+            }
+            Some(_) => {
+                self.by_address.remove(&ip);
+                false
+            }
+            None => false,
+        }
+    }
+
+    fn record(&mut self, ip: IpAddr, now: Instant, config: &ServerConfig) {
+        if self.by_address.len() >= MAX_TRACKED_ADDRESSES {
+            self.by_address
+                .retain(|_, (_, since)| now.duration_since(*since) < config.failure_window);
+            if self.by_address.len() >= MAX_TRACKED_ADDRESSES {
+                self.by_address.clear();
+            }
+        }
+        let entry = self.by_address.entry(ip).or_insert((0, now));
+        if now.duration_since(entry.1) >= config.failure_window {
+            *entry = (0, now);
+        }
+        entry.0 += 1;
+        if entry.0 == config.max_failed_auths {
+            tracing::warn!(
+                "{ip}: {} failed authorizations; refusing it for {:?}",
+                entry.0,
+                config.failure_window
+            );
+        }
+    }
+}
+
+/// What an administrator's task asks of an agent's task.
+#[derive(Debug)]
+enum Command {
+    Exec(Box<ExecRequest>),
+    OpenShell(Box<ShellRequest>),
+    ShellInput { channel: u32, data: Vec<u8> },
+    /// The administrator's socket took this much shell output: the agent may send more.
+    ShellConsumed { channel: u32, bytes: u32 },
+    Resize { channel: u32, cols: u16, rows: u16 },
+    ShellClose { channel: u32 },
+    Revoke,
+    /// Another connection authorized with this host's token.
+    Replaced,
+}
+
+#[derive(Debug)]
+struct ExecRequest {
+    argv: Vec<Vec<u8>>,
+    timeout_ms: u32,
+    output_cap: u32,
+    updates: mpsc::UnboundedSender<ExecUpdate>,
+}
+
+#[derive(Debug)]
+struct ShellRequest {
+    cols: u16,
+    rows: u16,
+    term: String,
+    updates: mpsc::UnboundedSender<ShellUpdate>,
+}
+
+#[derive(Debug)]
+enum ExecUpdate {
+    Output { stream: u8, data: Vec<u8> },
+    Done { exit: i32, flags: u8 },
+    Failed(String),
+}
+
+#[derive(Debug)]
+enum ShellUpdate {
+    Started { channel: u32 },
+    Opened,
+    Data(Vec<u8>),
+    Closed { exit: i32 },
+    Failed(String),
+}
+
+/// Most shell input held for one channel while the agent's window is closed.
+const MAX_PENDING_INPUT: usize = 1 << 20;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Agent,
+    Admin,
+}
+
+type Tls = tokio_rustls::server::TlsStream<TcpStream>;
+
+fn ws_config(config: &ServerConfig) -> WebSocketConfig {
+    let mut ws = WebSocketConfig::default();
+    ws.max_message_size = Some(config.max_message);
+    ws.max_frame_size = Some(config.max_message);
+    // Small buffers: an idle agent costs little (they grow with traffic as needed).
+    ws.read_buffer_size = 4096;
+    ws.write_buffer_size = 0;
+    ws
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    shared: Arc<Shared>,
+    role: Role,
+) {
+    let slots = match role {
+        Role::Agent => Arc::clone(&shared.agent_slots),
+        Role::Admin => Arc::clone(&shared.admin_slots),
+    };
+    let mut refused_at_limit = 0u64;
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                // Out of descriptors and the like: wait instead of spinning.
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        if lock(&shared.failures).blocked(peer.ip(), Instant::now(), &shared.config) {
+            tracing::debug!("{peer}: refused (too many failed authorizations)");
+            continue;
+        }
+        let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
+            refused_at_limit += 1;
+            if refused_at_limit.is_power_of_two() {
+                tracing::warn!(
+                    "{role:?} connection limit reached; refused {refused_at_limit} so far (latest {peer})"
+                );
+            }
+            continue;
+        };
+        tcp.set_nodelay(true).ok();
+        let (acceptor, shared) = (acceptor.clone(), Arc::clone(&shared));
+        tokio::spawn(async move {
+            let _permit = permit;
+            let handshake = tokio::time::timeout(
+                shared.config.handshake_timeout,
+                handshake(acceptor, tcp, peer, &shared, role),
+            )
+            .await;
+            match handshake {
+                Ok(Ok((ws, user))) => match role {
+                    Role::Agent => serve_agent(ws, peer, &shared).await,
+                    Role::Admin => {
+                        if let Some(user) = user {
+                            serve_admin(ws, peer, &shared, &user).await;
+                        }
+                    }
+                },
+                Ok(Err(e)) => tracing::debug!("{peer}: handshake failed: {e}"),
+                Err(_) => tracing::debug!("{peer}: handshake timed out"),
+            }
+        });
+    }
+}
+
+fn plain_error(status: http::StatusCode, text: &str) -> ErrorResponse {
+    let mut response = ErrorResponse::new(Some(text.to_owned()));
+    *response.status_mut() = status;
+    response
+}
+
+/// TLS, then the websocket upgrade: for agents on [`AGENT_PATH`]; for administrators on
+/// [`ADMIN_PATH`] with HTTP Digest (the user is returned).
+async fn handshake(
+    acceptor: tokio_rustls::TlsAcceptor,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    shared: &Shared,
+    role: Role,
+) -> Result<(WebSocketStream<Tls>, Option<String>), String> {
+    let tls = acceptor.accept(tcp).await.map_err(|e| e.to_string())?;
+    let mut user = None;
+    let mut wrong_password = false;
+    let callback = |request: &Request, response: Response| match role {
+        Role::Agent if request.uri().path() == AGENT_PATH => Ok(response),
+        Role::Admin if request.uri().path() == ADMIN_PATH => {
+            admin_authorization(shared, request, response, &mut user, &mut wrong_password)
+        }
+        _ => Err(plain_error(http::StatusCode::NOT_FOUND, "not found")),
+    };
+    let result =
+        tokio_tungstenite::accept_hdr_async_with_config(tls, callback, Some(ws_config(&shared.config)))
+            .await;
+    if wrong_password {
+        lock(&shared.failures).record(peer.ip(), Instant::now(), &shared.config);
+    }
+    let ws = result.map_err(|e| e.to_string())?;
+    Ok((ws, user))
+}
+
+/// Checks the upgrade request's Digest answer; a 401 with fresh challenges otherwise.
+fn admin_authorization(
+    shared: &Shared,
+    request: &Request,
+    response: Response,
+    user: &mut Option<String>,
+    wrong_password: &mut bool,
+) -> Result<Response, ErrorResponse> {
+    let now = oobkit_io::unix_now();
+    let uri = request
+        .uri()
+        .path_and_query()
+        .map_or(ADMIN_PATH, |p| p.as_str());
+    let mut stale = false;
+    if let Some(answer) = request
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+    {
+        let http = DigestRequest {
+            method: "GET",
+            uri,
+            body: None,
+        };
+        let verdict = lock(&shared.digest).verify(answer, &http, now, |answer| {
+            let (name, secrets) = shared.admins.get_key_value(&answer.username)?;
+            let ha1 = match answer.algorithm {
+                Algorithm::Md5 | Algorithm::Md5Sess => &secrets.ha1_md5,
+                Algorithm::Sha256 | Algorithm::Sha256Sess => &secrets.ha1_sha256,
+                _ => return None,
+            };
+            Some((name.as_str(), Secret::Ha1(ha1)))
+        });
+        match verdict {
+            Ok(verified) => {
+                *user = Some(verified.username);
+                return Ok(response);
+            }
+            Err(e) if e.is_stale() => stale = true,
+            Err(e) => {
+                tracing::warn!("administrator authentication failed: {e}");
+                *wrong_password = true;
+            }
+        }
+    }
+    let challenges = lock(&shared.digest)
+        .challenges(now, oobkit_io::random_bytes(), stale)
+        .map_err(|e| plain_error(http::StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()))?;
+    let mut refusal = plain_error(http::StatusCode::UNAUTHORIZED, "authentication required");
+    for challenge in challenges {
+        if let Ok(value) = http::HeaderValue::from_str(&challenge) {
+            refusal
+                .headers_mut()
+                .append(http::header::WWW_AUTHENTICATE, value);
+        }
+    }
+    drop(response);
+    Err(refusal)
+}
+
+/// Where a shell stands in an agent's task.
+#[derive(Debug)]
+struct ShellState {
+    updates: mpsc::UnboundedSender<ShellUpdate>,
+    /// Input the agent's window does not admit yet.
+    pending: Vec<u8>,
+}
+
+/// One agent connection: the session, its requests in flight, and the registry's view.
+async fn serve_agent(mut ws: WebSocketStream<Tls>, peer: SocketAddr, shared: &Shared) {
+    let connection = shared.next_connection.fetch_add(1, Ordering::Relaxed);
+    let mut session_config = ServerSessionConfig::new("rrmt-server");
+    session_config.heartbeat_secs = shared.config.heartbeat_secs;
+    session_config.max_channels = shared.config.max_channels;
+    session_config.handshake_timeout = shared.config.handshake_timeout;
+    let mut session = ServerSession::new(session_config, Instant::now());
+    let (commands_tx, mut commands) = mpsc::channel::<Command>(16);
+    let mut host: Option<(String, String)> = None;
+    let mut execs: HashMap<u32, mpsc::UnboundedSender<ExecUpdate>> = HashMap::new();
+    let mut shells: HashMap<u32, ShellState> = HashMap::new();
+    let mut replaced = false;
+    let reason = loop {
+        let now = Instant::now();
+        let mut closed = None;
+        while let Some(event) = session.poll_event() {
+            match event {
+                ServerEvent::AuthorizeRequested { token, name } => {
+                    let record = shared.registry(|r| r.host_by_token(&token)).flatten();
+                    match record {
+                        Some(record) if record.revoked.is_none() => {
+                            let previous = lock(&shared.agents).insert(
+                                record.name.clone(),
+                                AgentHandle {
+                                    commands: commands_tx.clone(),
+                                    connection,
+                                },
+                            );
+                            if let Some(previous) = previous {
+                                tracing::warn!(
+                                    "host {}: a second agent authorized with its token from {peer}; closing the older connection",
+                                    record.name
+                                );
+                                let _ = previous.commands.try_send(Command::Replaced);
+                            }
+                            shared.registry(|r| {
+                                r.seen(&record.name, now_secs(), &peer.to_string(), &name)
+                            });
+                            let host_id = Token::parse(&record.host_id)
+                                .map_or([0; 16], |t| t.bytes());
+                            session.accept(host_id);
+                            tracing::info!("host {} (agent {name:?}) connected from {peer}", record.name);
+                            host = Some((record.name, name));
+                        }
+                        other => {
+                            let why = if other.is_some() {
+                                "the token was revoked"
+                            } else {
+                                "unknown token"
+                            };
+                            tracing::warn!("agent {name:?} from {peer} refused: {why}");
+                            lock(&shared.failures).record(peer.ip(), now, &shared.config);
+                            session.reject(why);
+                        }
+                    }
+                }
+                ServerEvent::Output {
+                    request,
+                    stream,
+                    data,
+                } => {
+                    if let Some(updates) = execs.get(&request) {
+                        let _ = updates.send(ExecUpdate::Output { stream, data });
+                    }
+                }
+                ServerEvent::Result {
+                    request,
+                    exit,
+                    flags,
+                } => {
+                    if let Some(updates) = execs.remove(&request) {
+                        let _ = updates.send(ExecUpdate::Done { exit, flags });
+                    }
+                }
+                ServerEvent::ShellOpened { channel } => {
+                    if let Some(shell) = shells.get(&channel) {
+                        let _ = shell.updates.send(ShellUpdate::Opened);
+                    }
+                }
+                ServerEvent::ChannelData { channel, data } => {
+                    let delivered = shells
+                        .get(&channel)
+                        .is_some_and(|s| s.updates.send(ShellUpdate::Data(data)).is_ok());
+                    if !delivered {
+                        shells.remove(&channel);
+                        session.close_channel(channel);
+                    }
+                }
+                ServerEvent::ChannelClosed { channel, exit } => {
+                    if let Some(shell) = shells.remove(&channel) {
+                        let _ = shell.updates.send(ShellUpdate::Closed { exit });
+                    }
+                }
+                ServerEvent::TokenRotated => {
+                    tracing::info!("{peer}: the agent stored its new token");
+                }
+                ServerEvent::Closed(reason) => closed = Some(reason),
+                _ => {}
+            }
+        }
+        // Input that waited for the agent's window.
+        for (channel, shell) in &mut shells {
+            if !shell.pending.is_empty() {
+                let taken = session.send_channel_data(*channel, &shell.pending);
+                shell.pending.drain(..taken);
+            }
+        }
+        let mut send_failed = false;
+        while let Some(bytes) = session.poll_transmit(now) {
+            if ws.feed(Message::Binary(bytes.into())).await.is_err() {
+                send_failed = true;
+                break;
+            }
+        }
+        if !send_failed && ws.flush().await.is_err() {
+            send_failed = true;
+        }
+        if let Some(reason) = closed {
+            break reason;
+        }
+        if send_failed || replaced {
+            break CloseReason::TransportClosed;
+        }
+        let deadline = session.poll_timeout();
+        tokio::select! {
+            message = ws.next() => match message {
+                Some(Ok(Message::Binary(data))) => session.handle_input(Instant::now(), &data),
+                Some(Ok(Message::Close(_)) | Err(_)) | None => session.handle_eof(),
+                Some(Ok(_)) => {}
+            },
+            Some(command) = commands.recv() => {
+                match command {
+                    Command::Replaced => replaced = true,
+                    command => run_command(&mut session, command, &mut execs, &mut shells),
+                }
+            }
+            () = sleep_until(deadline) => session.handle_timeout(Instant::now()),
+        }
+    };
+    let _ = ws.close(None).await;
+    let why = if replaced {
+        "replaced by a newer connection".to_owned()
+    } else {
+        reason.to_string()
+    };
+    for (_, updates) in execs.drain() {
+        let _ = updates.send(ExecUpdate::Failed(format!("the agent disconnected ({why})")));
+    }
+    for (_, shell) in shells.drain() {
+        let _ = shell
+            .updates
+            .send(ShellUpdate::Failed(format!("the agent disconnected ({why})")));
+    }
+    match host {
+        Some((name, agent_name)) => {
+            {
+                let mut agents = lock(&shared.agents);
+                if agents.get(&name).is_some_and(|a| a.connection == connection) {
+                    agents.remove(&name);
+                }
+            }
+            shared.registry(|r| r.seen(&name, now_secs(), &peer.to_string(), &agent_name));
+            tracing::info!("host {name} disconnected: {why}");
+        }
+        None => tracing::debug!("{peer}: agent connection ended before authorization: {why}"),
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn run_command(
+    session: &mut ServerSession,
+    command: Command,
+    execs: &mut HashMap<u32, mpsc::UnboundedSender<ExecUpdate>>,
+    shells: &mut HashMap<u32, ShellState>,
+) {
+    match command {
+        Command::Exec(request) => {
+            let argv: Vec<&[u8]> = request.argv.iter().map(Vec::as_slice).collect();
+            match session.execute(&argv, request.timeout_ms, request.output_cap) {
+                Ok(id) => {
+                    execs.insert(id, request.updates);
+                }
+                Err(e) => {
+                    let _ = request.updates.send(ExecUpdate::Failed(e.to_string()));
+                }
+            }
+        }
+        Command::OpenShell(request) => {
+            match session.open_shell(request.cols, request.rows, &request.term) {
+                Ok(channel) => {
+                    let _ = request.updates.send(ShellUpdate::Started { channel });
+                    shells.insert(
+                        channel,
+                        ShellState {
+                            updates: request.updates,
+                            pending: Vec::new(),
+                        },
+                    );
+                }
+                Err(e) => {
+                    let _ = request.updates.send(ShellUpdate::Failed(e.to_string()));
+                }
+            }
+        }
+        Command::ShellInput { channel, data } => {
+            if let Some(shell) = shells.get_mut(&channel) {
+                shell.pending.extend_from_slice(&data);
+                let taken = session.send_channel_data(channel, &shell.pending);
+                shell.pending.drain(..taken);
+                if shell.pending.len() > MAX_PENDING_INPUT {
+                    let _ = shell.updates.send(ShellUpdate::Failed(
+                        "more than 1 MiB of input is waiting for the shell; closed".into(),
+                    ));
+                    shells.remove(&channel);
+                    session.close_channel(channel);
+                }
+            }
+        }
+        Command::ShellConsumed { channel, bytes } => session.grant(channel, bytes),
+        Command::Resize {
+            channel,
+            cols,
+            rows,
+        } => session.resize(channel, cols, rows),
+        Command::ShellClose { channel } => {
+            shells.remove(&channel);
+            session.close_channel(channel);
+        }
+        Command::Revoke => session.revoke(),
+        Command::Replaced => {}
+    }
+}
+
+/// Sends one reply; false when the administrator is gone.
+async fn reply(ws: &mut WebSocketStream<Tls>, reply: &AdminReply) -> bool {
+    ws.send(Message::Text(reply.to_json().into())).await.is_ok()
+}
+
+/// One administrator connection: requests one after another.
+async fn serve_admin(mut ws: WebSocketStream<Tls>, peer: SocketAddr, shared: &Shared, user: &str) {
+    tracing::info!("administrator {user} connected from {peer}");
+    let address = peer.ip().to_string();
+    loop {
+        let message = match tokio::time::timeout(shared.config.admin_idle_timeout, ws.next()).await {
+            Ok(Some(Ok(message))) => message,
+            Ok(_) => break,
+            Err(_) => {
+                let _ = reply(&mut ws, &AdminReply::error("idle for too long; closing")).await;
+                break;
+            }
+        };
+        let text = match message {
+            Message::Text(text) => text,
+            Message::Close(_) => break,
+            Message::Binary(_) => {
+                if !reply(&mut ws, &AdminReply::error("expected a JSON request")).await {
+                    break;
+                }
+                continue;
+            }
+            _ => continue,
+        };
+        let request = match serde_json::from_str::<AdminRequest>(&text) {
+            Ok(request) => request,
+            Err(e) => {
+                if !reply(&mut ws, &AdminReply::error(format!("bad request: {e}"))).await {
+                    break;
+                }
+                continue;
+            }
+        };
+        let keep_going = match request {
+            AdminRequest::Exec {
+                host,
+                argv,
+                timeout_ms,
+                output_cap,
+            } => {
+                exec(
+                    &mut ws, shared, user, &address, &host, argv, timeout_ms, output_cap,
+                )
+                .await
+            }
+            AdminRequest::Shell {
+                host,
+                cols,
+                rows,
+                term,
+            } => {
+                shell(&mut ws, shared, user, &address, &host, cols, rows, &term).await;
+                false
+            }
+            other => {
+                let answer = simple_request(shared, user, &address, other);
+                reply(&mut ws, &answer).await
+            }
+        };
+        if !keep_going {
+            break;
+        }
+    }
+    let _ = ws.close(None).await;
+    tracing::info!("administrator {user} from {peer} disconnected");
+}
+
+/// Requests answered from the registry.
+fn simple_request(shared: &Shared, user: &str, address: &str, request: AdminRequest) -> AdminReply {
+    let failed = |e: RegistryError| AdminReply::error(e.to_string());
+    let registry = || lock(&shared.registry);
+    match request {
+        AdminRequest::Hosts => match registry().hosts() {
+            Ok(hosts) => {
+                let agents = lock(&shared.agents);
+                AdminReply::Hosts {
+                    hosts: hosts
+                        .into_iter()
+                        .map(|record| HostView {
+                            online: agents.contains_key(&record.name),
+                            record,
+                        })
+                        .collect(),
+                }
+            }
+            Err(e) => failed(e),
+        },
+        AdminRequest::TokenCreate { name } => {
+            if name.is_empty()
+                || name.len() > 64
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            {
+                return AdminReply::error(
+                    "a host name is 1 to 64 letters, digits, '-', '_' or '.'",
+                );
+            }
+            let (token, host_id) = (Token::random(), Token::random());
+            let registry = registry();
+            let created = registry
+                .create_host(&name, &token.bytes(), &host_id.to_string(), user, now_secs())
+                .and_then(|()| {
+                    registry.audit_start(now_secs(), user, address, &name, "token-create", "")
+                });
+            match created {
+                Ok(_) => {
+                    tracing::info!("administrator {user} created a token for host {name}");
+                    AdminReply::TokenCreated {
+                        name,
+                        token: token.to_string(),
+                        host_id: host_id.to_string(),
+                    }
+                }
+                Err(e) => failed(e),
+            }
+        }
+        AdminRequest::TokenRevoke { name } => {
+            let revoked = {
+                let registry = registry();
+                registry.revoke(&name, now_secs()).and_then(|newly| {
+                    registry.audit_start(now_secs(), user, address, &name, "token-revoke", "")?;
+                    Ok(newly)
+                })
+            };
+            match revoked {
+                Ok(_) => {
+                    let disconnected = shared
+                        .agent(&name)
+                        .is_some_and(|agent| agent.try_send(Command::Revoke).is_ok());
+                    tracing::info!(
+                        "administrator {user} revoked host {name}'s token{}",
+                        if disconnected { "; its agent is cut off" } else { "" }
+                    );
+                    AdminReply::Revoked { name, disconnected }
+                }
+                Err(e) => failed(e),
+            }
+        }
+        AdminRequest::Audit { limit } => match registry().audit(limit.min(10_000)) {
+            Ok(entries) => AdminReply::Audit { entries },
+            Err(e) => failed(e),
+        },
+        AdminRequest::Resize { .. } => AdminReply::error("resize outside a shell"),
+        AdminRequest::Exec { .. } | AdminRequest::Shell { .. } => {
+            AdminReply::error("not a simple request")
+        }
+    }
+}
+
+/// The agent's command channel for `host`, or the reply that says why there is none.
+fn connected_agent(shared: &Shared, host: &str) -> Result<mpsc::Sender<Command>, AdminReply> {
+    if let Some(agent) = shared.agent(host) {
+        return Ok(agent);
+    }
+    let known = shared
+        .registry(|r| r.hosts())
+        .unwrap_or_default()
+        .into_iter()
+        .find(|h| h.name == host);
+    Err(AdminReply::error(match known {
+        None => format!("no host named {host:?} (see `rrmt hosts`)"),
+        Some(h) if h.revoked.is_some() => format!("host {host}'s token is revoked"),
+        Some(h) => match h.last_seen {
+            Some(at) => format!(
+                "host {host}'s agent is not connected (last seen {}s ago)",
+                now_secs().saturating_sub(at)
+            ),
+            None => format!("host {host}'s agent has never connected"),
+        },
+    }))
+}
+
+/// A command line for the audit log (arguments with spaces or quotes quoted).
+fn command_line(argv: &[String]) -> String {
+    argv.iter()
+        .map(|a| {
+            if !a.is_empty()
+                && a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c))
+            {
+                a.clone()
+            } else {
+                format!("'{}'", a.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn outcome(flags: u8) -> Option<String> {
+    let mut words = Vec::new();
+    if flags & result_flags::TIMED_OUT != 0 {
+        words.push("timed out");
+    }
+    if flags & result_flags::TRUNCATED != 0 {
+        words.push("output truncated");
+    }
+    if flags & result_flags::NOT_STARTED != 0 {
+        words.push("did not start");
+    }
+    (!words.is_empty()).then(|| words.join(", "))
+}
+
+/// `exec`: output streamed as it comes, then the exit status. False when the administrator is
+/// gone.
+#[allow(clippy::too_many_arguments)]
+async fn exec(
+    ws: &mut WebSocketStream<Tls>,
+    shared: &Shared,
+    user: &str,
+    address: &str,
+    host: &str,
+    argv: Vec<String>,
+    timeout_ms: u32,
+    output_cap: u32,
+) -> bool {
+    if argv.is_empty() {
+        return reply(ws, &AdminReply::error("no command given")).await;
+    }
+    let agent = match connected_agent(shared, host) {
+        Ok(agent) => agent,
+        Err(answer) => return reply(ws, &answer).await,
+    };
+    let line = command_line(&argv);
+    let audit = shared.registry(|r| r.audit_start(now_secs(), user, address, host, "exec", &line));
+    tracing::info!("administrator {user} runs on {host}: {line}");
+    let config = &shared.config;
+    let (updates, mut updates_rx) = mpsc::unbounded_channel();
+    let request = ExecRequest {
+        argv: argv.into_iter().map(String::into_bytes).collect(),
+        timeout_ms: if timeout_ms == 0 {
+            config.default_timeout_ms
+        } else {
+            timeout_ms
+        },
+        output_cap: if output_cap == 0 {
+            config.default_output_cap
+        } else {
+            output_cap.min(config.max_output_cap)
+        },
+        updates,
+    };
+    let _ = agent.send(Command::Exec(Box::new(request))).await;
+    let mut admin_present = true;
+    let (exit, note) = loop {
+        match updates_rx.recv().await {
+            Some(ExecUpdate::Output { stream, data }) => {
+                if admin_present {
+                    let mut message = Vec::with_capacity(1 + data.len());
+                    message.push(stream);
+                    message.extend_from_slice(&data);
+                    admin_present = ws.send(Message::Binary(message.into())).await.is_ok();
+                }
+            }
+            Some(ExecUpdate::Done { exit, flags }) => {
+                if admin_present {
+                    admin_present = reply(
+                        ws,
+                        &AdminReply::Exited {
+                            exit,
+                            timed_out: flags & result_flags::TIMED_OUT != 0,
+                            truncated: flags & result_flags::TRUNCATED != 0,
+                            not_started: flags & result_flags::NOT_STARTED != 0,
+                        },
+                    )
+                    .await;
+                }
+                break (Some(exit), outcome(flags));
+            }
+            Some(ExecUpdate::Failed(why)) => {
+                if admin_present {
+                    admin_present = reply(ws, &AdminReply::error(why.clone())).await;
+                }
+                break (None, Some(why));
+            }
+            None => break (None, Some("the agent disconnected".to_owned())),
+        }
+    };
+    if let Some(id) = audit {
+        shared.registry(|r| r.audit_end(id, now_secs(), exit, note.as_deref()));
+    }
+    admin_present
+}
+
+/// `shell`: the connection carries the terminal until either side ends it.
+#[allow(clippy::too_many_arguments)]
+async fn shell(
+    ws: &mut WebSocketStream<Tls>,
+    shared: &Shared,
+    user: &str,
+    address: &str,
+    host: &str,
+    cols: u16,
+    rows: u16,
+    term: &str,
+) {
+    let agent = match connected_agent(shared, host) {
+        Ok(agent) => agent,
+        Err(answer) => {
+            reply(ws, &answer).await;
+            return;
+        }
+    };
+    let audit = shared.registry(|r| {
+        r.audit_start(now_secs(), user, address, host, "shell", &format!("{term} {cols}x{rows}"))
+    });
+    tracing::info!("administrator {user} opens a shell on {host}");
+    let (updates, mut updates_rx) = mpsc::unbounded_channel();
+    let request = ShellRequest {
+        cols,
+        rows,
+        term: term.to_owned(),
+        updates,
+    };
+    let _ = agent.send(Command::OpenShell(Box::new(request))).await;
+    let mut channel = None;
+    let (exit, note) = loop {
+        tokio::select! {
+            update = updates_rx.recv() => match update {
+                Some(ShellUpdate::Started { channel: c }) => channel = Some(c),
+                Some(ShellUpdate::Opened) => {
+                    if !reply(ws, &AdminReply::ShellOpened).await {
+                        break (None, Some("the administrator disconnected".to_owned()));
+                    }
+                }
+                Some(ShellUpdate::Data(data)) => {
+                    let len = u32::try_from(data.len()).unwrap_or(u32::MAX);
+                    if ws.send(Message::Binary(data.into())).await.is_err() {
+                        break (None, Some("the administrator disconnected".to_owned()));
+                    }
+                    if let Some(channel) = channel {
+                        let _ = agent.send(Command::ShellConsumed { channel, bytes: len }).await;
+                    }
+                }
+                Some(ShellUpdate::Closed { exit }) => {
+                    reply(ws, &AdminReply::ShellClosed { exit }).await;
+                    break (Some(exit), None);
+                }
+                Some(ShellUpdate::Failed(why)) => {
+                    reply(ws, &AdminReply::error(why.clone())).await;
+                    break (None, Some(why));
+                }
+                None => {
+                    reply(ws, &AdminReply::error("the agent disconnected")).await;
+                    break (None, Some("the agent disconnected".to_owned()));
+                }
+            },
+            message = ws.next() => match (message, channel) {
+                (Some(Ok(Message::Binary(data))), Some(channel)) => {
+                    let _ = agent.send(Command::ShellInput { channel, data: data.into() }).await;
+                }
+                (Some(Ok(Message::Text(text))), Some(channel)) => {
+                    if let Ok(AdminRequest::Resize { cols, rows }) = serde_json::from_str(&text) {
+                        let _ = agent.send(Command::Resize { channel, cols, rows }).await;
+                    }
+                }
+                (Some(Ok(Message::Close(_)) | Err(_)) | None, _) => {
+                    break (None, Some("the administrator disconnected".to_owned()));
+                }
+                _ => {}
+            },
+        }
+    };
+    if let (Some(channel), None) = (channel, exit) {
+        let _ = agent.send(Command::ShellClose { channel }).await;
+    }
+    if let Some(id) = audit {
+        shared.registry(|r| r.audit_end(id, now_secs(), exit, note.as_deref()));
+    }
+}
+
+/// The certificate and key: the configured files, or a self-signed pair generated once into
+/// the data directory (so that pinned fingerprints stay valid across restarts).
+fn tls_acceptor(config: &ServerConfig) -> Result<(tokio_rustls::TlsAcceptor, [u8; 32]), ServerError> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let (cert_path, key_path) = match &config.identity {
+        Some((cert, key)) => (cert.clone(), key.clone()),
+        None => {
+            let cert = config.data_dir.join("server.crt");
+            let key = config.data_dir.join("server.key");
+            if !cert.exists() || !key.exists() {
+                generate_identity(&config.names, &cert, &key)?;
+            }
+            (cert, key)
+        }
+    };
+    let bad = |path: &Path, e: &dyn std::fmt::Display| ServerError::Tls(format!("{}: {e}", path.display()));
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert_path)
+        .map_err(|e| bad(&cert_path, &e))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| bad(&cert_path, &e))?;
+    let Some(first) = certs.first() else {
+        return Err(bad(&cert_path, &"no certificate in the file"));
+    };
+    let fingerprint = oobkit_io::tls::fingerprint(first);
+    let key = PrivateKeyDer::from_pem_file(&key_path).map_err(|e| bad(&key_path, &e))?;
+    let tls = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| ServerError::Tls(e.to_string()))?
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .map_err(|e| ServerError::Tls(e.to_string()))?;
+    Ok((tokio_rustls::TlsAcceptor::from(Arc::new(tls)), fingerprint))
+}
+
+fn generate_identity(names: &[String], cert: &Path, key: &Path) -> Result<(), ServerError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let generated = rcgen::generate_simple_self_signed(names.to_vec())
+        .map_err(|e| ServerError::Tls(format!("cannot generate a certificate: {e}")))?;
+    // The key is readable by the owner only.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(key)?
+        .write_all(generated.signing_key.serialize_pem().as_bytes())?;
+    std::fs::write(cert, generated.cert.pem())?;
+    tracing::info!("generated a self-signed certificate in {}", cert.display());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_authorizations_block_an_address_for_the_window() {
+        let mut config = ServerConfig::new("/nonexistent");
+        config.max_failed_auths = 3;
+        config.failure_window = Duration::from_secs(60);
+        let mut failures = Failures::default();
+        let (ip, other) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
+        let start = Instant::now();
+        for _ in 0..2 {
+            failures.record(ip, start, &config);
+        }
+        assert!(!failures.blocked(ip, start, &config));
+        failures.record(ip, start, &config);
+        assert!(failures.blocked(ip, start + Duration::from_secs(59), &config));
+        assert!(!failures.blocked(other, start, &config));
+        assert!(!failures.blocked(ip, start + Duration::from_secs(61), &config));
+    }
+
+    #[test]
+    fn audit_command_lines_quote_what_needs_it() {
+        let argv = ["sh", "-c", "echo 'hi there'", ""].map(String::from);
+        assert_eq!(
+            command_line(&argv),
+            r"sh -c 'echo '\''hi there'\''' ''"
+        );
+    }
+}
