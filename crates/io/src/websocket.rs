@@ -88,7 +88,8 @@ pub async fn redirection_websocket(
     user: &str,
     password: &str,
 ) -> Result<Box<dyn Io>, IoError> {
-    let ws = websocket_connect(endpoint, "/ws-redirection", Some((user, password)), 1 << 20).await?;
+    let ws =
+        websocket_connect(endpoint, "/ws-redirection", Some((user, password)), 1 << 20).await?;
     Ok(pump(ws))
 }
 

@@ -76,7 +76,10 @@ pub enum AgentExit {
 enum Ended {
     Final(AgentExit),
     /// Lost; whether it had been authorized (then the backoff starts over).
-    Lost { authorized: bool, reason: String },
+    Lost {
+        authorized: bool,
+        reason: String,
+    },
 }
 
 /// Connects, serves, and reconnects until the token is revoked or refused.
@@ -113,10 +116,21 @@ pub async fn run(mut config: AgentConfig) -> AgentExit {
 /// What the agent's own tasks report to the session loop.
 #[derive(Debug)]
 enum Local {
-    Output { request: u32, stream: u8, data: Vec<u8> },
-    Result { request: u32, exit: i32, flags: u8 },
+    Output {
+        request: u32,
+        stream: u8,
+        data: Vec<u8>,
+    },
+    Result {
+        request: u32,
+        exit: i32,
+        flags: u8,
+    },
     /// Shell input written to the terminal: the server may send this much more.
-    Consumed { channel: u32, bytes: u32 },
+    Consumed {
+        channel: u32,
+        bytes: u32,
+    },
 }
 
 /// From a shell's terminal, in order.
@@ -142,8 +156,7 @@ struct Shell {
 }
 
 async fn connect_and_serve(config: &mut AgentConfig) -> Result<Ended, IoError> {
-    let mut ws =
-        oobkit_io::websocket_connect(&config.endpoint, AGENT_PATH, None, 1 << 20).await?;
+    let mut ws = oobkit_io::websocket_connect(&config.endpoint, AGENT_PATH, None, 1 << 20).await?;
     tracing::debug!("connected to {}", config.endpoint.authority());
     let mut session = AgentSession::new(&config.name, config.token.bytes(), Instant::now());
     let (local_tx, mut local_rx) = mpsc::unbounded_channel::<Local>();
@@ -183,9 +196,12 @@ async fn connect_and_serve(config: &mut AgentConfig) -> Result<Ended, IoError> {
                     cols,
                     rows,
                     term,
-                } => match Pty::spawn_shell(&config.shell, &term, cols, rows) {
+                } => match Pty::spawn::<&str>(&config.shell, &[], &term, cols, rows) {
                     Ok((pty, child)) => {
-                        tracing::info!("shell {channel} started ({} on {term}, {cols}x{rows})", config.shell);
+                        tracing::info!(
+                            "shell {channel} started ({} on {term}, {cols}x{rows})",
+                            config.shell
+                        );
                         let (input, input_rx) = mpsc::unbounded_channel();
                         let (output_tx, output) = mpsc::channel(4);
                         tokio::spawn(run_shell(
@@ -400,7 +416,14 @@ async fn execute(
         let _ = local.send(message);
     };
     let Some((program, args)) = argv.split_first() else {
-        report(&local, Local::Result { request, exit: -1, flags: result_flags::NOT_STARTED });
+        report(
+            &local,
+            Local::Result {
+                request,
+                exit: -1,
+                flags: result_flags::NOT_STARTED,
+            },
+        );
         return;
     };
     let program = std::ffi::OsStr::from_bytes(program);
@@ -416,8 +439,22 @@ async fn execute(
         Ok(child) => child,
         Err(e) => {
             let message = format!("cannot run {}: {e}\n", program.to_string_lossy());
-            report(&local, Local::Output { request, stream: 2, data: message.into_bytes() });
-            report(&local, Local::Result { request, exit: -1, flags: result_flags::NOT_STARTED });
+            report(
+                &local,
+                Local::Output {
+                    request,
+                    stream: 2,
+                    data: message.into_bytes(),
+                },
+            );
+            report(
+                &local,
+                Local::Result {
+                    request,
+                    exit: -1,
+                    flags: result_flags::NOT_STARTED,
+                },
+            );
             wake.notify_one();
             return;
         }
@@ -435,7 +472,11 @@ async fn execute(
             let buf = if stream == 1 { &out_buf } else { &err_buf };
             match read {
                 0 => {
-                    if stream == 1 { stdout = None } else { stderr = None }
+                    if stream == 1 {
+                        stdout = None
+                    } else {
+                        stderr = None
+                    }
                 }
                 n => {
                     // Past the cap the output is read and dropped, so the command is not
@@ -446,14 +487,25 @@ async fn execute(
                     }
                     if keep > 0 {
                         left -= keep as u64;
-                        report(&local, Local::Output { request, stream, data: buf[..keep].to_vec() });
+                        report(
+                            &local,
+                            Local::Output {
+                                request,
+                                stream,
+                                data: buf[..keep].to_vec(),
+                            },
+                        );
                     }
                 }
             }
         }
         child.wait().await
     };
-    let limit = if timeout_ms == 0 { Duration::MAX } else { Duration::from_millis(u64::from(timeout_ms)) };
+    let limit = if timeout_ms == 0 {
+        Duration::MAX
+    } else {
+        Duration::from_millis(u64::from(timeout_ms))
+    };
     let exit = match tokio::time::timeout(limit, work).await {
         Ok(Ok(status)) => exit_code(status),
         Ok(Err(_)) => -1,
@@ -464,7 +516,14 @@ async fn execute(
         }
     };
     tracing::info!("exec {request} finished: status {exit}, flags {flags:#04x}");
-    report(&local, Local::Result { request, exit, flags });
+    report(
+        &local,
+        Local::Result {
+            request,
+            exit,
+            flags,
+        },
+    );
 }
 
 /// Reads some bytes from an optional pipe (0 at its end or on an error).
@@ -478,7 +537,9 @@ async fn read_some<R: tokio::io::AsyncRead + Unpin>(pipe: &mut Option<R>, buf: &
 /// Writes the rotated token where it was read from (atomically: a temporary file renamed).
 fn store_token(path: Option<&std::path::Path>, token: Token) -> std::io::Result<()> {
     let Some(path) = path else {
-        tracing::warn!("the token was rotated but came from the command line or the environment; it is kept in memory only");
+        tracing::warn!(
+            "the token was rotated but came from the command line or the environment; it is kept in memory only"
+        );
         return Ok(());
     };
     use std::io::Write;

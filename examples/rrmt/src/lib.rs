@@ -69,7 +69,9 @@ pub fn endpoint_from_url(
     } else if let Some(rest) = url.strip_prefix("ws://") {
         (false, rest)
     } else {
-        return Err(format!("{url}: the server address must start with wss:// (or ws://)"));
+        return Err(format!(
+            "{url}: the server address must start with wss:// (or ws://)"
+        ));
     };
     let authority = rest.split('/').next().unwrap_or(rest);
     let (host, port) = match authority.rsplit_once(':') {

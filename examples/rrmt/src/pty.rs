@@ -31,9 +31,11 @@ fn winsize(cols: u16, rows: u16) -> Winsize {
 }
 
 impl Pty {
-    /// Runs `shell` on a new pseudo-terminal of `cols` x `rows` with `TERM=term`.
-    pub fn spawn_shell(
-        shell: &str,
+    /// Runs `program` with `args` on a new pseudo-terminal of `cols` x `rows` with
+    /// `TERM=term`, as the leader of a new session whose controlling terminal it is.
+    pub fn spawn<S: AsRef<std::ffi::OsStr>>(
+        program: &str,
+        args: &[S],
         term: &str,
         cols: u16,
         rows: u16,
@@ -46,7 +48,8 @@ impl Pty {
             rustix::pty::ioctl_tiocgptpeer(&master, OpenptFlags::RDWR | OpenptFlags::NOCTTY)?;
         let child = tokio::process::Command::new("setsid")
             .arg("--ctty")
-            .arg(shell)
+            .arg(program)
+            .args(args)
             .env("TERM", if term.is_empty() { "xterm" } else { term })
             .stdin(Stdio::from(slave.try_clone()?))
             .stdout(Stdio::from(slave.try_clone()?))
@@ -109,18 +112,15 @@ impl RawMode {
         let saved = rustix::termios::tcgetattr(stdin.as_fd())?;
         let mut raw = saved.clone();
         raw.make_raw();
-        rustix::termios::tcsetattr(stdin.as_fd(), OptionalActions::Flush, &raw)?;
+        rustix::termios::tcsetattr(stdin.as_fd(), OptionalActions::Now, &raw)?;
         Ok(Some(Self { saved }))
     }
 }
 
 impl Drop for RawMode {
     fn drop(&mut self) {
-        let _ = rustix::termios::tcsetattr(
-            std::io::stdin().as_fd(),
-            OptionalActions::Now,
-            &self.saved,
-        );
+        let _ =
+            rustix::termios::tcsetattr(std::io::stdin().as_fd(), OptionalActions::Now, &self.saved);
     }
 }
 
@@ -130,7 +130,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_shell_on_a_pty_sees_its_size_and_resizes() {
-        let (mut pty, mut child) = Pty::spawn_shell("/bin/sh", "dumb", 91, 33).unwrap();
+        let (mut pty, mut child) = Pty::spawn::<&str>("/bin/sh", &[], "dumb", 91, 33).unwrap();
         pty.write_all(b"stty size; exit 7\n").await.unwrap();
         let mut seen = Vec::new();
         let mut buf = [0u8; 4096];
@@ -153,7 +153,7 @@ mod tests {
 
     #[tokio::test]
     async fn resize_reaches_the_shell() {
-        let (mut pty, mut child) = Pty::spawn_shell("/bin/sh", "dumb", 80, 24).unwrap();
+        let (mut pty, mut child) = Pty::spawn::<&str>("/bin/sh", &[], "dumb", 80, 24).unwrap();
         pty.resize(120, 40).unwrap();
         pty.write_all(b"stty size; exit\n").await.unwrap();
         let mut seen = Vec::new();

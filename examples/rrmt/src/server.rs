@@ -288,11 +288,23 @@ impl Failures {
 enum Command {
     Exec(Box<ExecRequest>),
     OpenShell(Box<ShellRequest>),
-    ShellInput { channel: u32, data: Vec<u8> },
+    ShellInput {
+        channel: u32,
+        data: Vec<u8>,
+    },
     /// The administrator's socket took this much shell output: the agent may send more.
-    ShellConsumed { channel: u32, bytes: u32 },
-    Resize { channel: u32, cols: u16, rows: u16 },
-    ShellClose { channel: u32 },
+    ShellConsumed {
+        channel: u32,
+        bytes: u32,
+    },
+    Resize {
+        channel: u32,
+        cols: u16,
+        rows: u16,
+    },
+    ShellClose {
+        channel: u32,
+    },
     Revoke,
     /// Another connection authorized with this host's token.
     Replaced,
@@ -428,6 +440,8 @@ async fn handshake(
     let tls = acceptor.accept(tcp).await.map_err(|e| e.to_string())?;
     let mut user = None;
     let mut wrong_password = false;
+    // The error type is tungstenite's callback contract.
+    #[allow(clippy::result_large_err)]
     let callback = |request: &Request, response: Response| match role {
         Role::Agent if request.uri().path() == AGENT_PATH => Ok(response),
         Role::Admin if request.uri().path() == ADMIN_PATH => {
@@ -435,9 +449,12 @@ async fn handshake(
         }
         _ => Err(plain_error(http::StatusCode::NOT_FOUND, "not found")),
     };
-    let result =
-        tokio_tungstenite::accept_hdr_async_with_config(tls, callback, Some(ws_config(&shared.config)))
-            .await;
+    let result = tokio_tungstenite::accept_hdr_async_with_config(
+        tls,
+        callback,
+        Some(ws_config(&shared.config)),
+    )
+    .await;
     if wrong_password {
         lock(&shared.failures).record(peer.ip(), Instant::now(), &shared.config);
     }
@@ -446,6 +463,7 @@ async fn handshake(
 }
 
 /// Checks the upgrade request's Digest answer; a 401 with fresh challenges otherwise.
+#[allow(clippy::result_large_err)] // tungstenite's callback contract
 fn admin_authorization(
     shared: &Shared,
     request: &Request,
@@ -552,10 +570,13 @@ async fn serve_agent(mut ws: WebSocketStream<Tls>, peer: SocketAddr, shared: &Sh
                             shared.registry(|r| {
                                 r.seen(&record.name, now_secs(), &peer.to_string(), &name)
                             });
-                            let host_id = Token::parse(&record.host_id)
-                                .map_or([0; 16], |t| t.bytes());
+                            let host_id =
+                                Token::parse(&record.host_id).map_or([0; 16], |t| t.bytes());
                             session.accept(host_id);
-                            tracing::info!("host {} (agent {name:?}) connected from {peer}", record.name);
+                            tracing::info!(
+                                "host {} (agent {name:?}) connected from {peer}",
+                                record.name
+                            );
                             host = Some((record.name, name));
                         }
                         other => {
@@ -660,18 +681,23 @@ async fn serve_agent(mut ws: WebSocketStream<Tls>, peer: SocketAddr, shared: &Sh
         reason.to_string()
     };
     for (_, updates) in execs.drain() {
-        let _ = updates.send(ExecUpdate::Failed(format!("the agent disconnected ({why})")));
+        let _ = updates.send(ExecUpdate::Failed(format!(
+            "the agent disconnected ({why})"
+        )));
     }
     for (_, shell) in shells.drain() {
-        let _ = shell
-            .updates
-            .send(ShellUpdate::Failed(format!("the agent disconnected ({why})")));
+        let _ = shell.updates.send(ShellUpdate::Failed(format!(
+            "the agent disconnected ({why})"
+        )));
     }
     match host {
         Some((name, agent_name)) => {
             {
                 let mut agents = lock(&shared.agents);
-                if agents.get(&name).is_some_and(|a| a.connection == connection) {
+                if agents
+                    .get(&name)
+                    .is_some_and(|a| a.connection == connection)
+                {
                     agents.remove(&name);
                 }
             }
@@ -763,7 +789,8 @@ async fn serve_admin(mut ws: WebSocketStream<Tls>, peer: SocketAddr, shared: &Sh
     tracing::info!("administrator {user} connected from {peer}");
     let address = peer.ip().to_string();
     loop {
-        let message = match tokio::time::timeout(shared.config.admin_idle_timeout, ws.next()).await {
+        let message = match tokio::time::timeout(shared.config.admin_idle_timeout, ws.next()).await
+        {
             Ok(Some(Ok(message))) => message,
             Ok(_) => break,
             Err(_) => {
@@ -859,7 +886,13 @@ fn simple_request(shared: &Shared, user: &str, address: &str, request: AdminRequ
             let (token, host_id) = (Token::random(), Token::random());
             let registry = registry();
             let created = registry
-                .create_host(&name, &token.bytes(), &host_id.to_string(), user, now_secs())
+                .create_host(
+                    &name,
+                    &token.bytes(),
+                    &host_id.to_string(),
+                    user,
+                    now_secs(),
+                )
                 .and_then(|()| {
                     registry.audit_start(now_secs(), user, address, &name, "token-create", "")
                 });
@@ -890,7 +923,11 @@ fn simple_request(shared: &Shared, user: &str, address: &str, request: AdminRequ
                         .is_some_and(|agent| agent.try_send(Command::Revoke).is_ok());
                     tracing::info!(
                         "administrator {user} revoked host {name}'s token{}",
-                        if disconnected { "; its agent is cut off" } else { "" }
+                        if disconnected {
+                            "; its agent is cut off"
+                        } else {
+                            ""
+                        }
                     );
                     AdminReply::Revoked { name, disconnected }
                 }
@@ -1063,7 +1100,14 @@ async fn shell(
         }
     };
     let audit = shared.registry(|r| {
-        r.audit_start(now_secs(), user, address, host, "shell", &format!("{term} {cols}x{rows}"))
+        r.audit_start(
+            now_secs(),
+            user,
+            address,
+            host,
+            "shell",
+            &format!("{term} {cols}x{rows}"),
+        )
     });
     tracing::info!("administrator {user} opens a shell on {host}");
     let (updates, mut updates_rx) = mpsc::unbounded_channel();
@@ -1132,7 +1176,9 @@ async fn shell(
 
 /// The certificate and key: the configured files, or a self-signed pair generated once into
 /// the data directory (so that pinned fingerprints stay valid across restarts).
-fn tls_acceptor(config: &ServerConfig) -> Result<(tokio_rustls::TlsAcceptor, [u8; 32]), ServerError> {
+fn tls_acceptor(
+    config: &ServerConfig,
+) -> Result<(tokio_rustls::TlsAcceptor, [u8; 32]), ServerError> {
     use rustls_pki_types::pem::PemObject;
     use rustls_pki_types::{CertificateDer, PrivateKeyDer};
     let (cert_path, key_path) = match &config.identity {
@@ -1146,7 +1192,9 @@ fn tls_acceptor(config: &ServerConfig) -> Result<(tokio_rustls::TlsAcceptor, [u8
             (cert, key)
         }
     };
-    let bad = |path: &Path, e: &dyn std::fmt::Display| ServerError::Tls(format!("{}: {e}", path.display()));
+    let bad = |path: &Path, e: &dyn std::fmt::Display| {
+        ServerError::Tls(format!("{}: {e}", path.display()))
+    };
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert_path)
         .map_err(|e| bad(&cert_path, &e))?
         .collect::<Result<_, _>>()
@@ -1210,9 +1258,6 @@ mod tests {
     #[test]
     fn audit_command_lines_quote_what_needs_it() {
         let argv = ["sh", "-c", "echo 'hi there'", ""].map(String::from);
-        assert_eq!(
-            command_line(&argv),
-            r"sh -c 'echo '\''hi there'\''' ''"
-        );
+        assert_eq!(command_line(&argv), r"sh -c 'echo '\''hi there'\''' ''");
     }
 }

@@ -67,11 +67,11 @@ async fn main() -> ExitCode {
     let Some(token) = Token::parse(&token_text) else {
         return usage("the token is not a UUID (as `rrmt token create` prints it)");
     };
-    let tls = match TlsPolicy::from_flags(cli.fingerprint.as_deref(), cli.ca.as_deref(), cli.insecure)
-    {
-        Ok(tls) => tls,
-        Err(e) => return usage(&e),
-    };
+    let tls =
+        match TlsPolicy::from_flags(cli.fingerprint.as_deref(), cli.ca.as_deref(), cli.insecure) {
+            Ok(tls) => tls,
+            Err(e) => return usage(&e),
+        };
     let endpoint = match rrmt::endpoint_from_url(&cli.server, tls) {
         Ok((endpoint, true)) => endpoint,
         Ok((_, false)) => return usage("agents only connect with TLS: use a wss:// address"),

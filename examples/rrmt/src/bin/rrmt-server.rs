@@ -105,7 +105,10 @@ fn add_admin(data_dir: &std::path::Path, name: &str) -> ExitCode {
     let result = std::fs::create_dir_all(data_dir)
         .map_err(|e| e.to_string())
         .and_then(|()| Registry::open(&data_dir.join("registry.sqlite")).map_err(|e| e.to_string()))
-        .and_then(|r| r.set_admin(name, &admin_secrets(name, &password)).map_err(|e| e.to_string()));
+        .and_then(|r| {
+            r.set_admin(name, &admin_secrets(name, &password))
+                .map_err(|e| e.to_string())
+        });
     match result {
         Ok(()) => {
             println!("administrator {name} saved in {}", data_dir.display());

@@ -103,7 +103,10 @@ fn fail(message: &str) -> ExitCode {
 fn main() -> ExitCode {
     oobkit_io::init_logging("warn");
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => return fail(&format!("cannot start the runtime: {e}")),
     };
@@ -113,11 +116,11 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> u8 {
-    let tls = match TlsPolicy::from_flags(cli.fingerprint.as_deref(), cli.ca.as_deref(), cli.insecure)
-    {
-        Ok(tls) => tls,
-        Err(e) => return report(&e),
-    };
+    let tls =
+        match TlsPolicy::from_flags(cli.fingerprint.as_deref(), cli.ca.as_deref(), cli.insecure) {
+            Ok(tls) => tls,
+            Err(e) => return report(&e),
+        };
     let endpoint = match rrmt::endpoint_from_url(&cli.server, tls) {
         Ok((endpoint, _)) => endpoint,
         Err(e) => return report(&e),
@@ -140,8 +143,10 @@ async fn run(cli: Cli) -> u8 {
             host,
             command,
         } => {
-            let argv: Result<Vec<String>, _> =
-                command.into_iter().map(std::ffi::OsString::into_string).collect();
+            let argv: Result<Vec<String>, _> = command
+                .into_iter()
+                .map(std::ffi::OsString::into_string)
+                .collect();
             match argv {
                 Ok(argv) => exec(&mut client, host, argv, timeout, output_cap, cli.json).await,
                 Err(_) => report("the command line must be UTF-8"),
@@ -157,7 +162,9 @@ async fn run(cli: Cli) -> u8 {
             };
             simple(&mut client, request, cli.json, tokens).await
         }
-        Command::Audit { limit } => simple(&mut client, AdminRequest::Audit { limit }, cli.json, false).await,
+        Command::Audit { limit } => {
+            simple(&mut client, AdminRequest::Audit { limit }, cli.json, false).await
+        }
     };
     client.close().await;
     code
@@ -189,22 +196,40 @@ async fn simple(client: &mut AdminClient, request: AdminRequest, json: bool, tok
     };
     if json {
         println!("{}", reply.to_json());
-        return if matches!(reply, AdminReply::Error { .. }) { FAILED } else { 0 };
+        return if matches!(reply, AdminReply::Error { .. }) {
+            FAILED
+        } else {
+            0
+        };
     }
     match reply {
         AdminReply::Error { message } => return report(&message),
         AdminReply::Hosts { hosts } if tokens => {
-            println!("{:<20} {:<10} {:<12} {:<12} HOST ID", "NAME", "STATE", "CREATED", "BY");
+            println!(
+                "{:<20} {:<10} {:<12} {:<12} HOST ID",
+                "NAME", "STATE", "CREATED", "BY"
+            );
             for h in hosts {
-                let state = if h.record.revoked.is_some() { "revoked" } else { "valid" };
+                let state = if h.record.revoked.is_some() {
+                    "revoked"
+                } else {
+                    "valid"
+                };
                 println!(
                     "{:<20} {:<10} {:<12} {:<12} {}",
-                    h.record.name, state, time(Some(h.record.created)), h.record.created_by, h.record.host_id
+                    h.record.name,
+                    state,
+                    time(Some(h.record.created)),
+                    h.record.created_by,
+                    h.record.host_id
                 );
             }
         }
         AdminReply::Hosts { hosts } => {
-            println!("{:<20} {:<8} {:<12} {:<24} AGENT", "NAME", "STATE", "LAST SEEN", "ADDRESS");
+            println!(
+                "{:<20} {:<8} {:<12} {:<24} AGENT",
+                "NAME", "STATE", "LAST SEEN", "ADDRESS"
+            );
             for h in hosts {
                 let state = match (h.online, h.record.revoked) {
                     (_, Some(_)) => "revoked",
@@ -215,27 +240,43 @@ async fn simple(client: &mut AdminClient, request: AdminRequest, json: bool, tok
                     "{:<20} {:<8} {:<12} {:<24} {}",
                     h.record.name,
                     state,
-                    if h.online { "now".into() } else { time(h.record.last_seen) },
+                    if h.online {
+                        "now".into()
+                    } else {
+                        time(h.record.last_seen)
+                    },
                     h.record.last_address.as_deref().unwrap_or("-"),
                     h.record.agent_name.as_deref().unwrap_or("-"),
                 );
             }
         }
-        AdminReply::TokenCreated { name, token, host_id } => {
+        AdminReply::TokenCreated {
+            name,
+            token,
+            host_id,
+        } => {
             println!("host {name} (id {host_id}): token {token}");
             println!("start the agent there with the token in a file readable only by it:");
-            println!("  rrmt-agent --server wss://SERVER:7700 --token-file /etc/rrmt/token --fingerprint SERVER_FINGERPRINT");
+            println!(
+                "  rrmt-agent --server wss://SERVER:7700 --token-file /etc/rrmt/token --fingerprint SERVER_FINGERPRINT"
+            );
         }
         AdminReply::Revoked { name, disconnected } => {
             println!(
                 "host {name}: token revoked{}",
-                if disconnected { "; its agent was disconnected" } else { "" }
+                if disconnected {
+                    "; its agent was disconnected"
+                } else {
+                    ""
+                }
             );
         }
         AdminReply::Audit { entries } => {
             for e in entries {
                 let end = match (e.ended, e.exit, e.outcome.as_deref()) {
-                    (None, _, _) if matches!(e.action.as_str(), "exec" | "shell") => "running".to_owned(),
+                    (None, _, _) if matches!(e.action.as_str(), "exec" | "shell") => {
+                        "running".to_owned()
+                    }
                     (_, Some(code), None) => format!("exit {code}"),
                     (_, Some(code), Some(note)) => format!("exit {code} ({note})"),
                     (_, None, Some(note)) => note.to_owned(),
@@ -273,7 +314,9 @@ async fn exec(
     loop {
         match client.next().await {
             Ok(Incoming::Data(data)) => {
-                let Some((&stream, bytes)) = data.split_first() else { continue };
+                let Some((&stream, bytes)) = data.split_first() else {
+                    continue;
+                };
                 // A closed stdout (`| head`) ends the copy, not the program.
                 let _ = if stream == STDERR {
                     stderr.write_all(bytes).and_then(|()| stderr.flush())
@@ -281,9 +324,24 @@ async fn exec(
                     stdout.write_all(bytes).and_then(|()| stdout.flush())
                 };
             }
-            Ok(Incoming::Reply(AdminReply::Exited { exit, timed_out, truncated, not_started })) => {
+            Ok(Incoming::Reply(AdminReply::Exited {
+                exit,
+                timed_out,
+                truncated,
+                not_started,
+            })) => {
                 if json {
-                    let _ = writeln!(stderr, "{}", AdminReply::Exited { exit, timed_out, truncated, not_started }.to_json());
+                    let _ = writeln!(
+                        stderr,
+                        "{}",
+                        AdminReply::Exited {
+                            exit,
+                            timed_out,
+                            truncated,
+                            not_started
+                        }
+                        .to_json()
+                    );
                 }
                 if truncated {
                     let _ = writeln!(stderr, "rrmt: output truncated at the cap");
@@ -309,7 +367,15 @@ async fn shell(client: &mut AdminClient, host: String) -> u8 {
     use tokio::io::AsyncReadExt;
     let (cols, rows) = rrmt::pty::terminal_size().unwrap_or((80, 24));
     let term = std::env::var("TERM").unwrap_or_else(|_| "xterm".into());
-    if let Err(e) = client.send(&AdminRequest::Shell { host, cols, rows, term }).await {
+    if let Err(e) = client
+        .send(&AdminRequest::Shell {
+            host,
+            cols,
+            rows,
+            term,
+        })
+        .await
+    {
         return report(&e);
     }
     match client.next().await {
@@ -354,10 +420,10 @@ async fn shell(client: &mut AdminClient, host: String) -> u8 {
                     None => std::future::pending().await,
                 }
             } => {
-                if let Some((cols, rows)) = rrmt::pty::terminal_size() {
-                    if let Err(e) = client.send(&AdminRequest::Resize { cols, rows }).await {
-                        break Err(e);
-                    }
+                if let Some((cols, rows)) = rrmt::pty::terminal_size()
+                    && let Err(e) = client.send(&AdminRequest::Resize { cols, rows }).await
+                {
+                    break Err(e);
                 }
             }
         }

@@ -1,0 +1,415 @@
+//! End to end on loopback: the real rrmt-server, rrmt-agent and rrmt binaries.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use rrmt::pty::Pty;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+const SERVER: &str = env!("CARGO_BIN_EXE_rrmt-server");
+const AGENT: &str = env!("CARGO_BIN_EXE_rrmt-agent");
+const CLI: &str = env!("CARGO_BIN_EXE_rrmt");
+const PASSWORD: &str = "correct horse";
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("rrmt-e2e-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct TestServer {
+    child: Child,
+    dir: PathBuf,
+    agent_port: u16,
+    admin_port: u16,
+    fingerprint: String,
+}
+
+impl TestServer {
+    /// A new data directory with administrator alice.
+    async fn create(name: &str, extra: &[&str]) -> Self {
+        let dir = scratch(name);
+        let status = Command::new(SERVER)
+            .args([
+                "--data-dir".as_ref(),
+                dir.as_os_str(),
+                "add-admin".as_ref(),
+                "alice".as_ref(),
+            ])
+            .env("RRMT_ADMIN_PASSWORD", PASSWORD)
+            .stdout(Stdio::null())
+            .status()
+            .await
+            .unwrap();
+        assert!(status.success());
+        Self::start(&dir, free_port(), free_port(), extra).await
+    }
+
+    async fn start(dir: &Path, agent_port: u16, admin_port: u16, extra: &[&str]) -> Self {
+        let mut child = Command::new(SERVER)
+            .arg("--data-dir")
+            .arg(dir)
+            .args(["--agent-listen", &format!("127.0.0.1:{agent_port}")])
+            .args(["--admin-listen", &format!("127.0.0.1:{admin_port}")])
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let fingerprint = tokio::time::timeout(Duration::from_secs(20), async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                if let Some(fp) = line.strip_prefix("certificate SHA-256: ") {
+                    return fp.to_owned();
+                }
+            }
+            panic!("the server ended without printing its fingerprint");
+        })
+        .await
+        .expect("the server starts");
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Self {
+            child,
+            dir: dir.to_owned(),
+            agent_port,
+            admin_port,
+            fingerprint,
+        }
+    }
+
+    async fn restart(mut self, extra: &[&str]) -> Self {
+        // Killed, not stopped politely: nothing may depend on an orderly shutdown.
+        self.child.kill().await.unwrap();
+        Self::start(&self.dir, self.agent_port, self.admin_port, extra).await
+    }
+
+    fn cli(&self) -> Command {
+        let mut command = Command::new(CLI);
+        command
+            .env(
+                "RRMT_SERVER",
+                format!("wss://127.0.0.1:{}", self.admin_port),
+            )
+            .env("RRMT_USER", "alice")
+            .env("RRMT_PASSWORD", PASSWORD)
+            .env("RRMT_FINGERPRINT", &self.fingerprint)
+            .kill_on_drop(true);
+        command
+    }
+
+    async fn run(&self, args: &[&str]) -> (i32, String, String) {
+        let output = tokio::time::timeout(
+            Duration::from_secs(30),
+            self.cli().args(args).stdin(Stdio::null()).output(),
+        )
+        .await
+        .expect("rrmt finishes")
+        .unwrap();
+        (
+            output.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+
+    /// `token create`: the token, written to a file.
+    async fn token(&self, host: &str) -> PathBuf {
+        let (code, out, err) = self.run(&["token", "create", host]).await;
+        assert_eq!(code, 0, "{err}");
+        let token = out
+            .split_whitespace()
+            .skip_while(|w| *w != "token")
+            .nth(1)
+            .expect("a token in the output");
+        let path = self.dir.join(format!("{host}.token"));
+        std::fs::write(&path, token).unwrap();
+        path
+    }
+
+    fn agent(&self, token: &Path, name: &str) -> Child {
+        Command::new(AGENT)
+            .args(["--server", &format!("wss://127.0.0.1:{}", self.agent_port)])
+            .arg("--token-file")
+            .arg(token)
+            .args([
+                "--fingerprint",
+                &self.fingerprint,
+                "--name",
+                name,
+                "--shell",
+                "/bin/sh",
+            ])
+            .args(["--max-backoff", "1"])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap()
+    }
+
+    /// Waits until `host` shows `state` in `rrmt hosts`.
+    async fn wait_for(&self, host: &str, state: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let (_, out, _) = self.run(&["hosts"]).await;
+            if out
+                .lines()
+                .any(|l| l.split_whitespace().take(2).eq([host, state]))
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{host} never became {state}: {out}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[tokio::test]
+async fn exec_passes_output_streams_and_exit_status_through() {
+    let server = TestServer::create("exec", &[]).await;
+    let token = server.token("web1").await;
+    let _agent = server.agent(&token, "web1.example");
+    server.wait_for("web1", "online").await;
+
+    let (code, out, err) = server
+        .run(&[
+            "exec",
+            "web1",
+            "--",
+            "sh",
+            "-c",
+            "echo to-out; echo to-err >&2; exit 7",
+        ])
+        .await;
+    assert_eq!(
+        (code, out.as_str(), err.as_str()),
+        (7, "to-out\n", "to-err\n")
+    );
+
+    // Arguments arrive as they were given, not re-split by a shell.
+    let (code, out, _) = server
+        .run(&["exec", "web1", "--", "printf", "[%s]", "a b", "", "c'd"])
+        .await;
+    assert_eq!((code, out.as_str()), (0, "[a b][][c'd]"));
+
+    let (code, _, err) = server
+        .run(&["exec", "web1", "--", "/no/such/program"])
+        .await;
+    assert_eq!(code, 127, "{err}");
+    assert!(err.contains("cannot run /no/such/program"), "{err}");
+
+    let started = Instant::now();
+    let (code, _, err) = server
+        .run(&["exec", "--timeout", "1", "web1", "--", "sleep", "30"])
+        .await;
+    assert_eq!(code, 124, "{err}");
+    assert!(started.elapsed() < Duration::from_secs(15));
+
+    let (code, out, err) = server
+        .run(&[
+            "exec",
+            "--output-cap",
+            "1000",
+            "web1",
+            "--",
+            "head",
+            "-c",
+            "300000",
+            "/dev/zero",
+        ])
+        .await;
+    assert_eq!((code, out.len()), (0, 1000));
+    assert!(err.contains("truncated"), "{err}");
+
+    let (code, _, err) = server.run(&["exec", "nowhere", "--", "true"]).await;
+    assert_eq!(code, 255);
+    assert!(err.contains("no host named"), "{err}");
+
+    let wrong = server
+        .cli()
+        .env("RRMT_PASSWORD", "wrong password")
+        .arg("hosts")
+        .output()
+        .await
+        .unwrap();
+    let (code, err) = (
+        wrong.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&wrong.stderr).into_owned(),
+    );
+    assert_eq!(code, 255);
+    assert!(err.contains("refused the user name or password"), "{err}");
+
+    // The audit log has who ran what where and how it ended.
+    let (code, out, _) = server.run(&["audit"]).await;
+    assert_eq!(code, 0);
+    assert!(
+        out.contains(
+            "alice@127.0.0.1 exec web1 sh -c 'echo to-out; echo to-err >&2; exit 7' exit 7"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("exec web1 sleep 30 exit -1 (timed out)"),
+        "{out}"
+    );
+    assert!(out.contains("(did not start)"), "{out}");
+    let (_, out, _) = server.run(&["hosts"]).await;
+    assert!(out.contains("web1.example"), "{out}");
+}
+
+/// Reads the pty until `needle` appears (10 s at most); returns everything read.
+async fn read_until(pty: &mut Pty, seen: &mut Vec<u8>, needle: &str) {
+    let mut buf = [0u8; 4096];
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while !String::from_utf8_lossy(seen).contains(needle) {
+            let n = pty.read(&mut buf).await.unwrap();
+            assert!(
+                n > 0,
+                "the terminal closed before {needle:?}: {}",
+                String::from_utf8_lossy(seen)
+            );
+            seen.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no {needle:?} in {:?}", String::from_utf8_lossy(seen)));
+}
+
+#[tokio::test]
+async fn interactive_shell_on_a_pty_runs_a_command_follows_resizes_and_exits() {
+    let server = TestServer::create("shell", &[]).await;
+    let token = server.token("web1").await;
+    let _agent = server.agent(&token, "web1");
+    server.wait_for("web1", "online").await;
+
+    // The CLI itself runs on a pseudo-terminal, as an administrator's terminal.
+    let env = [
+        format!("RRMT_SERVER=wss://127.0.0.1:{}", server.admin_port),
+        "RRMT_USER=alice".into(),
+        format!("RRMT_PASSWORD={PASSWORD}"),
+        format!("RRMT_FINGERPRINT={}", server.fingerprint),
+        format!("{CLI}"),
+    ];
+    let mut args: Vec<&str> = env.iter().map(String::as_str).collect();
+    args.extend(["shell", "web1"]);
+    let (mut pty, mut cli) = Pty::spawn("env", &args, "dumb", 100, 30).unwrap();
+    let mut seen = Vec::new();
+    pty.write_all(b"stty size; echo $((6 * 7))x\r")
+        .await
+        .unwrap();
+    read_until(&mut pty, &mut seen, "30 100").await;
+    read_until(&mut pty, &mut seen, "42x").await;
+
+    // The administrator's window grows: the remote shell follows.
+    pty.resize(132, 43).unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    pty.write_all(b"stty size\r").await.unwrap();
+    read_until(&mut pty, &mut seen, "43 132").await;
+
+    pty.write_all(b"exit 3\r").await.unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(10), cli.wait())
+        .await
+        .expect("rrmt shell ends with the shell")
+        .unwrap();
+    assert_eq!(status.code(), Some(3), "{}", String::from_utf8_lossy(&seen));
+
+    let (_, out, _) = server.run(&["audit"]).await;
+    assert!(out.contains("shell web1 dumb 100x30 exit 3"), "{out}");
+}
+
+#[tokio::test]
+async fn agents_come_back_after_a_server_restart_with_the_registry_intact() {
+    let server = TestServer::create("restart", &[]).await;
+    let token = server.token("db1").await;
+    let mut agent = server.agent(&token, "db1");
+    server.wait_for("db1", "online").await;
+    let (code, out, _) = server.run(&["exec", "db1", "--", "echo", "before"]).await;
+    assert_eq!((code, out.as_str()), (0, "before\n"));
+
+    let server = server.restart(&[]).await;
+    server.wait_for("db1", "online").await;
+    let (code, out, _) = server.run(&["exec", "db1", "--", "echo", "after"]).await;
+    assert_eq!((code, out.as_str()), (0, "after\n"));
+    let (_, out, _) = server.run(&["audit"]).await;
+    assert!(out.contains("exec db1 echo before exit 0"), "{out}");
+    assert!(out.contains("exec db1 echo after exit 0"), "{out}");
+    assert!(
+        agent.try_wait().unwrap().is_none(),
+        "the agent kept running"
+    );
+}
+
+#[tokio::test]
+async fn a_revoked_agent_is_cut_off_at_once_and_cannot_return() {
+    let server = TestServer::create("revoke", &[]).await;
+    let token = server.token("old1").await;
+    let mut agent = server.agent(&token, "old1");
+    server.wait_for("old1", "online").await;
+
+    let (code, out, _) = server.run(&["token", "revoke", "old1"]).await;
+    assert_eq!(code, 0);
+    assert!(out.contains("its agent was disconnected"), "{out}");
+    let status = tokio::time::timeout(Duration::from_secs(10), agent.wait())
+        .await
+        .expect("the agent stops")
+        .unwrap();
+    assert_eq!(status.code(), Some(3));
+
+    let mut again = server.agent(&token, "old1");
+    let status = tokio::time::timeout(Duration::from_secs(10), again.wait())
+        .await
+        .expect("the agent is refused")
+        .unwrap();
+    assert_eq!(status.code(), Some(2));
+    let (code, _, err) = server.run(&["exec", "old1", "--", "true"]).await;
+    assert_eq!(code, 255);
+    assert!(err.contains("revoked"), "{err}");
+    let (_, out, _) = server.run(&["token", "list"]).await;
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("old1") && l.contains("revoked")),
+        "{out}"
+    );
+}
+
+#[tokio::test]
+async fn repeated_failed_authorizations_shut_an_address_out() {
+    let server = TestServer::create("limits", &["--max-failed-auths", "3"]).await;
+    let bogus = server.dir.join("bogus.token");
+    std::fs::write(&bogus, "00000000-0000-4000-8000-000000000000").unwrap();
+    for _ in 0..3 {
+        let status =
+            tokio::time::timeout(Duration::from_secs(10), server.agent(&bogus, "x").wait())
+                .await
+                .expect("refused")
+                .unwrap();
+        assert_eq!(status.code(), Some(2));
+    }
+    // Now even the right password from this address is not heard.
+    let (code, _, err) = server.run(&["hosts"]).await;
+    assert_eq!(code, 255);
+    assert!(!err.contains("refused the user name"), "{err}");
+}
