@@ -311,7 +311,7 @@ async fn interactive_shell_on_a_pty_runs_a_command_follows_resizes_and_exits() {
         "RRMT_USER=alice".into(),
         format!("RRMT_PASSWORD={PASSWORD}"),
         format!("RRMT_FINGERPRINT={}", server.fingerprint),
-        format!("{CLI}"),
+        CLI.to_owned(),
     ];
     let mut args: Vec<&str> = env.iter().map(String::as_str).collect();
     args.extend(["shell", "web1"]);
