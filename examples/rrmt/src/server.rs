@@ -225,14 +225,14 @@ impl Shared {
         }
     }
 
-    fn agent(&self, host: &str) -> Option<mpsc::Sender<Command>> {
+    fn agent(&self, host: &str) -> Option<AgentLink> {
         lock(&self.agents).get(host).map(|a| a.commands.clone())
     }
 }
 
 #[derive(Debug)]
 struct AgentHandle {
-    commands: mpsc::Sender<Command>,
+    commands: AgentLink,
     connection: u64,
 }
 
@@ -280,6 +280,23 @@ impl Failures {
                 config.failure_window
             );
         }
+    }
+}
+
+/// The way into an agent's task. Commands are boxed so that the queue's first block (32
+/// slots, allocated with the channel) costs 256 bytes per agent rather than 32 commands.
+#[derive(Debug, Clone)]
+struct AgentLink(mpsc::Sender<Box<Command>>);
+
+impl AgentLink {
+    /// Queues a command, waiting for room; `Err` when the agent's task has ended.
+    async fn send(&self, command: Command) -> Result<(), ()> {
+        self.0.send(Box::new(command)).await.map_err(drop)
+    }
+
+    /// Queues a command if there is room.
+    fn try_send(&self, command: Command) -> Result<(), ()> {
+        self.0.try_send(Box::new(command)).map_err(drop)
     }
 }
 
@@ -357,8 +374,10 @@ fn ws_config(config: &ServerConfig) -> WebSocketConfig {
     let mut ws = WebSocketConfig::default();
     ws.max_message_size = Some(config.max_message);
     ws.max_frame_size = Some(config.max_message);
-    // Small buffers: an idle agent costs little (they grow with traffic as needed).
-    ws.read_buffer_size = 4096;
+    // Small buffers: an idle agent costs little (they grow with traffic as needed). With
+    // 1 KiB the server holds 10 000 idle agents at 15 KiB each (rustls keeps a 4 KiB record
+    // buffer of its own); large outputs cost more reads, not more memory.
+    ws.read_buffer_size = 1024;
     ws.write_buffer_size = 0;
     ws
 }
@@ -401,17 +420,19 @@ async fn accept_loop(
         let (acceptor, shared) = (acceptor.clone(), Arc::clone(&shared));
         tokio::spawn(async move {
             let _permit = permit;
+            // Boxed: a task's future is as large as its largest state, and the handshake's
+            // (TLS and HTTP parsing) would otherwise stay reserved for the connection's life.
             let handshake = tokio::time::timeout(
                 shared.config.handshake_timeout,
-                handshake(acceptor, tcp, peer, &shared, role),
+                Box::pin(handshake(acceptor, tcp, peer, &shared, role)),
             )
             .await;
             match handshake {
                 Ok(Ok((ws, user))) => match role {
-                    Role::Agent => serve_agent(ws, peer, &shared).await,
+                    Role::Agent => Box::pin(serve_agent(ws, peer, &shared)).await,
                     Role::Admin => {
                         if let Some(user) = user {
-                            serve_admin(ws, peer, &shared, &user).await;
+                            Box::pin(serve_admin(ws, peer, &shared, &user)).await;
                         }
                     }
                 },
@@ -539,7 +560,8 @@ async fn serve_agent(mut ws: WebSocketStream<Tls>, peer: SocketAddr, shared: &Sh
     session_config.max_channels = shared.config.max_channels;
     session_config.handshake_timeout = shared.config.handshake_timeout;
     let mut session = ServerSession::new(session_config, Instant::now());
-    let (commands_tx, mut commands) = mpsc::channel::<Command>(16);
+    let (commands_tx, mut commands) = mpsc::channel::<Box<Command>>(16);
+    let commands_tx = AgentLink(commands_tx);
     let mut host: Option<(String, String)> = None;
     let mut execs: HashMap<u32, mpsc::UnboundedSender<ExecUpdate>> = HashMap::new();
     let mut shells: HashMap<u32, ShellState> = HashMap::new();
@@ -666,7 +688,7 @@ async fn serve_agent(mut ws: WebSocketStream<Tls>, peer: SocketAddr, shared: &Sh
                 Some(Ok(_)) => {}
             },
             Some(command) = commands.recv() => {
-                match command {
+                match *command {
                     Command::Replaced => replaced = true,
                     command => run_command(&mut session, command, &mut execs, &mut shells),
                 }
@@ -946,7 +968,7 @@ fn simple_request(shared: &Shared, user: &str, address: &str, request: AdminRequ
 }
 
 /// The agent's command channel for `host`, or the reply that says why there is none.
-fn connected_agent(shared: &Shared, host: &str) -> Result<mpsc::Sender<Command>, AdminReply> {
+fn connected_agent(shared: &Shared, host: &str) -> Result<AgentLink, AdminReply> {
     if let Some(agent) = shared.agent(host) {
         return Ok(agent);
     }
