@@ -302,12 +302,7 @@ async fn connect_and_serve(config: &mut AgentConfig) -> Result<Ended, IoError> {
                 Local::Consumed { channel, bytes } => session.grant(channel, bytes),
             },
             () = wake.notified() => {}
-            () = async {
-                match deadline {
-                    Some(at) => tokio::time::sleep_until(at.into()).await,
-                    None => std::future::pending().await,
-                }
-            } => session.handle_timeout(Instant::now()),
+            () = crate::sleep_until(deadline) => session.handle_timeout(Instant::now()),
         }
     }
 }

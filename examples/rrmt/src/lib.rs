@@ -93,6 +93,39 @@ pub fn endpoint_from_url(
     Ok((endpoint, secure))
 }
 
+/// Sleeps until a session's next deadline; forever when it has none.
+pub async fn sleep_until(deadline: Option<std::time::Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The certificate flags of the programs that connect to a server.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TlsFlags {
+    /// Trust exactly the certificate with this SHA-256 fingerprint (rrmt-server prints it).
+    #[arg(long, env = "RRMT_FINGERPRINT", conflicts_with = "insecure")]
+    pub fingerprint: Option<String>,
+    /// Also trust the CAs in this PEM file.
+    #[arg(long, conflicts_with_all = ["insecure", "fingerprint"])]
+    pub ca: Option<std::path::PathBuf>,
+    /// Accept any certificate (prefer --fingerprint).
+    #[arg(long)]
+    pub insecure: bool,
+}
+
+impl TlsFlags {
+    /// The policy these flags ask for.
+    pub fn policy(&self) -> Result<oobkit_io::TlsPolicy, String> {
+        oobkit_io::TlsPolicy::from_flags(
+            self.fingerprint.as_deref(),
+            self.ca.as_deref(),
+            self.insecure,
+        )
+    }
+}
+
 /// UNIX seconds as the registry stores them.
 pub fn now_secs() -> i64 {
     i64::try_from(oobkit_io::unix_now()).unwrap_or(i64::MAX)

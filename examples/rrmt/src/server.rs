@@ -693,7 +693,7 @@ async fn serve_agent(mut ws: WebSocketStream<Tls>, peer: SocketAddr, shared: &Sh
                     command => run_command(&mut session, command, &mut execs, &mut shells),
                 }
             }
-            () = sleep_until(deadline) => session.handle_timeout(Instant::now()),
+            () = crate::sleep_until(deadline) => session.handle_timeout(Instant::now()),
         }
     };
     let _ = ws.close(None).await;
@@ -727,13 +727,6 @@ async fn serve_agent(mut ws: WebSocketStream<Tls>, peer: SocketAddr, shared: &Sh
             tracing::info!("host {name} disconnected: {why}");
         }
         None => tracing::debug!("{peer}: agent connection ended before authorization: {why}"),
-    }
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(at) => tokio::time::sleep_until(at.into()).await,
-        None => std::future::pending().await,
     }
 }
 

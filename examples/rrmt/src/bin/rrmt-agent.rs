@@ -3,7 +3,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use oobkit_io::TlsPolicy;
 use rrmt::Token;
 use rrmt::agent::{AgentConfig, AgentExit, run};
 
@@ -27,15 +26,8 @@ struct Cli {
     /// The token itself (prefer --token-file: command lines are visible to other users).
     #[arg(long, env = "RRMT_TOKEN", hide_env_values = true)]
     token: Option<String>,
-    /// Trust exactly the certificate with this SHA-256 fingerprint.
-    #[arg(long, conflicts_with = "insecure")]
-    fingerprint: Option<String>,
-    /// Also trust the CAs in this PEM file.
-    #[arg(long, conflicts_with_all = ["insecure", "fingerprint"])]
-    ca: Option<PathBuf>,
-    /// Accept any certificate (prefer --fingerprint).
-    #[arg(long)]
-    insecure: bool,
+    #[command(flatten)]
+    tls: rrmt::TlsFlags,
     /// The name this agent gives the server (default: the host name).
     #[arg(long)]
     name: Option<String>,
@@ -67,11 +59,10 @@ async fn main() -> ExitCode {
     let Some(token) = Token::parse(&token_text) else {
         return usage("the token is not a UUID (as `rrmt token create` prints it)");
     };
-    let tls =
-        match TlsPolicy::from_flags(cli.fingerprint.as_deref(), cli.ca.as_deref(), cli.insecure) {
-            Ok(tls) => tls,
-            Err(e) => return usage(&e),
-        };
+    let tls = match cli.tls.policy() {
+        Ok(tls) => tls,
+        Err(e) => return usage(&e),
+    };
     let endpoint = match rrmt::endpoint_from_url(&cli.server, tls) {
         Ok((endpoint, true)) => endpoint,
         Ok((_, false)) => return usage("agents only connect with TLS: use a wss:// address"),

@@ -281,12 +281,7 @@ async fn idle_agent(
                 Some(Ok(_)) => {}
                 _ => session.handle_eof(),
             },
-            () = async {
-                match deadline {
-                    Some(at) => tokio::time::sleep_until(at.into()).await,
-                    None => std::future::pending().await,
-                }
-            } => session.handle_timeout(Instant::now()),
+            () = rrmt::sleep_until(deadline) => session.handle_timeout(Instant::now()),
         }
     }
 }

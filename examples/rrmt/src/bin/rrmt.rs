@@ -1,10 +1,8 @@
 //! rrmt: the RRMT administrator's command line.
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use oobkit_io::TlsPolicy;
 use rrmt::admin::{AdminClient, AdminReply, AdminRequest, Incoming, STDERR};
 
 /// Runs commands and shells on hosts behind firewalls through an RRMT server, and manages
@@ -24,15 +22,8 @@ struct Cli {
     /// Administrator name.
     #[arg(long, short = 'u', env = "RRMT_USER", default_value = "admin")]
     user: String,
-    /// Trust exactly the certificate with this SHA-256 fingerprint.
-    #[arg(long, env = "RRMT_FINGERPRINT", conflicts_with = "insecure")]
-    fingerprint: Option<String>,
-    /// Also trust the CAs in this PEM file.
-    #[arg(long, conflicts_with_all = ["insecure", "fingerprint"])]
-    ca: Option<PathBuf>,
-    /// Accept any certificate (prefer --fingerprint).
-    #[arg(long)]
-    insecure: bool,
+    #[command(flatten)]
+    tls: rrmt::TlsFlags,
     /// Print replies as JSON.
     #[arg(long)]
     json: bool,
@@ -116,11 +107,10 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> u8 {
-    let tls =
-        match TlsPolicy::from_flags(cli.fingerprint.as_deref(), cli.ca.as_deref(), cli.insecure) {
-            Ok(tls) => tls,
-            Err(e) => return report(&e),
-        };
+    let tls = match cli.tls.policy() {
+        Ok(tls) => tls,
+        Err(e) => return report(&e),
+    };
     let endpoint = match rrmt::endpoint_from_url(&cli.server, tls) {
         Ok((endpoint, _)) => endpoint,
         Err(e) => return report(&e),
