@@ -244,6 +244,12 @@ async fn exec_passes_output_streams_and_exit_status_through() {
     assert_eq!((code, out.len()), (0, 1000));
     assert!(err.contains("truncated"), "{err}");
 
+    // Large output arrives whole (many frames, many websocket messages).
+    let (code, out, _) = server
+        .run(&["exec", "web1", "--", "head", "-c", "4000000", "/dev/zero"])
+        .await;
+    assert_eq!((code, out.len()), (0, 4_000_000));
+
     let (code, _, err) = server.run(&["exec", "nowhere", "--", "true"]).await;
     assert_eq!(code, 255);
     assert!(err.contains("no host named"), "{err}");
@@ -328,6 +334,14 @@ async fn interactive_shell_on_a_pty_runs_a_command_follows_resizes_and_exits() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     pty.write_all(b"stty size\r").await.unwrap();
     read_until(&mut pty, &mut seen, "43 132").await;
+
+    // 2 MB of output through the 256 KiB window: credit flows back as the terminal reads.
+    pty.write_all(b"yes flood | head -c 2000000; echo END-$((1 + 1))\r")
+        .await
+        .unwrap();
+    read_until(&mut pty, &mut seen, "END-2").await;
+    let floods = String::from_utf8_lossy(&seen).matches("flood").count();
+    assert!(floods > 300_000, "{floods} lines of flood");
 
     pty.write_all(b"exit 3\r").await.unwrap();
     let status = tokio::time::timeout(Duration::from_secs(10), cli.wait())
