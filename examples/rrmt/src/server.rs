@@ -1055,7 +1055,7 @@ async fn exec(
     };
     let _ = agent.send(Command::Exec(Box::new(request))).await;
     let mut admin_present = true;
-    let (exit, note) = loop {
+    let (exit, note, answer) = loop {
         match updates_rx.recv().await {
             Some(ExecUpdate::Output { stream, data }) => {
                 if admin_present {
@@ -1066,31 +1066,30 @@ async fn exec(
                 }
             }
             Some(ExecUpdate::Done { exit, flags }) => {
-                if admin_present {
-                    admin_present = reply(
-                        ws,
-                        &AdminReply::Exited {
-                            exit,
-                            timed_out: flags & result_flags::TIMED_OUT != 0,
-                            truncated: flags & result_flags::TRUNCATED != 0,
-                            not_started: flags & result_flags::NOT_STARTED != 0,
-                        },
-                    )
-                    .await;
-                }
-                break (Some(exit), outcome(flags));
+                let answer = AdminReply::Exited {
+                    exit,
+                    timed_out: flags & result_flags::TIMED_OUT != 0,
+                    truncated: flags & result_flags::TRUNCATED != 0,
+                    not_started: flags & result_flags::NOT_STARTED != 0,
+                };
+                break (Some(exit), outcome(flags), answer);
             }
             Some(ExecUpdate::Failed(why)) => {
-                if admin_present {
-                    admin_present = reply(ws, &AdminReply::error(why.clone())).await;
-                }
-                break (None, Some(why));
+                break (None, Some(why.clone()), AdminReply::error(why));
             }
-            None => break (None, Some("the agent disconnected".to_owned())),
+            None => {
+                let why = "the agent disconnected";
+                break (None, Some(why.to_owned()), AdminReply::error(why));
+            }
         }
     };
+    // The audit entry is complete before the administrator hears the end: whatever happens
+    // to the server after that, the log has it.
     if let Some(id) = audit {
         shared.registry(|r| r.audit_end(id, now_secs(), exit, note.as_deref()));
+    }
+    if admin_present {
+        admin_present = reply(ws, &answer).await;
     }
     admin_present
 }
@@ -1134,35 +1133,33 @@ async fn shell(
     };
     let _ = agent.send(Command::OpenShell(Box::new(request))).await;
     let mut channel = None;
-    let (exit, note) = loop {
+    let (exit, note, last) = loop {
         tokio::select! {
             update = updates_rx.recv() => match update {
                 Some(ShellUpdate::Started { channel: c }) => channel = Some(c),
                 Some(ShellUpdate::Opened) => {
                     if !reply(ws, &AdminReply::ShellOpened).await {
-                        break (None, Some("the administrator disconnected".to_owned()));
+                        break (None, Some("the administrator disconnected".to_owned()), None);
                     }
                 }
                 Some(ShellUpdate::Data(data)) => {
                     let len = u32::try_from(data.len()).unwrap_or(u32::MAX);
                     if ws.send(Message::Binary(data.into())).await.is_err() {
-                        break (None, Some("the administrator disconnected".to_owned()));
+                        break (None, Some("the administrator disconnected".to_owned()), None);
                     }
                     if let Some(channel) = channel {
                         let _ = agent.send(Command::ShellConsumed { channel, bytes: len }).await;
                     }
                 }
                 Some(ShellUpdate::Closed { exit }) => {
-                    reply(ws, &AdminReply::ShellClosed { exit }).await;
-                    break (Some(exit), None);
+                    break (Some(exit), None, Some(AdminReply::ShellClosed { exit }));
                 }
                 Some(ShellUpdate::Failed(why)) => {
-                    reply(ws, &AdminReply::error(why.clone())).await;
-                    break (None, Some(why));
+                    break (None, Some(why.clone()), Some(AdminReply::error(why)));
                 }
                 None => {
-                    reply(ws, &AdminReply::error("the agent disconnected")).await;
-                    break (None, Some("the agent disconnected".to_owned()));
+                    let why = "the agent disconnected";
+                    break (None, Some(why.to_owned()), Some(AdminReply::error(why)));
                 }
             },
             message = ws.next() => match (message, channel) {
@@ -1175,7 +1172,7 @@ async fn shell(
                     }
                 }
                 (Some(Ok(Message::Close(_)) | Err(_)) | None, _) => {
-                    break (None, Some("the administrator disconnected".to_owned()));
+                    break (None, Some("the administrator disconnected".to_owned()), None);
                 }
                 _ => {}
             },
@@ -1186,6 +1183,10 @@ async fn shell(
     }
     if let Some(id) = audit {
         shared.registry(|r| r.audit_end(id, now_secs(), exit, note.as_deref()));
+    }
+    // After the audit entry is complete, as for exec.
+    if let Some(last) = last {
+        reply(ws, &last).await;
     }
 }
 
