@@ -21,9 +21,9 @@ mod wsman_client;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpStream;
+use tokio::net::{TcpListener, TcpStream};
 
-pub use tls::{TlsPolicy, format_fingerprint, parse_fingerprint};
+pub use tls::{ServerIdentity, TlsPolicy, format_fingerprint, parse_fingerprint};
 pub use websocket::{WebSocket, redirection_websocket, websocket_connect};
 pub use wsman_client::WsmanClient;
 
@@ -160,6 +160,21 @@ pub async fn connect(endpoint: &Endpoint) -> Result<Box<dyn Io>, IoError> {
     tokio::time::timeout(endpoint.connect_timeout, work)
         .await
         .map_err(|_| IoError::Timeout("connecting"))?
+}
+
+/// The next connection on `listener`. Accept errors (out of descriptors, a connection reset
+/// before it was taken) are logged and retried after 100 ms: a server must neither stop nor
+/// spin on them.
+pub async fn accept(listener: &TcpListener) -> (TcpStream, std::net::SocketAddr) {
+    loop {
+        match listener.accept().await {
+            Ok(accepted) => return accepted,
+            Err(e) => {
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
 }
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `default_filter`, e.g. `"info"`). Secrets

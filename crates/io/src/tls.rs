@@ -13,7 +13,7 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use sha2::{Digest, Sha256};
 
 use crate::IoError;
@@ -52,6 +52,75 @@ impl TlsPolicy {
                 ca_file: ca_file.map(Into::into),
             }),
         }
+    }
+}
+
+/// A server's certificate chain and private key, for the programs' TLS ports.
+pub struct ServerIdentity {
+    certs: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+}
+
+impl std::fmt::Debug for ServerIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerIdentity")
+            .field("fingerprint", &format_fingerprint(&self.fingerprint()))
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServerIdentity {
+    /// A new self-signed certificate for `names` (DNS names or IP addresses), as AMT ships
+    /// one: `(certificate PEM, private key PEM)`, for [`ServerIdentity::from_pem`] or for
+    /// keeping across restarts.
+    pub fn generate_self_signed(names: &[String]) -> Result<(String, String), IoError> {
+        let generated = rcgen::generate_simple_self_signed(names.to_vec())
+            .map_err(|e| IoError::Config(format!("cannot generate a certificate: {e}")))?;
+        Ok((generated.cert.pem(), generated.signing_key.serialize_pem()))
+    }
+
+    /// From PEM text: the chain (leaf first) and the key. `what` names the source in errors.
+    pub fn from_pem(cert_pem: &[u8], key_pem: &[u8], what: &str) -> Result<Self, IoError> {
+        let bad = |e: &dyn std::fmt::Display| IoError::Config(format!("{what}: {e}"));
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem)
+            .collect::<Result<_, _>>()
+            .map_err(|e| bad(&e))?;
+        if certs.is_empty() {
+            return Err(bad(&"no certificate"));
+        }
+        let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| bad(&e))?;
+        Ok(Self { certs, key })
+    }
+
+    /// From PEM files.
+    pub fn from_pem_files(cert: &std::path::Path, key: &std::path::Path) -> Result<Self, IoError> {
+        let read = |path: &std::path::Path| {
+            std::fs::read(path).map_err(|e| IoError::Config(format!("{}: {e}", path.display())))
+        };
+        Self::from_pem(
+            &read(cert)?,
+            &read(key)?,
+            &format!("{} / {}", cert.display(), key.display()),
+        )
+    }
+
+    /// The SHA-256 fingerprint of the leaf certificate (what clients pin).
+    pub fn fingerprint(&self) -> [u8; 32] {
+        fingerprint(self.certs.first().map_or(&[][..], |c| c.as_ref()))
+    }
+
+    /// A TLS acceptor with rustls's safe defaults (TLS 1.2 and 1.3, no client certificates).
+    pub fn acceptor(self) -> Result<tokio_rustls::TlsAcceptor, IoError> {
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .and_then(|b| {
+            b.with_no_client_auth()
+                .with_single_cert(self.certs, self.key)
+        })
+        .map_err(|e| IoError::Config(format!("TLS server configuration: {e}")))?;
+        Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
     }
 }
 

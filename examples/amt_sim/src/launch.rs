@@ -228,17 +228,10 @@ pub async fn serve_one_at_a_time(
     use std::sync::atomic::{AtomicBool, Ordering};
     let busy = Arc::new(AtomicBool::new(false));
     loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
+        let (stream, peer) = tokio::select! {
+            accepted = oobkit_io::accept(&listener) => accepted,
             () = client_exit(&mut child) => return,
             _ = tokio::signal::ctrl_c() => return,
-        };
-        let (stream, peer) = match accepted {
-            Ok(x) => x,
-            Err(e) => {
-                tracing::warn!("accept failed: {e}");
-                continue;
-            }
         };
         if busy.swap(true, Ordering::AcqRel) {
             tokio::spawn(refuse(stream));

@@ -233,42 +233,21 @@ impl Simulator {
 pub(crate) fn tls_acceptor(
     config: &SimConfig,
 ) -> std::io::Result<(tokio_rustls::TlsAcceptor, [u8; 32])> {
-    use rustls_pki_types::pem::PemObject;
-    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-    let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
-    let (certs, key) = match &config.tls_identity {
-        Some((cert, key)) => {
-            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-                .map_err(|e| invalid(format!("{}: {e}", cert.display())))?
-                .collect::<Result<_, _>>()
-                .map_err(|e| invalid(format!("{}: {e}", cert.display())))?;
-            let key = PrivateKeyDer::from_pem_file(key)
-                .map_err(|e| invalid(format!("{}: {e}", key.display())))?;
-            (certs, key)
-        }
-        None => {
-            // AMT ships a self-signed certificate; so does the simulator.
-            let generated =
-                rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
-                    .map_err(|e| invalid(format!("cannot generate a certificate: {e}")))?;
-            let key = PrivateKeyDer::try_from(generated.signing_key.serialize_der())
-                .map_err(|e| invalid(e.to_string()))?;
-            (vec![generated.cert.der().clone()], key)
-        }
-    };
-    let fingerprint = oobkit_io::tls::fingerprint(certs.first().map_or(&[][..], |c| c.as_ref()));
-    let server = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| invalid(e.to_string()))?
-    .with_no_client_auth()
-    .with_single_cert(certs, key)
-    .map_err(|e| invalid(e.to_string()))?;
-    Ok((
-        tokio_rustls::TlsAcceptor::from(Arc::new(server)),
-        fingerprint,
-    ))
+    use oobkit_io::ServerIdentity;
+    let identity = match &config.tls_identity {
+        Some((cert, key)) => ServerIdentity::from_pem_files(cert, key),
+        // AMT ships a self-signed certificate; so does the simulator (a new one each start).
+        None => ServerIdentity::generate_self_signed(&["localhost".into(), "127.0.0.1".into()])
+            .and_then(|(cert, key)| {
+                ServerIdentity::from_pem(cert.as_bytes(), key.as_bytes(), "generated")
+            }),
+    }
+    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    let fingerprint = identity.fingerprint();
+    let acceptor = identity
+        .acceptor()
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    Ok((acceptor, fingerprint))
 }
 
 /// What serves one accepted connection on a port.
@@ -287,14 +266,7 @@ pub(crate) async fn accept_loop(
     serve: Serve,
 ) {
     loop {
-        let (tcp, peer) = match listener.accept().await {
-            Ok(x) => x,
-            Err(e) => {
-                tracing::warn!("accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
+        let (tcp, peer) = oobkit_io::accept(&listener).await;
         let shared = Arc::clone(&shared);
         let tls = tls.clone();
         tokio::spawn(async move {

@@ -11,9 +11,10 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use oobkit_io::{Endpoint, IoError};
 use oobkit_rrmt::codec::result_flags;
 use oobkit_rrmt::session::{AgentEvent, AgentSession, CloseReason};
@@ -188,7 +189,6 @@ async fn connect_and_serve(config: &mut AgentConfig) -> Result<Ended, IoError> {
                         timeout_ms,
                         output_cap,
                         local_tx.clone(),
-                        Arc::clone(&wake),
                     ));
                 }
                 AgentEvent::ShellOpen {
@@ -264,16 +264,7 @@ async fn connect_and_serve(config: &mut AgentConfig) -> Result<Ended, IoError> {
             }
         }
         pump_shells(&mut session, &mut shells);
-        let mut send_failed = false;
-        while let Some(bytes) = session.poll_transmit(now) {
-            if ws.feed(Message::Binary(bytes.into())).await.is_err() {
-                send_failed = true;
-                break;
-            }
-        }
-        if !send_failed {
-            send_failed = ws.flush().await.is_err();
-        }
+        let send_failed = !crate::send_pending(&mut ws, || session.poll_transmit(now)).await;
         if let Some(reason) = closed {
             let _ = ws.close(None).await;
             return Ok(match reason {
@@ -397,29 +388,34 @@ async fn run_shell(
     }
 }
 
-/// Runs one command: output streamed (up to the cap), killed at the timeout, then the result.
+/// Runs one command and reports its result, after all of its output.
 async fn execute(
     request: u32,
     argv: Vec<Vec<u8>>,
     timeout_ms: u32,
     output_cap: u32,
     local: mpsc::UnboundedSender<Local>,
-    wake: Arc<Notify>,
 ) {
+    let (exit, flags) = run_command(request, &argv, timeout_ms, output_cap, &local).await;
+    tracing::info!("exec {request} finished: status {exit}, flags {flags:#04x}");
+    let _ = local.send(Local::Result {
+        request,
+        exit,
+        flags,
+    });
+}
+
+/// Output streamed (up to the cap), killed at the timeout: the exit status and flags.
+async fn run_command(
+    request: u32,
+    argv: &[Vec<u8>],
+    timeout_ms: u32,
+    output_cap: u32,
+    local: &mpsc::UnboundedSender<Local>,
+) -> (i32, u8) {
     use std::os::unix::ffi::OsStrExt;
-    let report = |local: &mpsc::UnboundedSender<Local>, message: Local| {
-        let _ = local.send(message);
-    };
     let Some((program, args)) = argv.split_first() else {
-        report(
-            &local,
-            Local::Result {
-                request,
-                exit: -1,
-                flags: result_flags::NOT_STARTED,
-            },
-        );
-        return;
+        return (-1, result_flags::NOT_STARTED);
     };
     let program = std::ffi::OsStr::from_bytes(program);
     tracing::info!("exec {request}: {}", program.to_string_lossy());
@@ -434,66 +430,25 @@ async fn execute(
         Ok(child) => child,
         Err(e) => {
             let message = format!("cannot run {}: {e}\n", program.to_string_lossy());
-            report(
-                &local,
-                Local::Output {
-                    request,
-                    stream: 2,
-                    data: message.into_bytes(),
-                },
-            );
-            report(
-                &local,
-                Local::Result {
-                    request,
-                    exit: -1,
-                    flags: result_flags::NOT_STARTED,
-                },
-            );
-            wake.notify_one();
-            return;
+            let _ = local.send(Local::Output {
+                request,
+                stream: 2,
+                data: message.into_bytes(),
+            });
+            return (-1, result_flags::NOT_STARTED);
         }
     };
-    let (mut stdout, mut stderr) = (child.stdout.take(), child.stderr.take());
-    let mut left = u64::from(output_cap);
-    let mut flags = 0u8;
+    let output = OutputBudget {
+        request,
+        left: AtomicU64::new(u64::from(output_cap)),
+        truncated: AtomicBool::new(false),
+        local,
+    };
     let work = async {
-        let (mut out_buf, mut err_buf) = (vec![0u8; 16 * 1024], vec![0u8; 16 * 1024]);
-        while stdout.is_some() || stderr.is_some() {
-            let (stream, read) = tokio::select! {
-                n = read_some(&mut stdout, &mut out_buf), if stdout.is_some() => (1u8, n),
-                n = read_some(&mut stderr, &mut err_buf), if stderr.is_some() => (2u8, n),
-            };
-            let buf = if stream == 1 { &out_buf } else { &err_buf };
-            match read {
-                0 => {
-                    if stream == 1 {
-                        stdout = None
-                    } else {
-                        stderr = None
-                    }
-                }
-                n => {
-                    // Past the cap the output is read and dropped, so the command is not
-                    // blocked on a full pipe.
-                    let keep = n.min(usize::try_from(left).unwrap_or(usize::MAX));
-                    if keep < n {
-                        flags |= result_flags::TRUNCATED;
-                    }
-                    if keep > 0 {
-                        left -= keep as u64;
-                        report(
-                            &local,
-                            Local::Output {
-                                request,
-                                stream,
-                                data: buf[..keep].to_vec(),
-                            },
-                        );
-                    }
-                }
-            }
-        }
+        tokio::join!(
+            output.forward(child.stdout.take(), 1),
+            output.forward(child.stderr.take(), 2)
+        );
         child.wait().await
     };
     let limit = if timeout_ms == 0 {
@@ -501,35 +456,58 @@ async fn execute(
     } else {
         Duration::from_millis(u64::from(timeout_ms))
     };
-    let exit = match tokio::time::timeout(limit, work).await {
-        Ok(Ok(status)) => exit_code(status),
-        Ok(Err(_)) => -1,
+    let (exit, mut flags) = match tokio::time::timeout(limit, work).await {
+        Ok(Ok(status)) => (exit_code(status), 0),
+        Ok(Err(_)) => (-1, 0),
         Err(_) => {
             let _ = child.kill().await;
-            flags |= result_flags::TIMED_OUT;
-            -1
+            (-1, result_flags::TIMED_OUT)
         }
     };
-    tracing::info!("exec {request} finished: status {exit}, flags {flags:#04x}");
-    report(
-        &local,
-        Local::Result {
-            request,
-            exit,
-            flags,
-        },
-    );
+    if output.truncated.load(Ordering::Relaxed) {
+        flags |= result_flags::TRUNCATED;
+    }
+    (exit, flags)
 }
 
-/// Reads some bytes from an optional pipe (0 at its end or on an error).
-async fn read_some<R: tokio::io::AsyncRead + Unpin>(pipe: &mut Option<R>, buf: &mut [u8]) -> usize {
-    match pipe {
-        Some(pipe) => pipe.read(buf).await.unwrap_or(0),
-        None => std::future::pending().await,
+/// The output cap one command's two streams share (both read in the same task; atomics only
+/// because a spawned future must be `Send`).
+struct OutputBudget<'a> {
+    request: u32,
+    left: AtomicU64,
+    truncated: AtomicBool,
+    local: &'a mpsc::UnboundedSender<Local>,
+}
+
+impl OutputBudget<'_> {
+    /// Reports a pipe's output until its end. Past the cap the output is read and dropped, so
+    /// the command is not blocked on a full pipe.
+    async fn forward(&self, pipe: Option<impl tokio::io::AsyncRead + Unpin>, stream: u8) {
+        let Some(mut pipe) = pipe else { return };
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            let n = match pipe.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            let left = self.left.load(Ordering::Relaxed);
+            let keep = n.min(usize::try_from(left).unwrap_or(usize::MAX));
+            if keep < n {
+                self.truncated.store(true, Ordering::Relaxed);
+            }
+            if keep > 0 {
+                self.left.store(left - keep as u64, Ordering::Relaxed);
+                let _ = self.local.send(Local::Output {
+                    request: self.request,
+                    stream,
+                    data: buf[..keep].to_vec(),
+                });
+            }
+        }
     }
 }
 
-/// Writes the rotated token where it was read from (atomically: a temporary file renamed).
+/// Writes the rotated token where it was read from.
 fn store_token(path: Option<&std::path::Path>, token: Token) -> std::io::Result<()> {
     let Some(path) = path else {
         tracing::warn!(
@@ -537,15 +515,5 @@ fn store_token(path: Option<&std::path::Path>, token: Token) -> std::io::Result<
         );
         return Ok(());
     };
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let temporary = path.with_extension("new");
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&temporary)?
-        .write_all(format!("{token}\n").as_bytes())?;
-    std::fs::rename(&temporary, path)
+    crate::write_private_file(path, format!("{token}\n").as_bytes())
 }

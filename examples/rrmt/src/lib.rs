@@ -59,38 +59,75 @@ impl fmt::Debug for Token {
     }
 }
 
-/// Where a server's TLS endpoint is and how to trust it, from the programs' flags.
+/// Where a server's websocket endpoint is (`wss://host:port`, or `ws://` for plain TCP) and
+/// how to trust it; the bool says whether it is TLS.
 pub fn endpoint_from_url(
     url: &str,
     tls: oobkit_io::TlsPolicy,
 ) -> Result<(oobkit_io::Endpoint, bool), String> {
-    let (secure, rest) = if let Some(rest) = url.strip_prefix("wss://") {
-        (true, rest)
-    } else if let Some(rest) = url.strip_prefix("ws://") {
-        (false, rest)
-    } else {
-        return Err(format!(
-            "{url}: the server address must start with wss:// (or ws://)"
-        ));
+    use tokio_tungstenite::tungstenite::http::Uri;
+    let uri: Uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
+    let secure = match uri.scheme_str() {
+        Some("wss") => true,
+        Some("ws") => false,
+        _ => {
+            return Err(format!(
+                "{url}: the server address must start with wss:// (or ws://)"
+            ));
+        }
     };
-    let authority = rest.split('/').next().unwrap_or(rest);
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((host, port)) if !port.contains(']') => (
-            host,
-            port.parse::<u16>()
-                .map_err(|_| format!("{url}: bad port {port:?}"))?,
-        ),
-        _ => (authority, if secure { 443 } else { 80 }),
+    let host = uri
+        .host()
+        .map(|h| h.trim_start_matches('[').trim_end_matches(']'))
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| format!("{url}: no host"))?;
+    // `Uri::port` reads an out-of-range port as none at all; read it from the authority.
+    let port_text = uri
+        .authority()
+        .and_then(|a| a.as_str().rsplit_once(':'))
+        .map(|(_, port)| port)
+        .filter(|port| !port.contains(']'));
+    let port = match port_text {
+        None => {
+            if secure {
+                443
+            } else {
+                80
+            }
+        }
+        Some(port) => port
+            .parse::<u16>()
+            .map_err(|_| format!("{url}: bad port {port:?}"))?,
     };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    if host.is_empty() {
-        return Err(format!("{url}: no host"));
-    }
     let mut endpoint = oobkit_io::Endpoint::plain(host, port);
     if secure {
         endpoint.tls = Some(tls);
     }
     Ok((endpoint, secure))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_addresses() {
+        let tls = oobkit_io::TlsPolicy::Insecure;
+        let (e, secure) =
+            endpoint_from_url("wss://rrmt.example.com:7700/agent", tls.clone()).unwrap();
+        assert_eq!(
+            (e.host.as_str(), e.port, secure, e.tls.is_some()),
+            ("rrmt.example.com", 7700, true, true)
+        );
+        let (e, secure) = endpoint_from_url("ws://[::1]", tls.clone()).unwrap();
+        assert_eq!(
+            (e.host.as_str(), e.port, secure, e.tls.is_none()),
+            ("::1", 80, false, true)
+        );
+        assert!(endpoint_from_url("https://x:1", tls.clone()).is_err());
+        assert!(endpoint_from_url("wss://x:99999", tls.clone()).is_err());
+        assert!(endpoint_from_url("rrmt.example.com:7700", tls).is_err());
+    }
 }
 
 /// Sleeps until a session's next deadline; forever when it has none.
@@ -99,6 +136,42 @@ pub async fn sleep_until(deadline: Option<std::time::Instant>) {
         Some(at) => tokio::time::sleep_until(at.into()).await,
         None => std::future::pending().await,
     }
+}
+
+/// Largest websocket message the programs send. RRMT frames delimit themselves, so a burst
+/// of output is cut anywhere into messages of at most this size, well under any peer's
+/// message limit (the server's `--max-message` cannot go below it).
+pub const MAX_SEND: usize = 64 * 1024;
+
+/// Sends everything a session has to send (each `poll_transmit` result, cut into messages of
+/// at most [`MAX_SEND`] bytes), then flushes. False when the connection failed.
+pub async fn send_pending<S>(
+    ws: &mut tokio_tungstenite::WebSocketStream<S>,
+    mut poll_transmit: impl FnMut() -> Option<Vec<u8>>,
+) -> bool
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    while let Some(bytes) = poll_transmit() {
+        if bytes.len() <= MAX_SEND {
+            if ws.feed(Message::Binary(bytes.into())).await.is_err() {
+                return false;
+            }
+            continue;
+        }
+        for chunk in bytes.chunks(MAX_SEND) {
+            if ws
+                .feed(Message::Binary(chunk.to_vec().into()))
+                .await
+                .is_err()
+            {
+                return false;
+            }
+        }
+    }
+    ws.flush().await.is_ok()
 }
 
 /// The certificate flags of the programs that connect to a server.
@@ -124,6 +197,23 @@ impl TlsFlags {
             self.insecure,
         )
     }
+}
+
+/// Writes a file only its owner can read (keys, tokens), atomically: a temporary file beside
+/// it is renamed over it, so a crash leaves the old contents or the new, never half.
+pub fn write_private_file(path: &std::path::Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let temporary = path.with_extension("new");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&temporary)?;
+    file.write_all(contents)?;
+    file.sync_all()?;
+    std::fs::rename(&temporary, path)
 }
 
 /// UNIX seconds as the registry stores them.

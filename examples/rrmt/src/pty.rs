@@ -129,7 +129,7 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn a_shell_on_a_pty_sees_its_size_and_resizes() {
+    async fn a_shell_on_a_pty_sees_its_size_and_reports_its_exit_status() {
         let (mut pty, mut child) = Pty::spawn::<&str>("/bin/sh", &[], "dumb", 91, 33).unwrap();
         pty.write_all(b"stty size; exit 7\n").await.unwrap();
         let mut seen = Vec::new();

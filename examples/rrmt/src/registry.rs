@@ -178,6 +178,14 @@ impl Registry {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// Host `name`.
+    pub fn host(&self, name: &str) -> Result<Option<HostRecord>, RegistryError> {
+        let mut statement = self
+            .db
+            .prepare_cached(&format!("SELECT {HOST_COLUMNS} FROM hosts WHERE name = ?1"))?;
+        Ok(statement.query_row(params![name], host_row).optional()?)
+    }
+
     /// The host whose token this is (revoked or not).
     pub fn host_by_token(&self, token: &[u8; 16]) -> Result<Option<HostRecord>, RegistryError> {
         let mut statement = self.db.prepare_cached(&format!(
@@ -190,25 +198,14 @@ impl Registry {
 
     /// Marks host `name`'s token revoked; false if it already was.
     pub fn revoke(&self, name: &str, now: i64) -> Result<bool, RegistryError> {
-        let exists: Option<Option<i64>> = self
-            .db
-            .query_row(
-                "SELECT revoked FROM hosts WHERE name = ?1",
-                params![name],
-                |r| r.get(0),
-            )
-            .optional()?;
-        match exists {
-            None => Err(RegistryError::UnknownHost(name.into())),
-            Some(Some(_)) => Ok(false),
-            Some(None) => {
-                self.db.execute(
-                    "UPDATE hosts SET revoked = ?2 WHERE name = ?1",
-                    params![name, now],
-                )?;
-                Ok(true)
-            }
+        let changed = self.db.execute(
+            "UPDATE hosts SET revoked = ?2 WHERE name = ?1 AND revoked IS NULL",
+            params![name, now],
+        )?;
+        if changed == 0 && self.host(name)?.is_none() {
+            return Err(RegistryError::UnknownHost(name.into()));
         }
+        Ok(changed == 1)
     }
 
     /// Records that host `name`'s agent is (or was, until `now`) connected from `address`.
@@ -335,6 +332,8 @@ mod tests {
         }
         let registry = Registry::open(&path).unwrap();
         let host = registry.host_by_token(&[7; 16]).unwrap().unwrap();
+        assert_eq!(registry.host("web1").unwrap().as_ref(), Some(&host));
+        assert!(registry.host("web2").unwrap().is_none());
         assert_eq!(host.name, "web1");
         assert_eq!(host.last_seen, Some(104));
         assert_eq!(host.agent_name.as_deref(), Some("box"));

@@ -53,7 +53,7 @@ pub struct ServerConfig {
     pub max_admins: usize,
     /// Most shells per agent.
     pub max_channels: u16,
-    /// Largest websocket message accepted.
+    /// Largest websocket message accepted (at least [`crate::MAX_SEND`]).
     pub max_message: usize,
     /// Failed authorizations from one address before it is refused.
     pub max_failed_auths: u32,
@@ -372,8 +372,10 @@ type Tls = tokio_rustls::server::TlsStream<TcpStream>;
 
 fn ws_config(config: &ServerConfig) -> WebSocketConfig {
     let mut ws = WebSocketConfig::default();
-    ws.max_message_size = Some(config.max_message);
-    ws.max_frame_size = Some(config.max_message);
+    // Never below what the programs send in one message.
+    let max = config.max_message.max(crate::MAX_SEND);
+    ws.max_message_size = Some(max);
+    ws.max_frame_size = Some(max);
     // Small buffers: an idle agent costs little (they grow with traffic as needed). With
     // 1 KiB the server holds 10 000 idle agents at 15 KiB each (rustls keeps a 4 KiB record
     // buffer of its own); large outputs cost more reads, not more memory.
@@ -394,15 +396,7 @@ async fn accept_loop(
     };
     let mut refused_at_limit = 0u64;
     loop {
-        let (tcp, peer) = match listener.accept().await {
-            Ok(x) => x,
-            Err(e) => {
-                // Out of descriptors and the like: wait instead of spinning.
-                tracing::warn!("accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
+        let (tcp, peer) = oobkit_io::accept(&listener).await;
         if lock(&shared.failures).blocked(peer.ip(), Instant::now(), &shared.config) {
             tracing::debug!("{peer}: refused (too many failed authorizations)");
             continue;
@@ -664,16 +658,7 @@ async fn serve_agent(mut ws: WebSocketStream<Tls>, peer: SocketAddr, shared: &Sh
                 shell.pending.drain(..taken);
             }
         }
-        let mut send_failed = false;
-        while let Some(bytes) = session.poll_transmit(now) {
-            if ws.feed(Message::Binary(bytes.into())).await.is_err() {
-                send_failed = true;
-                break;
-            }
-        }
-        if !send_failed && ws.flush().await.is_err() {
-            send_failed = true;
-        }
+        let send_failed = !crate::send_pending(&mut ws, || session.poll_transmit(now)).await;
         if let Some(reason) = closed {
             break reason;
         }
@@ -926,9 +911,8 @@ fn simple_request(shared: &Shared, user: &str, address: &str, request: AdminRequ
         AdminRequest::TokenRevoke { name } => {
             let revoked = {
                 let registry = registry();
-                registry.revoke(&name, now_secs()).and_then(|newly| {
-                    registry.audit_start(now_secs(), user, address, &name, "token-revoke", "")?;
-                    Ok(newly)
+                registry.revoke(&name, now_secs()).and_then(|_| {
+                    registry.audit_start(now_secs(), user, address, &name, "token-revoke", "")
                 })
             };
             match revoked {
@@ -965,11 +949,7 @@ fn connected_agent(shared: &Shared, host: &str) -> Result<AgentLink, AdminReply>
     if let Some(agent) = shared.agent(host) {
         return Ok(agent);
     }
-    let known = shared
-        .registry(|r| r.hosts())
-        .unwrap_or_default()
-        .into_iter()
-        .find(|h| h.name == host);
+    let known = shared.registry(|r| r.host(host)).flatten();
     Err(AdminReply::error(match known {
         None => format!("no host named {host:?} (see `rrmt hosts`)"),
         Some(h) if h.revoked.is_some() => format!("host {host}'s token is revoked"),
@@ -1195,9 +1175,7 @@ async fn shell(
 fn tls_acceptor(
     config: &ServerConfig,
 ) -> Result<(tokio_rustls::TlsAcceptor, [u8; 32]), ServerError> {
-    use rustls_pki_types::pem::PemObject;
-    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-    let (cert_path, key_path) = match &config.identity {
+    let (cert, key) = match &config.identity {
         Some((cert, key)) => (cert.clone(), key.clone()),
         None => {
             let cert = config.data_dir.join("server.crt");
@@ -1208,43 +1186,20 @@ fn tls_acceptor(
             (cert, key)
         }
     };
-    let bad = |path: &Path, e: &dyn std::fmt::Display| {
-        ServerError::Tls(format!("{}: {e}", path.display()))
-    };
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert_path)
-        .map_err(|e| bad(&cert_path, &e))?
-        .collect::<Result<_, _>>()
-        .map_err(|e| bad(&cert_path, &e))?;
-    let Some(first) = certs.first() else {
-        return Err(bad(&cert_path, &"no certificate in the file"));
-    };
-    let fingerprint = oobkit_io::tls::fingerprint(first);
-    let key = PrivateKeyDer::from_pem_file(&key_path).map_err(|e| bad(&key_path, &e))?;
-    let tls = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| ServerError::Tls(e.to_string()))?
-    .with_no_client_auth()
-    .with_single_cert(certs, key)
-    .map_err(|e| ServerError::Tls(e.to_string()))?;
-    Ok((tokio_rustls::TlsAcceptor::from(Arc::new(tls)), fingerprint))
+    let identity = oobkit_io::ServerIdentity::from_pem_files(&cert, &key)
+        .map_err(|e| ServerError::Tls(e.to_string()))?;
+    let fingerprint = identity.fingerprint();
+    let acceptor = identity
+        .acceptor()
+        .map_err(|e| ServerError::Tls(e.to_string()))?;
+    Ok((acceptor, fingerprint))
 }
 
 fn generate_identity(names: &[String], cert: &Path, key: &Path) -> Result<(), ServerError> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let generated = rcgen::generate_simple_self_signed(names.to_vec())
-        .map_err(|e| ServerError::Tls(format!("cannot generate a certificate: {e}")))?;
-    // The key is readable by the owner only.
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(key)?
-        .write_all(generated.signing_key.serialize_pem().as_bytes())?;
-    std::fs::write(cert, generated.cert.pem())?;
+    let (cert_pem, key_pem) = oobkit_io::ServerIdentity::generate_self_signed(names)
+        .map_err(|e| ServerError::Tls(e.to_string()))?;
+    crate::write_private_file(key, key_pem.as_bytes())?;
+    std::fs::write(cert, cert_pem)?;
     tracing::info!("generated a self-signed certificate in {}", cert.display());
     Ok(())
 }

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use oobkit_io::{Endpoint, TlsPolicy};
 use oobkit_rrmt::session::{AgentEvent, AgentSession};
 use rrmt::admin::{AGENT_PATH, AdminClient, AdminReply, AdminRequest, Incoming};
@@ -269,10 +269,8 @@ async fn idle_agent(
                 _ => {}
             }
         }
-        while let Some(bytes) = session.poll_transmit(Instant::now()) {
-            ws.send(Message::Binary(bytes.into()))
-                .await
-                .map_err(|e| e.to_string())?;
+        if !rrmt::send_pending(&mut ws, || session.poll_transmit(Instant::now())).await {
+            return Err("the connection failed".into());
         }
         let deadline = session.poll_timeout();
         tokio::select! {

@@ -47,7 +47,7 @@ struct Cli {
     /// Most shells open on one agent.
     #[arg(long, default_value_t = 8)]
     max_channels: u16,
-    /// Largest websocket message accepted, in bytes.
+    /// Largest websocket message accepted, in bytes (at least 65536, what peers send at most).
     #[arg(long, default_value_t = 1 << 20)]
     max_message: usize,
     /// Failed authorizations (agent tokens or admin passwords) from one address within 10
