@@ -359,6 +359,32 @@ enum ShellUpdate {
     Failed(String),
 }
 
+/// An exec in flight on an agent's task.
+#[derive(Debug)]
+struct PendingExec {
+    updates: mpsc::UnboundedSender<ExecUpdate>,
+    /// Output the cap still admits. The agent enforces the cap; the server does too, so that
+    /// an agent sending without end cannot make it buffer without bound for a slow
+    /// administrator.
+    left: u64,
+}
+
+impl PendingExec {
+    fn output(&mut self, stream: u8, mut data: Vec<u8>) {
+        let keep = usize::try_from(self.left)
+            .unwrap_or(usize::MAX)
+            .min(data.len());
+        if keep < data.len() {
+            tracing::warn!("an agent sent output beyond the cap; dropped");
+            data.truncate(keep);
+        }
+        if keep > 0 {
+            self.left -= keep as u64;
+            let _ = self.updates.send(ExecUpdate::Output { stream, data });
+        }
+    }
+}
+
 /// Most shell input held for one channel while the agent's window is closed.
 const MAX_PENDING_INPUT: usize = 1 << 20;
 
@@ -557,7 +583,7 @@ async fn serve_agent(mut ws: WebSocketStream<Tls>, peer: SocketAddr, shared: &Sh
     let (commands_tx, mut commands) = mpsc::channel::<Box<Command>>(16);
     let commands_tx = AgentLink(commands_tx);
     let mut host: Option<(String, String)> = None;
-    let mut execs: HashMap<u32, mpsc::UnboundedSender<ExecUpdate>> = HashMap::new();
+    let mut execs: HashMap<u32, PendingExec> = HashMap::new();
     let mut shells: HashMap<u32, ShellState> = HashMap::new();
     let mut replaced = false;
     let reason = loop {
@@ -612,8 +638,8 @@ async fn serve_agent(mut ws: WebSocketStream<Tls>, peer: SocketAddr, shared: &Sh
                     stream,
                     data,
                 } => {
-                    if let Some(updates) = execs.get(&request) {
-                        let _ = updates.send(ExecUpdate::Output { stream, data });
+                    if let Some(exec) = execs.get_mut(&request) {
+                        exec.output(stream, data);
                     }
                 }
                 ServerEvent::Result {
@@ -621,8 +647,8 @@ async fn serve_agent(mut ws: WebSocketStream<Tls>, peer: SocketAddr, shared: &Sh
                     exit,
                     flags,
                 } => {
-                    if let Some(updates) = execs.remove(&request) {
-                        let _ = updates.send(ExecUpdate::Done { exit, flags });
+                    if let Some(exec) = execs.remove(&request) {
+                        let _ = exec.updates.send(ExecUpdate::Done { exit, flags });
                     }
                 }
                 ServerEvent::ShellOpened { channel } => {
@@ -687,8 +713,8 @@ async fn serve_agent(mut ws: WebSocketStream<Tls>, peer: SocketAddr, shared: &Sh
     } else {
         reason.to_string()
     };
-    for (_, updates) in execs.drain() {
-        let _ = updates.send(ExecUpdate::Failed(format!(
+    for (_, exec) in execs.drain() {
+        let _ = exec.updates.send(ExecUpdate::Failed(format!(
             "the agent disconnected ({why})"
         )));
     }
@@ -718,7 +744,7 @@ async fn serve_agent(mut ws: WebSocketStream<Tls>, peer: SocketAddr, shared: &Sh
 fn run_command(
     session: &mut ServerSession,
     command: Command,
-    execs: &mut HashMap<u32, mpsc::UnboundedSender<ExecUpdate>>,
+    execs: &mut HashMap<u32, PendingExec>,
     shells: &mut HashMap<u32, ShellState>,
 ) {
     match command {
@@ -726,7 +752,13 @@ fn run_command(
             let argv: Vec<&[u8]> = request.argv.iter().map(Vec::as_slice).collect();
             match session.execute(&argv, request.timeout_ms, request.output_cap) {
                 Ok(id) => {
-                    execs.insert(id, request.updates);
+                    execs.insert(
+                        id,
+                        PendingExec {
+                            updates: request.updates,
+                            left: u64::from(request.output_cap),
+                        },
+                    );
                 }
                 Err(e) => {
                     let _ = request.updates.send(ExecUpdate::Failed(e.to_string()));
@@ -857,21 +889,25 @@ fn simple_request(shared: &Shared, user: &str, address: &str, request: AdminRequ
     let failed = |e: RegistryError| AdminReply::error(e.to_string());
     let registry = || lock(&shared.registry);
     match request {
-        AdminRequest::Hosts => match registry().hosts() {
-            Ok(hosts) => {
-                let agents = lock(&shared.agents);
-                AdminReply::Hosts {
-                    hosts: hosts
-                        .into_iter()
-                        .map(|record| HostView {
-                            online: agents.contains_key(&record.name),
-                            record,
-                        })
-                        .collect(),
+        AdminRequest::Hosts => {
+            // The registry's lock is released before the agents' is taken.
+            let hosts = registry().hosts();
+            match hosts {
+                Ok(hosts) => {
+                    let agents = lock(&shared.agents);
+                    AdminReply::Hosts {
+                        hosts: hosts
+                            .into_iter()
+                            .map(|record| HostView {
+                                online: agents.contains_key(&record.name),
+                                record,
+                            })
+                            .collect(),
+                    }
                 }
+                Err(e) => failed(e),
             }
-            Err(e) => failed(e),
-        },
+        }
         AdminRequest::TokenCreate { name } => {
             if name.is_empty()
                 || name.len() > 64
@@ -1224,6 +1260,20 @@ mod tests {
         assert!(failures.blocked(ip, start + Duration::from_secs(59), &config));
         assert!(!failures.blocked(other, start, &config));
         assert!(!failures.blocked(ip, start + Duration::from_secs(61), &config));
+    }
+
+    #[test]
+    fn the_server_holds_an_agent_to_the_output_cap() {
+        let (updates, mut received) = mpsc::unbounded_channel();
+        let mut exec = PendingExec { updates, left: 10 };
+        exec.output(1, vec![b'a'; 6]);
+        exec.output(2, vec![b'b'; 6]);
+        exec.output(1, vec![b'c'; 6]);
+        let mut total = Vec::new();
+        while let Ok(ExecUpdate::Output { data, .. }) = received.try_recv() {
+            total.extend(data);
+        }
+        assert_eq!(total, b"aaaaaabbbb");
     }
 
     #[test]
