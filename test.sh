@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# The whole oobkit test suite on a fresh Debian machine with a Rust toolchain, in one command:
+# installs the peer programs the tests drive (programs nobody here wrote), then runs
+# `cargo test --workspace`. `.ci/run` calls it too. A missing peer fails the run, never skips.
+#
+# Usage: ./test.sh [--setup-only | --no-setup] [-- CARGO TEST ARGS...]
+#   --setup-only   install the peers, run no test
+#   --no-setup     run the tests with the peers already installed
+#   anything else  is passed to `cargo test --workspace` (e.g. a test name filter)
+#
+# Peers (add a new one here, in one place, never only in CI):
+#   Debian: curl (Digest interop), amtterm and telnet (SOL interop), bsdutils (`script`: the
+#           simulator's SOL pseudo-terminal), util-linux (`setsid`: rrmt-agent's shells),
+#           g++ (libFuzzer for the fuzz targets, the bundled SQLite), python3 and python3-venv (vncdotool).
+#   PyPI:   vncdotool (the kvm_vnc interop test), into target/vncdotool-venv.
+# Not root: prints the exact `sudo apt-get install ...` line and stops.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+DEBIAN_PACKAGES=(curl amtterm telnet bsdutils util-linux g++ python3 python3-venv)
+# Program each package must provide, checked after the install (package:program).
+PEER_PROGRAMS=(curl:curl amtterm:amtterm telnet:telnet bsdutils:script util-linux:setsid g++:g++)
+VNCDOTOOL_VERSION=1.4.2
+
+setup=1
+run=1
+cargo_args=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --setup-only) run=0 ;;
+    --no-setup) setup=0 ;;
+    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --) shift; cargo_args+=("$@"); break ;;
+    *) cargo_args+=("$1") ;;
+  esac
+  shift
+done
+
+say() { printf '[test.sh] %s\n' "$*" >&2; }
+
+missing_packages() {
+  local pkg
+  for pkg in "${DEBIAN_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || echo "$pkg"
+  done
+}
+
+install_debian() {
+  local missing
+  missing=$(missing_packages | tr '\n' ' ')
+  if [ -z "${missing// /}" ]; then
+    say "Debian peers present: ${DEBIAN_PACKAGES[*]}"
+    return
+  fi
+  if [ "$(id -u)" != 0 ]; then
+    say "missing Debian packages: $missing"
+    say "install them, then run ./test.sh again:"
+    echo "  sudo apt-get update && sudo apt-get install -y --no-install-recommends $missing" >&2
+    exit 1
+  fi
+  say "installing Debian packages: $missing"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  # shellcheck disable=SC2086
+  apt-get install -y -qq --no-install-recommends $missing >/dev/null
+}
+
+check_programs() {
+  local entry pkg program
+  for entry in "${PEER_PROGRAMS[@]}"; do
+    pkg=${entry%%:*}
+    program=${entry#*:}
+    if ! command -v "$program" >/dev/null; then
+      say "FATAL: '$program' (Debian package $pkg) is missing after the install"
+      exit 1
+    fi
+  done
+}
+
+install_vncdotool() {
+  local venv=target/vncdotool-venv
+  if [ -x "$venv/bin/vncdo" ] &&
+    "$venv/bin/pip" show vncdotool 2>/dev/null | grep -qx "Version: $VNCDOTOOL_VERSION"; then
+    say "vncdotool $VNCDOTOOL_VERSION present in $venv"
+    return
+  fi
+  say "installing vncdotool $VNCDOTOOL_VERSION (PyPI) into $venv"
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "vncdotool==$VNCDOTOOL_VERSION"
+  if [ ! -x "$venv/bin/vncdo" ]; then
+    say "FATAL: vncdotool did not install ($venv/bin/vncdo missing)"
+    exit 1
+  fi
+}
+
+if [ "$setup" = 1 ]; then
+  install_debian
+  check_programs
+  mkdir -p target
+  install_vncdotool
+fi
+if [ "$run" = 1 ]; then
+  say "cargo test --workspace ${cargo_args[*]:-}"
+  exec cargo test --workspace "${cargo_args[@]}"
+fi
