@@ -177,16 +177,30 @@ pub async fn accept(listener: &TcpListener) -> (TcpStream, std::net::SocketAddr)
     }
 }
 
-/// Logs to stderr, filtered by `RUST_LOG` (default `default_filter`, e.g. `"info"`). Secrets
-/// are never logged by oobkit; this only sets where the lines go.
+/// Logs to stderr, filtered by `RUST_LOG` (default `default_filter`, e.g. `"info"`). Colour
+/// only when stderr is a terminal and `NO_COLOR` is unset or empty (<https://no-color.org>), so
+/// log files hold plain text. Secrets are never logged by oobkit; this only sets where the
+/// lines go.
 pub fn init_logging(default_filter: &str) {
+    use std::io::IsTerminal;
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| default_filter.into()),
         )
+        .with_ansi(!no_color && std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
+}
+
+/// Sleeps until a session's next deadline (its `poll_timeout`); forever when it has none, so
+/// it can stand in a `select!` beside the reads.
+pub async fn sleep_until(deadline: Option<std::time::Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// `N` bytes from the operating system's RNG (nonces, cnonces, keys).

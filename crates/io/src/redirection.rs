@@ -6,9 +6,9 @@ use std::time::Instant;
 use bytes::Bytes;
 use oobkit_redir::codec::SessionKind;
 use oobkit_redir::{Client, ClientConfig, CloseReason, Event, Transport};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
-use crate::{Endpoint, Io, IoError, connect, random_hex16, redirection_websocket};
+use crate::{Endpoint, Io, IoError, connect, random_hex16, redirection_websocket, sleep_until};
 
 /// How to reach the redirection service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,11 +58,18 @@ pub enum RedirError {
 }
 
 /// An open session: the connection and the client state machine.
+///
+/// Writing is part of waiting: [`Session::wait`] sends what the machine has queued while it
+/// waits for the device, so nothing depends on the caller remembering a flush, and a device
+/// that stops reading cannot stall the reads (or the timers) of the session.
 pub struct Session {
     stream: Box<dyn Io>,
     client: Client,
     pending: std::collections::VecDeque<Event>,
     buf: Vec<u8>,
+    /// Bytes taken from the machine and not yet written, from `written` on.
+    out: Vec<u8>,
+    written: usize,
 }
 
 /// After a KVM handoff: the raw RFB stream and the RFB bytes already read.
@@ -90,12 +97,18 @@ pub async fn open_session(target: &RedirTarget, kind: SessionKind) -> Result<Ses
         client: Client::new(config, Instant::now()),
         pending: Default::default(),
         buf: vec![0u8; 64 * 1024],
+        out: Vec::new(),
+        written: 0,
     };
     loop {
-        session.flush().await?;
         match session.step().await? {
-            Some(Event::SolReady) => return Ok(session),
+            Some(Event::SolReady) => {
+                // Whatever the handshake left queued (keepalive timers start now) goes first.
+                session.write_queued().await?;
+                return Ok(session);
+            }
             Some(Event::RfbHandoff) => {
+                session.write_queued().await?;
                 session.pending.push_back(Event::RfbHandoff);
                 return Ok(session);
             }
@@ -107,8 +120,8 @@ pub async fn open_session(target: &RedirTarget, kind: SessionKind) -> Result<Ses
 }
 
 impl Session {
-    /// The next event, waiting once for input or a timer if none is queued. Writes nothing,
-    /// so it is cancel-safe inside `select!`; call [`Session::flush`] between calls.
+    /// The next event, waiting once for input, a timer or a completed write if none is
+    /// queued. Cancel-safe: a write either completed (and is accounted for) or did nothing.
     async fn step(&mut self) -> Result<Option<Event>, RedirError> {
         if let Some(event) = self
             .pending
@@ -117,23 +130,61 @@ impl Session {
         {
             return Ok(Some(event));
         }
-        if self.client.is_closed() {
+        if self.written == self.out.len() {
+            self.out.clear();
+            self.written = 0;
+        }
+        while let Some(bytes) = self.client.poll_transmit() {
+            self.out.extend_from_slice(&bytes);
+        }
+        if self.client.is_closed() && self.out.is_empty() {
             return Ok(Some(Event::Closed(CloseReason::Ended)));
         }
         let deadline = self.client.poll_timeout();
+        let Self {
+            stream,
+            buf,
+            out,
+            written,
+            ..
+        } = self;
+        // One future polls the write (while bytes are queued) and the read on the same stream;
+        // each poll either completes or does nothing, so dropping it loses nothing.
+        let io = std::future::poll_fn(|cx| {
+            use std::pin::Pin;
+            use std::task::Poll;
+            if *written < out.len()
+                && let Poll::Ready(result) =
+                    Pin::new(&mut **stream).poll_write(cx, &out[*written..])
+            {
+                return Poll::Ready(Progress::Wrote(result));
+            }
+            let mut read = tokio::io::ReadBuf::new(buf);
+            match Pin::new(&mut **stream).poll_read(cx, &mut read) {
+                Poll::Ready(result) => {
+                    Poll::Ready(Progress::Read(result.map(|()| read.filled().len())))
+                }
+                Poll::Pending => Poll::Pending,
+            }
+        });
         tokio::select! {
-            n = self.stream.read(&mut self.buf) => match n? {
-                0 => self.client.handle_eof(),
-                n => self.client.handle_input(Instant::now(), &self.buf[..n]),
+            progress = io => match progress {
+                Progress::Read(n) => match n? {
+                    0 => self.client.handle_eof(),
+                    n => self.client.handle_input(Instant::now(), &self.buf[..n]),
+                },
+                Progress::Wrote(n) => match n? {
+                    0 => return Err(RedirError::Stream(std::io::ErrorKind::WriteZero.into())),
+                    n => self.written += n,
+                },
             },
             () = sleep_until(deadline) => self.client.handle_timeout(Instant::now()),
         }
         Ok(self.client.poll_event())
     }
 
-    /// Waits once for something from the device (or a timer). Cancel-safe: use it in
-    /// `select!`, and call [`Session::flush`] outside the `select!` on every turn, so
-    /// keepalives and heartbeat echoes go out.
+    /// Waits once for something from the device, a timer, or progress in sending what is
+    /// queued. Cancel-safe: use it in `select!`.
     pub async fn wait(&mut self) -> Result<Option<SolEvent>, RedirError> {
         Ok(match self.step().await? {
             Some(Event::SolData(bytes)) => Some(SolEvent::Data(bytes)),
@@ -142,47 +193,49 @@ impl Session {
         })
     }
 
-    /// The next SOL data or the end (flushing as it goes). Not for use inside `select!`.
+    /// The next SOL data or the end.
     pub async fn next(&mut self) -> Result<SolEvent, RedirError> {
         loop {
-            self.flush().await?;
             if let Some(event) = self.wait().await? {
                 return Ok(event);
             }
         }
     }
 
-    /// Queues serial bytes for the host (split to the device's MaxTxBuffer); they go out on
-    /// the next [`Session::flush`].
+    /// Queues serial bytes for the host (split to the device's MaxTxBuffer); the next
+    /// [`Session::wait`] sends them.
     pub fn send(&mut self, data: &[u8]) {
         self.client.send_sol(data);
     }
 
-    /// Writes what is queued.
-    pub async fn flush(&mut self) -> Result<(), RedirError> {
+    /// Writes everything queued, outside any `select!`.
+    async fn write_queued(&mut self) -> Result<(), RedirError> {
         while let Some(bytes) = self.client.poll_transmit() {
-            self.stream.write_all(&bytes).await?;
+            self.out.extend_from_slice(&bytes);
         }
+        self.stream.write_all(&self.out[self.written..]).await?;
+        self.out.clear();
+        self.written = 0;
         Ok(())
     }
 
-    /// Ends the session in order (SOL end, then session end) and waits briefly for the
-    /// device to confirm.
+    /// Ends the session in order (SOL end, then session end). The client closes by itself if
+    /// the device does not confirm within [`oobkit_redir::client::END_CONFIRM_TIMEOUT`].
     pub async fn end(mut self) {
-        self.client.end();
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
-            loop {
-                if self.flush().await.is_err() {
-                    break;
-                }
-                if matches!(self.step().await, Ok(Some(Event::Closed(_))) | Err(_)) {
-                    break;
-                }
+        self.client.end(Instant::now());
+        loop {
+            match self.step().await {
+                Ok(Some(Event::Closed(_))) | Err(_) => break,
+                _ => {}
             }
+        }
+        // A device that stopped reading gets no longer than it had to confirm.
+        let timeout = oobkit_redir::client::END_CONFIRM_TIMEOUT;
+        let _ = tokio::time::timeout(timeout, async {
+            let _ = self.write_queued().await;
+            let _ = self.stream.shutdown().await;
         })
         .await;
-        let _ = self.flush().await;
-        let _ = self.stream.shutdown().await;
     }
 
     /// After a KVM session opened: the raw RFB connection.
@@ -200,6 +253,12 @@ impl Session {
     }
 }
 
+/// What one turn of the connection did.
+enum Progress {
+    Read(std::io::Result<usize>),
+    Wrote(std::io::Result<usize>),
+}
+
 /// What a SOL session delivers.
 #[derive(Debug)]
 pub enum SolEvent {
@@ -207,11 +266,4 @@ pub enum SolEvent {
     Data(Bytes),
     /// The session ended.
     Closed(CloseReason),
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(at) => tokio::time::sleep_until(at.into()).await,
-        None => std::future::pending().await,
-    }
 }

@@ -8,6 +8,8 @@
 use crate::link::Link;
 use std::time::{Duration, Instant};
 
+use oobkit_runloop::{Machine, Timer, TimerTable};
+
 use bytes::Bytes;
 use oobkit_digest::{Algorithm, Exchange, Qop, Secret, compute_response};
 
@@ -99,15 +101,42 @@ enum State {
     Closed,
 }
 
+/// How long the client waits for the device to confirm the end of SOL (0x23) before it
+/// closes anyway: a device that stopped answering must not keep the session open.
+pub const END_CONFIRM_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The client's deadlines, in the order they are handled when several fall due together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ClientTimer {
+    /// Everything before the session is active.
+    Handshake,
+    /// SOL: nothing heard from the device for four heartbeat intervals.
+    DeadPeer,
+    /// The device has not confirmed the end of SOL.
+    EndConfirm,
+    /// SOL: the next keepalive (0x2B).
+    Keepalive,
+}
+
+impl Timer for ClientTimer {
+    const ALL: &'static [Self] = &[
+        Self::Handshake,
+        Self::DeadPeer,
+        Self::EndConfirm,
+        Self::Keepalive,
+    ];
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
 /// A client session.
 pub struct Client {
     config: ClientConfig,
     state: State,
     link: Link,
     seq: u32,
-    handshake_deadline: Option<Instant>,
-    next_keepalive: Option<Instant>,
-    last_rx: Instant,
+    timers: TimerTable<ClientTimer, 4>,
     /// Data queued before SOL is active.
     pending: Vec<u8>,
     max_tx: usize,
@@ -126,13 +155,13 @@ impl Client {
     /// Starts a session: the first bytes (0x10) are ready in [`Client::poll_transmit`].
     pub fn new(config: ClientConfig, now: Instant) -> Self {
         let max_tx = usize::from(config.sol.max_tx_buffer.max(1));
+        let mut timers = TimerTable::new();
+        timers.set(ClientTimer::Handshake, now + config.handshake_timeout);
         let mut client = Self {
             state: State::AwaitStartReply,
             link: Link::default(),
             seq: config.sol.seq,
-            handshake_deadline: Some(now + config.handshake_timeout),
-            next_keepalive: None,
-            last_rx: now,
+            timers,
             pending: Vec::new(),
             max_tx,
             config,
@@ -149,6 +178,7 @@ impl Client {
     fn close(&mut self, reason: CloseReason) {
         if self.state != State::Closed {
             self.state = State::Closed;
+            self.timers.stop_all();
             self.link.push_event(Event::Closed(reason));
         }
     }
@@ -170,42 +200,32 @@ impl Client {
 
     /// When [`Client::handle_timeout`] must be called next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        if self.state == State::Closed || self.state == State::Handoff {
-            return None;
-        }
-        [
-            self.handshake_deadline,
-            self.next_keepalive,
-            self.dead_peer_deadline(),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        self.timers.next()
     }
 
-    fn dead_peer_deadline(&self) -> Option<Instant> {
+    /// The device's heartbeat period times four, when it sends heartbeats.
+    fn dead_peer_after(&self) -> Option<Duration> {
         let hb = self.config.sol.heartbeat_interval;
-        (self.state == State::SolActive && hb > 0)
-            .then(|| self.last_rx + Duration::from_millis(u64::from(hb)) * 4)
+        (hb > 0).then(|| Duration::from_millis(u64::from(hb)) * 4)
     }
 
-    /// Timers: handshake limit, keepalive, dead peer.
+    /// Timers: handshake limit, dead peer, end confirmation, keepalive. Afterwards
+    /// [`Client::poll_timeout`] is `None` or later than `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.handshake_deadline.is_some_and(|d| now >= d) {
-            self.close(CloseReason::HandshakeTimeout);
-            return;
-        }
-        if self.dead_peer_deadline().is_some_and(|d| now >= d) {
-            self.close(CloseReason::PeerDead);
-            return;
-        }
-        if let Some(at) = self.next_keepalive
-            && now >= at
-            && self.state == State::SolActive
-        {
-            let seq = self.next_seq();
-            self.link.send(Message::SolHeartbeat { seq });
-            self.next_keepalive = Some(now + self.config.keepalive_interval);
+        for timer in self.timers.expire(now) {
+            match timer {
+                ClientTimer::Handshake => self.close(CloseReason::HandshakeTimeout),
+                ClientTimer::DeadPeer => self.close(CloseReason::PeerDead),
+                // The orderly end was asked for; the device just did not confirm it.
+                ClientTimer::EndConfirm => self.close(CloseReason::Ended),
+                ClientTimer::Keepalive if self.state == State::SolActive => {
+                    let seq = self.next_seq();
+                    self.link.send(Message::SolHeartbeat { seq });
+                    self.timers
+                        .set(ClientTimer::Keepalive, now + self.config.keepalive_interval);
+                }
+                ClientTimer::Keepalive => {}
+            }
         }
     }
 
@@ -229,14 +249,18 @@ impl Client {
         self.link.send_ider(command, attributes, body);
     }
 
-    /// Ends the session in order: SOL end (0x22), then 0x12 after the reply; other sessions
-    /// close at once.
-    pub fn end(&mut self) {
+    /// Ends the session in order: SOL end (0x22), then 0x12 after the reply (closed anyway
+    /// after [`END_CONFIRM_TIMEOUT`] without one); other sessions close at once.
+    pub fn end(&mut self, now: Instant) {
         match self.state {
             State::SolActive => {
                 let seq = self.next_seq();
                 self.link.send(Message::SolEnd { seq });
                 self.state = State::AwaitSolEnd;
+                self.timers.stop(ClientTimer::Keepalive);
+                self.timers.stop(ClientTimer::DeadPeer);
+                self.timers
+                    .set(ClientTimer::EndConfirm, now + END_CONFIRM_TIMEOUT);
             }
             State::IderActive => {
                 self.send_ider(0x42, 0, &[]);
@@ -266,7 +290,11 @@ impl Client {
         if self.state == State::Closed {
             return;
         }
-        self.last_rx = now;
+        if self.state == State::SolActive
+            && let Some(after) = self.dead_peer_after()
+        {
+            self.timers.set(ClientTimer::DeadPeer, now + after);
+        }
         if self.state == State::Handoff {
             self.link.rfb(bytes);
             return;
@@ -464,8 +492,12 @@ impl Client {
                     return Err(CloseReason::SolStartFailed(status));
                 }
                 self.state = State::SolActive;
-                self.handshake_deadline = None;
-                self.next_keepalive = Some(now + self.config.keepalive_interval);
+                self.timers.stop(ClientTimer::Handshake);
+                self.timers
+                    .set(ClientTimer::Keepalive, now + self.config.keepalive_interval);
+                if let Some(after) = self.dead_peer_after() {
+                    self.timers.set(ClientTimer::DeadPeer, now + after);
+                }
                 self.link.push_event(Event::SolReady);
                 let pending = std::mem::take(&mut self.pending);
                 self.send_sol(&pending);
@@ -492,13 +524,13 @@ impl Client {
                 self.close(CloseReason::Ended);
             }
             (State::AwaitKvmStart, Message::KvmStartReply) => {
-                self.handshake_deadline = None;
+                self.timers.stop_all();
                 self.state = State::Handoff;
                 self.link.push_event(Event::RfbHandoff);
             }
             (State::AwaitIderOpen, Message::Ider(m)) if m.command == 0x41 => {
                 self.link.check_ider_seq(m.seq)?;
-                self.handshake_deadline = None;
+                self.timers.stop(ClientTimer::Handshake);
                 self.state = State::IderActive;
                 self.link.push_event(Event::IderOpened {
                     reply: Bytes::copy_from_slice(m.body),
@@ -548,4 +580,26 @@ fn first_byte(message: &Message<'_>) -> u8 {
     let mut v = Vec::new();
     message.encode(&mut v);
     v.first().copied().unwrap_or(0)
+}
+
+impl Machine for Client {
+    type Event = Event;
+    fn handle_input(&mut self, now: Instant, bytes: &[u8]) {
+        Self::handle_input(self, now, bytes);
+    }
+    fn handle_eof(&mut self) {
+        Self::handle_eof(self);
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        Self::handle_timeout(self, now);
+    }
+    fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        Self::poll_transmit(self)
+    }
+    fn poll_event(&mut self) -> Option<Event> {
+        Self::poll_event(self)
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        Self::poll_timeout(self)
+    }
 }

@@ -8,6 +8,8 @@
 use crate::link::Link;
 use std::time::{Duration, Instant};
 
+use oobkit_runloop::{Machine, Timer, TimerTable};
+
 use bytes::Bytes;
 use oobkit_digest::{Algorithm, Exchange, Qop, Secret, compute_response};
 use subtle::ConstantTimeEq;
@@ -80,6 +82,24 @@ enum State {
     Closed,
 }
 
+/// The device's deadlines, in the order they are handled when several fall due together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DeviceTimer {
+    /// Everything before the session is active.
+    Handshake,
+    /// SOL: nothing from the client for HostSessionRxTimeout.
+    ClientSilent,
+    /// SOL: the next heartbeat to the client.
+    Heartbeat,
+}
+
+impl Timer for DeviceTimer {
+    const ALL: &'static [Self] = &[Self::Handshake, Self::ClientSilent, Self::Heartbeat];
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
 /// One device-side session (one connection).
 pub struct DeviceSession {
     config: DeviceConfig,
@@ -87,11 +107,9 @@ pub struct DeviceSession {
     state: State,
     link: Link,
     host_seq: u32,
-    handshake_deadline: Option<Instant>,
+    timers: TimerTable<DeviceTimer, 3>,
     rx_timeout: Option<Duration>,
     heartbeat: Option<Duration>,
-    next_heartbeat: Option<Instant>,
-    last_rx: Instant,
     max_tx: usize,
 }
 
@@ -107,8 +125,10 @@ impl DeviceSession {
     /// A session on a new connection. `nonce` is fresh randomness for this connection's
     /// digest challenge (AMT sends 32 characters).
     pub fn new(config: DeviceConfig, now: Instant, nonce: &str) -> Self {
+        let mut timers = TimerTable::new();
+        timers.set(DeviceTimer::Handshake, now + config.handshake_timeout);
         Self {
-            handshake_deadline: Some(now + config.handshake_timeout),
+            timers,
             config,
             nonce: nonce.into(),
             state: State::AwaitStart,
@@ -116,8 +136,6 @@ impl DeviceSession {
             host_seq: 0,
             rx_timeout: None,
             heartbeat: None,
-            next_heartbeat: None,
-            last_rx: now,
             max_tx: usize::from(u16::MAX),
         }
     }
@@ -125,6 +143,7 @@ impl DeviceSession {
     fn close(&mut self, reason: CloseReason) {
         if self.state != State::Closed {
             self.state = State::Closed;
+            self.timers.stop_all();
             self.link.push_event(Event::Closed(reason));
         }
     }
@@ -147,36 +166,25 @@ impl DeviceSession {
 
     /// When [`DeviceSession::handle_timeout`] is due.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        if matches!(self.state, State::Closed | State::Handoff) {
-            return None;
-        }
-        [
-            self.handshake_deadline,
-            self.next_heartbeat,
-            self.rx_timeout.map(|t| self.last_rx + t),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        self.timers.next()
     }
 
-    /// Timers: handshake limit, heartbeats, the host-session receive timeout.
+    /// Timers: handshake limit, the host-session receive timeout, heartbeats. Afterwards
+    /// [`DeviceSession::poll_timeout`] is `None` or later than `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.handshake_deadline.is_some_and(|d| now >= d) {
-            self.close(CloseReason::HandshakeTimeout);
-            return;
-        }
-        if self.rx_timeout.is_some_and(|t| now >= self.last_rx + t) {
-            // AMT drops a client silent for HostSessionRxTimeout.
-            self.close(CloseReason::PeerDead);
-            return;
-        }
-        if let (Some(at), Some(period)) = (self.next_heartbeat, self.heartbeat)
-            && now >= at
-        {
-            let seq = self.host_seq;
-            self.link.send(Message::SolHeartbeat { seq });
-            self.next_heartbeat = Some(now + period);
+        for timer in self.timers.expire(now) {
+            match timer {
+                DeviceTimer::Handshake => self.close(CloseReason::HandshakeTimeout),
+                // AMT drops a client silent for HostSessionRxTimeout.
+                DeviceTimer::ClientSilent => self.close(CloseReason::PeerDead),
+                DeviceTimer::Heartbeat => {
+                    if let (State::SolActive, Some(period)) = (self.state, self.heartbeat) {
+                        let seq = self.host_seq;
+                        self.link.send(Message::SolHeartbeat { seq });
+                        self.timers.set(DeviceTimer::Heartbeat, now + period);
+                    }
+                }
+            }
         }
     }
 
@@ -243,7 +251,11 @@ impl DeviceSession {
         if self.state == State::Closed {
             return;
         }
-        self.last_rx = now;
+        if self.state == State::SolActive
+            && let Some(t) = self.rx_timeout
+        {
+            self.timers.set(DeviceTimer::ClientSilent, now + t);
+        }
         if self.state == State::Handoff {
             self.link.rfb(bytes);
             return;
@@ -423,13 +435,13 @@ impl DeviceSession {
             }
             (State::SolActive, Message::SolEnd { seq }) => {
                 self.link.send(Message::SolEndReply { seq });
-                self.rx_timeout = None;
+                // No more heartbeats; the receive timeout stays armed for the client's 0x12.
                 self.heartbeat = None;
-                self.next_heartbeat = None;
+                self.timers.stop(DeviceTimer::Heartbeat);
             }
             (State::AwaitKvmStart, Message::KvmStart) => {
                 self.link.send(Message::KvmStartReply);
-                self.handshake_deadline = None;
+                self.timers.stop_all();
                 self.state = State::Handoff;
                 self.link.push_event(Event::RfbHandoff);
             }
@@ -443,7 +455,7 @@ impl DeviceSession {
                 reply[10..12].copy_from_slice(&8192u16.to_le_bytes()); // write buffer
                 reply[17..21].copy_from_slice(&343u32.to_le_bytes()); // IANA
                 self.send_ider(0x41, 0, &reply);
-                self.handshake_deadline = None;
+                self.timers.stop(DeviceTimer::Handshake);
                 self.state = State::IderActive;
                 self.link.push_event(Event::IderOpened {
                     reply: Bytes::new(),
@@ -492,12 +504,17 @@ impl DeviceSession {
         echo.copy_from_slice(&encoded[8..20]);
         self.link.send(Message::SolStartReply { status: 0, echo });
         self.max_tx = usize::from(settings.max_tx_buffer.max(1));
-        self.handshake_deadline = None;
+        self.timers.stop(DeviceTimer::Handshake);
         self.rx_timeout = (settings.host_session_rx_timeout > 0)
             .then(|| Duration::from_millis(u64::from(settings.host_session_rx_timeout)));
+        if let Some(t) = self.rx_timeout {
+            self.timers.set(DeviceTimer::ClientSilent, now + t);
+        }
         self.heartbeat = (settings.heartbeat_interval > 0)
             .then(|| Duration::from_millis(u64::from(settings.heartbeat_interval)));
-        self.next_heartbeat = self.heartbeat.map(|h| now + h);
+        if let Some(h) = self.heartbeat {
+            self.timers.set(DeviceTimer::Heartbeat, now + h);
+        }
         self.state = State::SolActive;
         self.link.push_event(Event::SolReady);
     }
@@ -547,5 +564,27 @@ impl DeviceSession {
             return false;
         };
         bool::from(expected.as_bytes().ct_eq(response))
+    }
+}
+
+impl Machine for DeviceSession {
+    type Event = Event;
+    fn handle_input(&mut self, now: Instant, bytes: &[u8]) {
+        Self::handle_input(self, now, bytes);
+    }
+    fn handle_eof(&mut self) {
+        Self::handle_eof(self);
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        Self::handle_timeout(self, now);
+    }
+    fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        Self::poll_transmit(self)
+    }
+    fn poll_event(&mut self) -> Option<Event> {
+        Self::poll_event(self)
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        Self::poll_timeout(self)
     }
 }

@@ -98,8 +98,9 @@ impl Pair {
                 .min();
             let Some(at) = next else { break };
             self.now = at.max(self.now);
-            self.client.handle_timeout(self.now);
-            self.device.handle_timeout(self.now);
+            // Each side keeps the run-loop contract: afterwards its next deadline is later.
+            oobkit_runloop::check_timeout(&mut self.client, self.now);
+            oobkit_runloop::check_timeout(&mut self.device, self.now);
             self.progress();
         }
         self.now = end;
@@ -170,7 +171,7 @@ fn sol_setup_data_both_ways_and_orderly_close() {
     p.device.send_sol(b"login: \xff\x00bytes");
     p.progress();
     assert_eq!(p.client_sol_data(), b"login: \xff\x00bytes");
-    p.client.end();
+    p.client.end(p.now);
     p.progress();
     assert_eq!(p.client_closed(), Some(&CloseReason::Ended));
     assert_eq!(p.device_closed(), Some(&CloseReason::Ended));
@@ -202,6 +203,26 @@ fn keepalive_keeps_the_session_and_silence_kills_it() {
     assert_eq!(p.client_closed(), None);
     p.advance(Duration::from_secs(2));
     assert_eq!(p.client_closed(), Some(&CloseReason::PeerDead));
+}
+
+#[test]
+fn ending_sol_with_a_silent_device_closes_without_spinning() {
+    let mut p = Pair::amt(SessionKind::Sol);
+    p.device_link = false;
+    p.client.end(p.now);
+    p.progress();
+    assert_eq!(
+        p.client_closed(),
+        None,
+        "waits for the device's reply first"
+    );
+    // `advance` asserts after every timer that the next deadline lies ahead (the bug: the
+    // keepalive deadline stayed in the past while nothing handled it, and drivers spun).
+    p.advance(Duration::from_secs(4));
+    assert_eq!(p.client_closed(), None);
+    p.advance(Duration::from_secs(2));
+    assert_eq!(p.client_closed(), Some(&CloseReason::Ended));
+    assert_eq!(p.client.poll_timeout(), None);
 }
 
 #[test]
@@ -370,7 +391,7 @@ fn ider_open_features_close() {
         (body[0], u32::from_le_bytes(body[1..5].try_into().unwrap())),
         (3, 1)
     );
-    p.client.end();
+    p.client.end(p.now);
     p.progress();
     assert_eq!(p.client_closed(), Some(&CloseReason::Ended));
     assert_eq!(p.device_closed(), Some(&CloseReason::Ended));

@@ -234,7 +234,7 @@ async fn serve(stream: Box<dyn Io>, shared: &Shared, websocket: bool) -> std::io
                     session.send_sol(&con_buf[..n]);
                 }
             }
-            () = sleep_until(deadline) => session.handle_timeout(Instant::now()),
+            () = oobkit_io::sleep_until(deadline) => session.handle_timeout(Instant::now()),
         }
     }
 }
@@ -265,13 +265,6 @@ async fn serve_kvm<S: AsyncRead + tokio::io::AsyncWrite + Unpin>(
                 "KVM forwarded to {target}: {up} bytes up, {down} down"
             ))
         }
-    }
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(at) => tokio::time::sleep_until(at.into()).await,
-        None => std::future::pending().await,
     }
 }
 

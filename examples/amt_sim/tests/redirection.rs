@@ -222,7 +222,7 @@ async fn oobkit_client_digest_sol_and_busy() {
 
     // Orderly end, then the type is free again.
     let events = drive(&mut stream, &mut client, |c, events| {
-        c.end();
+        c.end(Instant::now());
         events.iter().any(|e| matches!(e, Event::Closed(_)))
     })
     .await;

@@ -293,7 +293,7 @@ async fn connect_and_serve(config: &mut AgentConfig) -> Result<Ended, IoError> {
                 Local::Consumed { channel, bytes } => session.grant(channel, bytes),
             },
             () = wake.notified() => {}
-            () = crate::sleep_until(deadline) => session.handle_timeout(Instant::now()),
+            () = oobkit_io::sleep_until(deadline) => session.handle_timeout(Instant::now()),
         }
     }
 }

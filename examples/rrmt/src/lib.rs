@@ -130,14 +130,6 @@ mod tests {
     }
 }
 
-/// Sleeps until a session's next deadline; forever when it has none.
-pub async fn sleep_until(deadline: Option<std::time::Instant>) {
-    match deadline {
-        Some(at) => tokio::time::sleep_until(at.into()).await,
-        None => std::future::pending().await,
-    }
-}
-
 /// Largest websocket message the programs send. RRMT frames delimit themselves, so a burst
 /// of output is cut anywhere into messages of at most this size, well under any peer's
 /// message limit (the server's `--max-message` cannot go below it).

@@ -704,7 +704,7 @@ async fn serve_agent(mut ws: WebSocketStream<Tls>, peer: SocketAddr, shared: &Sh
                     command => run_command(&mut session, command, &mut execs, &mut shells),
                 }
             }
-            () = crate::sleep_until(deadline) => session.handle_timeout(Instant::now()),
+            () = oobkit_io::sleep_until(deadline) => session.handle_timeout(Instant::now()),
         }
     };
     let _ = ws.close(None).await;

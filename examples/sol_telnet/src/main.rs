@@ -51,9 +51,6 @@ async fn serve_client(mut local: TcpStream, target: &RedirTarget) -> std::io::Re
     let mut buf = vec![0u8; 16 * 1024];
     let (mut data, mut replies, mut out) = (Vec::new(), Vec::new(), Vec::new());
     loop {
-        if let Err(e) = session.flush().await {
-            return Ok(format!("AMT connection failed: {e}"));
-        }
         tokio::select! {
             n = local.read(&mut buf) => {
                 let n = n?;

@@ -279,7 +279,7 @@ async fn idle_agent(
                 Some(Ok(_)) => {}
                 _ => session.handle_eof(),
             },
-            () = rrmt::sleep_until(deadline) => session.handle_timeout(Instant::now()),
+            () = oobkit_io::sleep_until(deadline) => session.handle_timeout(Instant::now()),
         }
     }
 }
