@@ -183,11 +183,15 @@ pub mod fuzzing {
             for chunk in chunks(data) {
                 client.handle_input(now, chunk);
                 now += Duration::from_millis(700);
-                client.handle_timeout(now);
+                oobkit_runloop::check_timeout(&mut client, now);
                 client.send_sol(chunk);
+                if chunk.first() == Some(&0x22) {
+                    client.end(now);
+                }
                 while client.poll_transmit().is_some() {}
                 while client.poll_event().is_some() {}
             }
+            oobkit_runloop::check_run_down(&mut client, now, 16);
             client.handle_eof();
         }
     }
@@ -209,10 +213,11 @@ pub mod fuzzing {
                 }
             }
             now += Duration::from_millis(900);
-            device.handle_timeout(now);
+            oobkit_runloop::check_timeout(&mut device, now);
             device.send_sol(chunk);
             while device.poll_transmit().is_some() {}
         }
+        oobkit_runloop::check_run_down(&mut device, now, 16);
         device.handle_eof();
     }
 }

@@ -61,10 +61,11 @@ pub mod fuzzing {
             agent.handle_input(now, chunk);
             agent.send_channel_data(1, chunk);
             now += Duration::from_secs(7);
-            agent.handle_timeout(now);
-            while agent.poll_transmit(now).is_some() {}
+            oobkit_runloop::check_timeout(&mut agent, now);
+            while agent.poll_transmit().is_some() {}
             while agent.poll_event().is_some() {}
         }
+        oobkit_runloop::check_run_down(&mut agent, now, 16);
     }
 
     /// Arbitrary agent bytes to a server session that accepts any token.
@@ -82,8 +83,9 @@ pub mod fuzzing {
             }
             server.send_channel_data(1, chunk);
             now += Duration::from_secs(7);
-            server.handle_timeout(now);
-            while server.poll_transmit(now).is_some() {}
+            oobkit_runloop::check_timeout(&mut server, now);
+            while server.poll_transmit().is_some() {}
         }
+        oobkit_runloop::check_run_down(&mut server, now, 16);
     }
 }

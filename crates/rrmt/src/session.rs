@@ -9,6 +9,8 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
+use oobkit_runloop::{Machine, Timer, TimerTable};
+
 use crate::codec::{Frame, MAX_CHANNEL_DATA, decode, error_code};
 
 /// `text` cut to at most `max` bytes at a character boundary, for fields with a length limit
@@ -81,6 +83,24 @@ struct Channel {
     recv_window: u64,
 }
 
+/// A session's deadlines, in the order they are handled when several fall due together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SessionTimer {
+    /// Hello, authorization and provisioning.
+    Handshake,
+    /// Nothing heard for three heartbeat intervals.
+    DeadPeer,
+    /// Nothing heard for one heartbeat interval: send a Ping.
+    Keepalive,
+}
+
+impl Timer for SessionTimer {
+    const ALL: &'static [Self] = &[Self::Handshake, Self::DeadPeer, Self::Keepalive];
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
 /// What both roles share.
 #[derive(Debug)]
 struct Core {
@@ -88,10 +108,10 @@ struct Core {
     out: Vec<u8>,
     closed: Option<CloseReason>,
     heartbeat: Option<Duration>,
+    /// When the peer was last heard from: the heartbeat timers start from it.
     last_rx: Instant,
-    last_tx: Instant,
     ping_nonce: u64,
-    handshake_deadline: Option<Instant>,
+    timers: TimerTable<SessionTimer, 3>,
     channels: BTreeMap<u32, Channel>,
     /// Whether the end was reported as an event.
     reported_close: bool,
@@ -108,9 +128,12 @@ impl Core {
             closed: None,
             heartbeat: None,
             last_rx: now,
-            last_tx: now,
             ping_nonce: 0,
-            handshake_deadline: Some(now + handshake),
+            timers: {
+                let mut timers = TimerTable::new();
+                timers.set(SessionTimer::Handshake, now + handshake);
+                timers
+            },
             channels: BTreeMap::new(),
             reported_close: false,
         }
@@ -147,43 +170,52 @@ impl Core {
         if self.closed.is_some() {
             return None;
         }
-        let keepalive = self
-            .heartbeat
-            .map(|h| (self.last_tx + h).min(self.last_rx + h * 3));
-        [self.handshake_deadline, keepalive]
-            .into_iter()
-            .flatten()
-            .min()
+        self.timers.next()
+    }
+
+    /// The session is authorized: heartbeats every `secs` (0: none), timed from the last
+    /// frame heard.
+    fn activate(&mut self, secs: u16) {
+        self.timers.stop(SessionTimer::Handshake);
+        self.heartbeat = (secs > 0).then(|| Duration::from_secs(u64::from(secs)));
+        self.heard(self.last_rx);
+    }
+
+    /// The peer was heard at `now`: the keepalive and dead-peer timers start over.
+    fn heard(&mut self, now: Instant) {
+        self.last_rx = now;
+        if let Some(h) = self.heartbeat {
+            self.timers.set(SessionTimer::Keepalive, now + h);
+            self.timers.set(SessionTimer::DeadPeer, now + h * 3);
+        }
     }
 
     fn handle_timeout(&mut self, now: Instant) {
+        for timer in self.timers.expire(now) {
+            if self.closed.is_some() {
+                break;
+            }
+            match timer {
+                SessionTimer::Handshake => self.closed = Some(CloseReason::HandshakeTimeout),
+                SessionTimer::DeadPeer => self.closed = Some(CloseReason::PeerDead),
+                // Nothing heard for a heartbeat interval: ask for a Pong.
+                SessionTimer::Keepalive => {
+                    if let Some(h) = self.heartbeat {
+                        self.ping_nonce = self.ping_nonce.wrapping_add(1);
+                        let nonce = self.ping_nonce;
+                        self.send(&Frame::Ping { nonce });
+                        self.timers.set(SessionTimer::Keepalive, now + h);
+                    }
+                }
+            }
+        }
         if self.closed.is_some() {
-            return;
-        }
-        if self.handshake_deadline.is_some_and(|d| now >= d) {
-            self.closed = Some(CloseReason::HandshakeTimeout);
-            return;
-        }
-        if let Some(h) = self.heartbeat {
-            if now >= self.last_rx + h * 3 {
-                self.closed = Some(CloseReason::PeerDead);
-                return;
-            }
-            if now >= self.last_tx + h {
-                self.ping_nonce = self.ping_nonce.wrapping_add(1);
-                let nonce = self.ping_nonce;
-                self.send(&Frame::Ping { nonce });
-                self.last_tx = now;
-            }
+            self.timers.stop_all();
         }
     }
 
-    fn poll_transmit(&mut self, now: Instant) -> Option<Vec<u8>> {
-        if self.out.is_empty() {
-            return None;
-        }
-        self.last_tx = now;
-        Some(std::mem::take(&mut self.out))
+    fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        (!self.out.is_empty()).then(|| std::mem::take(&mut self.out))
     }
 
     /// Accounts for received channel data; beyond the window the session fails.
@@ -274,7 +306,7 @@ fn feed(
     if core.closed.is_some() {
         return;
     }
-    core.last_rx = now;
+    core.heard(now);
     core.inbuf.extend_from_slice(bytes);
     let mut consumed = 0;
     let buf = std::mem::take(&mut core.inbuf);
@@ -418,8 +450,9 @@ impl AgentSession {
     }
 
     /// Bytes to send.
-    pub fn poll_transmit(&mut self, now: Instant) -> Option<Vec<u8>> {
-        self.core.poll_transmit(now)
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        self.core.poll_transmit()
     }
 
     /// The next event.
@@ -464,9 +497,7 @@ impl AgentSession {
                         window: w,
                     },
                 ) => {
-                    core.handshake_deadline = None;
-                    core.heartbeat = (*heartbeat_secs > 0)
-                        .then(|| Duration::from_secs(u64::from(*heartbeat_secs)));
+                    core.activate(*heartbeat_secs);
                     *window = *w;
                     *state = AgentState::Active;
                     events.push_back(AgentEvent::Provisioned {
@@ -779,8 +810,9 @@ impl ServerSession {
     }
 
     /// Bytes to send.
-    pub fn poll_transmit(&mut self, now: Instant) -> Option<Vec<u8>> {
-        self.core.poll_transmit(now)
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        self.core.poll_transmit()
     }
 
     /// The next event.
@@ -937,9 +969,7 @@ impl ServerSession {
             max_channels: self.config.max_channels,
             window: self.config.window,
         });
-        self.core.handshake_deadline = None;
-        self.core.heartbeat = (self.config.heartbeat_secs > 0)
-            .then(|| Duration::from_secs(u64::from(self.config.heartbeat_secs)));
+        self.core.activate(self.config.heartbeat_secs);
         self.state = ServerState::Active;
     }
 
@@ -1054,5 +1084,49 @@ impl ServerSession {
     /// Requests sent and not answered yet.
     pub fn pending_requests(&self) -> usize {
         self.pending_requests.len()
+    }
+}
+
+impl Machine for AgentSession {
+    type Event = AgentEvent;
+    fn handle_input(&mut self, now: Instant, bytes: &[u8]) {
+        Self::handle_input(self, now, bytes);
+    }
+    fn handle_eof(&mut self) {
+        Self::handle_eof(self);
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        Self::handle_timeout(self, now);
+    }
+    fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        Self::poll_transmit(self)
+    }
+    fn poll_event(&mut self) -> Option<AgentEvent> {
+        Self::poll_event(self)
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        Self::poll_timeout(self)
+    }
+}
+
+impl Machine for ServerSession {
+    type Event = ServerEvent;
+    fn handle_input(&mut self, now: Instant, bytes: &[u8]) {
+        Self::handle_input(self, now, bytes);
+    }
+    fn handle_eof(&mut self) {
+        Self::handle_eof(self);
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        Self::handle_timeout(self, now);
+    }
+    fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        Self::poll_transmit(self)
+    }
+    fn poll_event(&mut self) -> Option<ServerEvent> {
+        Self::poll_event(self)
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        Self::poll_timeout(self)
     }
 }

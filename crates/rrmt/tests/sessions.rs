@@ -44,13 +44,13 @@ impl Pair {
     fn progress(&mut self) {
         for _ in 0..10_000 {
             let mut moved = false;
-            while let Some(bytes) = self.agent.poll_transmit(self.now) {
+            while let Some(bytes) = self.agent.poll_transmit() {
                 moved = true;
                 if self.agent_to_server {
                     self.server.handle_input(self.now, &bytes);
                 }
             }
-            while let Some(bytes) = self.server.poll_transmit(self.now) {
+            while let Some(bytes) = self.server.poll_transmit() {
                 moved = true;
                 if self.server_to_agent {
                     self.agent.handle_input(self.now, &bytes);
@@ -87,8 +87,9 @@ impl Pair {
             .min()
         {
             self.now = at.max(self.now);
-            self.agent.handle_timeout(self.now);
-            self.server.handle_timeout(self.now);
+            // Each side keeps the run-loop contract: afterwards its next deadline is later.
+            oobkit_runloop::check_timeout(&mut self.agent, self.now);
+            oobkit_runloop::check_timeout(&mut self.server, self.now);
             self.progress();
         }
         self.now = end;
@@ -225,7 +226,7 @@ fn version_mismatch() {
         }
         .to_vec(),
     );
-    let reply = server.poll_transmit(now).unwrap();
+    let reply = server.poll_transmit().unwrap();
     assert_eq!(reply[0], 0x0A, "an Error frame");
     assert_eq!(
         server.poll_event(),
@@ -389,7 +390,7 @@ fn oversized_names_and_reasons_do_not_panic() {
     let now = Instant::now();
     let long = "é".repeat(300); // 600 bytes, multi-byte characters
     let mut agent = AgentSession::new(&long, TOKEN, now);
-    let hello = agent.poll_transmit(now).unwrap();
+    let hello = agent.poll_transmit().unwrap();
     let (Frame::Hello { name, .. }, _) = oobkit_rrmt::codec::decode(&hello).unwrap().unwrap()
     else {
         panic!()
@@ -400,6 +401,6 @@ fn oversized_names_and_reasons_do_not_panic() {
     server.handle_input(now, &Frame::Authorize { token: TOKEN }.to_vec());
     while server.poll_event().is_some() {}
     server.reject(&"x".repeat(100_000));
-    let out = server.poll_transmit(now).unwrap();
+    let out = server.poll_transmit().unwrap();
     assert!(out.len() < 70_000);
 }

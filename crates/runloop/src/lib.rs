@@ -223,3 +223,23 @@ pub fn check_timeout<M: Machine + ?Sized>(machine: &mut M, now: Instant) {
         );
     }
 }
+
+/// Lets time run from `now` to each next deadline, up to `steps` of them, draining every output
+/// and asserting the contract of [`check_timeout`] at each; returns the time reached. For
+/// tests and fuzz targets: a machine left alone must end, or at least never spin.
+pub fn check_run_down<M: Machine + ?Sized>(
+    machine: &mut M,
+    mut now: Instant,
+    steps: usize,
+) -> Instant {
+    for _ in 0..steps {
+        let Some(at) = machine.poll_timeout() else {
+            break;
+        };
+        now = now.max(at);
+        check_timeout(machine, now);
+        while machine.poll_transmit().is_some() {}
+        while machine.poll_event().is_some() {}
+    }
+    now
+}

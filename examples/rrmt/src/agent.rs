@@ -165,7 +165,6 @@ async fn connect_and_serve(config: &mut AgentConfig) -> Result<Ended, IoError> {
     let mut shells: HashMap<u32, Shell> = HashMap::new();
     let mut authorized = false;
     loop {
-        let now = Instant::now();
         let mut closed = None;
         while let Some(event) = session.poll_event() {
             match event {
@@ -264,7 +263,7 @@ async fn connect_and_serve(config: &mut AgentConfig) -> Result<Ended, IoError> {
             }
         }
         pump_shells(&mut session, &mut shells);
-        let send_failed = !crate::send_pending(&mut ws, || session.poll_transmit(now)).await;
+        let send_failed = !crate::send_pending(&mut ws, || session.poll_transmit()).await;
         if let Some(reason) = closed {
             let _ = ws.close(None).await;
             return Ok(match reason {

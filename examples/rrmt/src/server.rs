@@ -684,7 +684,7 @@ async fn serve_agent(mut ws: WebSocketStream<Tls>, peer: SocketAddr, shared: &Sh
                 shell.pending.drain(..taken);
             }
         }
-        let send_failed = !crate::send_pending(&mut ws, || session.poll_transmit(now)).await;
+        let send_failed = !crate::send_pending(&mut ws, || session.poll_transmit()).await;
         if let Some(reason) = closed {
             break reason;
         }

@@ -269,7 +269,7 @@ async fn idle_agent(
                 _ => {}
             }
         }
-        if !rrmt::send_pending(&mut ws, || session.poll_transmit(Instant::now())).await {
+        if !rrmt::send_pending(&mut ws, || session.poll_transmit()).await {
             return Err("the connection failed".into());
         }
         let deadline = session.poll_timeout();
