@@ -220,3 +220,105 @@ impl Client {
         Ok(answer)
     }
 }
+
+/// Most requests one round trip sends: without credentials, with the answer to the challenge,
+/// and once more when the nonce changed under the answer (stale, or a server restart).
+pub const MAX_ATTEMPTS: u8 = 3;
+
+/// What to do after a response, in a [`RoundTrip`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Step {
+    /// The response is the server's answer to the request (not a 401): use it.
+    Done,
+    /// A 401 with a challenge to answer: send the request again with
+    /// [`RoundTrip::authorization`].
+    Retry,
+    /// The user name or password is wrong (or the server keeps refusing): give up.
+    Rejected,
+}
+
+/// One request's Digest round trip over any transport: ask for the `Authorization` value,
+/// send, report the response status and `WWW-Authenticate` values, repeat while it says
+/// [`Step::Retry`]. At most [`MAX_ATTEMPTS`] sends; the client's nonce and count carry over to
+/// later requests, so after the first 401 each request normally takes one send.
+///
+/// ```
+/// use oobkit_digest::{Client, Request, Secret, Server, ServerConfig, Step, Verdict};
+/// let mut server = Server::new(ServerConfig::new("Digest:00", [7; 32]));
+/// let mut client = Client::new("admin", "P@ssw0rd");
+/// let mut round = client.round_trip();
+/// let request = Request { method: "GET", uri: "/", body: None };
+/// loop {
+///     let authorization = round.authorization("GET", "/", None, "c0ffee")?;
+///     // The server side: verified, or a 401 with challenges.
+///     let (status, challenges) =
+///         match server.authenticate(authorization.as_deref(), &request, 100, [1; 8], |_| {
+///             Some(("admin", Secret::Password("P@ssw0rd")))
+///         })? {
+///             Verdict::Authorized(_) => (200, Vec::new()),
+///             Verdict::Challenge { www_authenticate, .. } => (401, www_authenticate),
+///         };
+///     match round.response(status, challenges.iter().map(String::as_str))? {
+///         Step::Done => break,
+///         Step::Retry => continue,
+///         Step::Rejected => panic!("wrong password"),
+///         _ => unreachable!(),
+///     }
+/// }
+/// # Ok::<(), oobkit_digest::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct RoundTrip<'c> {
+    client: &'c mut Client,
+    sent: u8,
+}
+
+impl Client {
+    /// Starts the round trip of one request.
+    pub fn round_trip(&mut self) -> RoundTrip<'_> {
+        RoundTrip {
+            client: self,
+            sent: 0,
+        }
+    }
+}
+
+impl RoundTrip<'_> {
+    /// The `Authorization` value for the next send (`None` before any challenge: the first
+    /// request goes without one). Arguments as in [`Client::authorize`].
+    pub fn authorization(
+        &mut self,
+        method: &str,
+        uri: &str,
+        body: Option<&[u8]>,
+        cnonce: &str,
+    ) -> Result<Option<String>, Error> {
+        self.sent = self.sent.saturating_add(1);
+        if self.client.challenge().is_none() {
+            return Ok(None);
+        }
+        self.client
+            .authorize(method, uri, body, cnonce)?
+            .to_header_value()
+            .map(Some)
+    }
+
+    /// The response's status and `WWW-Authenticate` values: done, retry, or rejected.
+    pub fn response<'a>(
+        &mut self,
+        status: u16,
+        www_authenticate: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Step, Error> {
+        if status != 401 {
+            self.client.accepted();
+            return Ok(Step::Done);
+        }
+        if self.client.handle_challenge(www_authenticate)? == ChallengeOutcome::Rejected
+            || self.sent >= MAX_ATTEMPTS
+        {
+            return Ok(Step::Rejected);
+        }
+        Ok(Step::Retry)
+    }
+}

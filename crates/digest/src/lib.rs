@@ -69,14 +69,14 @@ mod server;
 
 pub use authorization::Authorization;
 pub use challenge::{DigestChallenge, QopSet};
-pub use client::{ChallengeOutcome, Client};
+pub use client::{ChallengeOutcome, Client, MAX_ATTEMPTS, RoundTrip, Step};
 pub use compute::{Algorithm, Exchange, HexDigest, Qop, Secret, compute_response, ha1, userhash};
 pub use error::{Error, ParseError, VerifyError};
 pub use header::{
     Challenge, MAX_CHALLENGES, MAX_HEADER_LEN, MAX_PARAMS, Param, parse_challenges,
     parse_credentials,
 };
-pub use server::{PendingAnswer, Request, Server, ServerConfig, Verified};
+pub use server::{PendingAnswer, Request, Server, ServerConfig, Verdict, Verified};
 
 /// Entry points for the fuzz targets and their corpus-replay test. Not a stable API.
 #[doc(hidden)]

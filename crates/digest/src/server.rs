@@ -336,6 +336,52 @@ impl Server {
     }
 }
 
+/// What [`Server::authenticate`] decided about one request.
+#[derive(Debug)]
+#[must_use = "a refused request must be answered with the challenges"]
+pub enum Verdict {
+    /// The answer is right: serve the request as this user.
+    Authorized(Verified),
+    /// Answer `401 Unauthorized` with one `WWW-Authenticate` header per value.
+    Challenge {
+        /// The header values, one new nonce shared by all.
+        www_authenticate: Vec<String>,
+        /// Why the request's answer was refused; `None` when it carried no answer (the normal
+        /// first request). Worth logging, and counting toward a failure limit unless it is
+        /// only [`VerifyError::StaleNonce`].
+        refused: Option<VerifyError>,
+    },
+}
+
+impl Server {
+    /// The whole server side of one request: its `Authorization` value (if any) verified, or
+    /// the challenges to send back (marked stale when only the nonce had expired, so clients
+    /// answer again without asking for the password).
+    ///
+    /// `random` is fresh randomness for the new nonce; `lookup` is as in [`Server::verify`].
+    pub fn authenticate<'s>(
+        &mut self,
+        authorization: Option<&str>,
+        request: &Request<'_>,
+        now_secs: u64,
+        random: [u8; 8],
+        lookup: impl FnOnce(&Authorization) -> Option<(&'s str, Secret<'s>)>,
+    ) -> Result<Verdict, Error> {
+        let refused = match authorization {
+            None => None,
+            Some(value) => match self.verify(value, request, now_secs, lookup) {
+                Ok(verified) => return Ok(Verdict::Authorized(verified)),
+                Err(e) => Some(e),
+            },
+        };
+        let stale = refused.as_ref().is_some_and(VerifyError::is_stale);
+        Ok(Verdict::Challenge {
+            www_authenticate: self.challenges(now_secs, random, stale)?,
+            refused,
+        })
+    }
+}
+
 /// Highest accepted nc per nonce, bounded; see the module docs.
 #[derive(Debug)]
 struct ReplayTable {

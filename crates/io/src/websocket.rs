@@ -4,7 +4,7 @@
 //! stream so that the same session driver runs over TCP, TLS and websocket.
 
 use futures_util::{SinkExt, StreamExt};
-use oobkit_digest::{ChallengeOutcome, Client as DigestClient};
+use oobkit_digest::{Client as DigestClient, Step};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::{
     self, Message as Ws, client::IntoClientRequest, protocol::WebSocketConfig,
@@ -17,7 +17,8 @@ pub type WebSocket = tokio_tungstenite::WebSocketStream<Box<dyn Io>>;
 
 /// Opens `path` on `endpoint` as a websocket with messages up to `max_message` bytes. With
 /// `credentials` (user, password), an HTTP Digest challenge on the upgrade is answered (a
-/// first attempt without credentials, then one with the answer: two connections).
+/// first attempt without credentials, then one with the answer: two connections, three when
+/// the nonce changed in between; see [`oobkit_digest::RoundTrip`]).
 pub async fn websocket_connect(
     endpoint: &Endpoint,
     path: &str,
@@ -27,58 +28,65 @@ pub async fn websocket_connect(
     let scheme = if endpoint.tls.is_some() { "wss" } else { "ws" };
     let url = format!("{scheme}://{}{path}", endpoint.authority());
     let mut digest = credentials.map(|(user, password)| DigestClient::new(user, password));
+    let mut round = digest.as_mut().map(DigestClient::round_trip);
     let mut config = WebSocketConfig::default();
     config.max_message_size = Some(max_message);
     config.max_frame_size = Some(max_message);
-    // Without credentials, then with the challenge's answer: two attempts at most.
-    for _ in 0..3 {
+    loop {
         let mut request = url
             .as_str()
             .into_client_request()
             .map_err(|e| IoError::Config(format!("bad websocket URL {url}: {e}")))?;
-        if let Some(digest) = digest.as_mut().filter(|d| d.challenge().is_some()) {
-            let answer = digest.authorize("GET", path, None, &random_hex16())?;
+        if let Some(round) = round.as_mut()
+            && let Some(answer) = round.authorization("GET", path, None, &random_hex16())?
+        {
+            let value = tungstenite::http::HeaderValue::from_str(&answer)
+                .map_err(|_| IoError::Config("unusable Authorization value".into()))?;
             request
                 .headers_mut()
-                .insert(http_header("authorization"), answer.to_http_header()?);
+                .insert(http_header("authorization"), value);
         }
         let stream = connect(endpoint).await?;
-        match tokio_tungstenite::client_async_with_config(request, stream, Some(config)).await {
+        let status = match tokio_tungstenite::client_async_with_config(
+            request,
+            stream,
+            Some(config),
+        )
+        .await
+        {
             Ok((ws, _)) => {
-                if let Some(digest) = digest.as_mut() {
-                    digest.accepted();
+                if let Some(round) = round.as_mut() {
+                    round.response(101, [])?;
                 }
                 return Ok(ws);
             }
-            Err(tungstenite::Error::Http(response)) if response.status() == 401 => {
-                let Some(digest) = digest.as_mut() else {
-                    return Err(IoError::AuthRejected);
-                };
-                let values: Vec<&str> = response
-                    .headers()
-                    .get_all("www-authenticate")
-                    .iter()
-                    .filter_map(|v| v.to_str().ok())
-                    .collect();
-                if digest.handle_challenge(values)? == ChallengeOutcome::Rejected {
-                    return Err(IoError::AuthRejected);
-                }
-            }
-            Err(tungstenite::Error::Http(response)) => {
-                return Err(IoError::Config(format!(
-                    "{url}: the server refused the websocket upgrade with HTTP {}",
-                    response.status()
-                )));
-            }
+            Err(tungstenite::Error::Http(response)) => response,
             Err(e) => {
                 return Err(IoError::Stream {
                     endpoint: endpoint.authority(),
                     source: std::io::Error::other(e),
                 });
             }
+        };
+        if status.status() != 401 {
+            return Err(IoError::Config(format!(
+                "{url}: the server refused the websocket upgrade with HTTP {}",
+                status.status()
+            )));
+        }
+        let Some(round) = round.as_mut() else {
+            return Err(IoError::AuthRejected);
+        };
+        let values = status
+            .headers()
+            .get_all("www-authenticate")
+            .iter()
+            .filter_map(|v| v.to_str().ok());
+        match round.response(401, values)? {
+            Step::Retry => {}
+            _ => return Err(IoError::AuthRejected),
         }
     }
-    Err(IoError::AuthRejected)
 }
 
 /// Opens `/ws-redirection` on the device's HTTP(S) port as `user`, answering its Digest

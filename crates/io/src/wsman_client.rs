@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use oobkit_digest::{ChallengeOutcome, Client as DigestClient};
+use oobkit_digest::{Client as DigestClient, Step};
 use oobkit_wsman::http::{HttpResponse, ReadStatus, ResponseReader};
 use oobkit_wsman::{Request, Response, Style};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -63,125 +63,124 @@ impl WsmanClient {
         let request = request.message_id(self.next_message_id.to_string());
         self.next_message_id += 1;
         let body = request.to_xml(self.style)?;
-        // Without a challenge, then answering it, then once more for a nonce that changed
-        // under us: three sends at most.
-        for _ in 0..3 {
-            let authorization = match self.digest.challenge() {
-                Some(_) => Some(
-                    self.digest
-                        .authorize("POST", "/wsman", Some(body.as_bytes()), &random_hex16())?
-                        .to_header_value()?,
-                ),
-                None => None,
-            };
+        let mut round = self.digest.round_trip();
+        loop {
+            let authorization =
+                round.authorization("POST", "/wsman", Some(body.as_bytes()), &random_hex16())?;
             let timeout = self.request_timeout;
-            let response =
-                tokio::time::timeout(timeout, self.exchange(&body, authorization.as_deref()))
-                    .await
-                    .map_err(|_| IoError::Timeout("the WS-Management request"))??;
+            let response = tokio::time::timeout(
+                timeout,
+                exchange(
+                    &mut self.conn,
+                    &self.endpoint,
+                    &body,
+                    authorization.as_deref(),
+                ),
+            )
+            .await
+            .map_err(|_| IoError::Timeout("the WS-Management request"))??;
             if let Some(server) = response.header("server") {
                 self.server = Some(server.to_owned());
             }
-            if response.status == 401 {
-                let outcome = self
-                    .digest
-                    .handle_challenge(response.headers_named("www-authenticate"))?;
-                if outcome == ChallengeOutcome::Rejected {
-                    return Err(IoError::AuthRejected);
+            match round.response(response.status, response.headers_named("www-authenticate"))? {
+                Step::Done => {
+                    let text = std::str::from_utf8(&response.body)
+                        .map_err(|_| oobkit_wsman::Error::Xml("reply is not UTF-8".into()))?;
+                    return Ok(Response::parse(text, response.status)?);
                 }
-                tracing::debug!(
-                    "401 from {}: {outcome:?}, answering",
-                    self.endpoint.authority()
-                );
-                continue;
+                Step::Retry => {
+                    tracing::debug!("401 from {}: answering", self.endpoint.authority());
+                }
+                _ => return Err(IoError::AuthRejected),
             }
-            self.digest.accepted();
-            let text = std::str::from_utf8(&response.body)
-                .map_err(|_| oobkit_wsman::Error::Xml("reply is not UTF-8".into()))?;
-            return Ok(Response::parse(text, response.status)?);
         }
-        Err(IoError::AuthRejected)
     }
+}
 
-    /// One HTTP exchange, on the kept-alive connection if there is one. A kept-alive
-    /// connection the server has closed in the meantime is replaced once.
-    async fn exchange(
-        &mut self,
-        body: &str,
-        authorization: Option<&str>,
-    ) -> Result<HttpResponse, IoError> {
-        let mut head = format!(
-            "POST /wsman HTTP/1.1\r\nHost: {}\r\nContent-Type: application/soap+xml; charset=utf-8\r\nContent-Length: {}\r\n",
-            self.endpoint.authority(),
-            body.len()
-        );
-        if let Some(a) = authorization {
-            head.push_str("Authorization: ");
-            head.push_str(a);
-            head.push_str("\r\n");
-        }
+/// One HTTP exchange, on the kept-alive connection if there is one. A kept-alive
+/// connection the server has closed in the meantime is replaced once.
+async fn exchange(
+    conn: &mut Option<Box<dyn Io>>,
+    endpoint: &Endpoint,
+    body: &str,
+    authorization: Option<&str>,
+) -> Result<HttpResponse, IoError> {
+    let mut head = format!(
+        "POST /wsman HTTP/1.1\r\nHost: {}\r\nContent-Type: application/soap+xml; charset=utf-8\r\nContent-Length: {}\r\n",
+        endpoint.authority(),
+        body.len()
+    );
+    if let Some(a) = authorization {
+        head.push_str("Authorization: ");
+        head.push_str(a);
         head.push_str("\r\n");
-        let reused = self.conn.is_some();
-        match self.send_and_read(&head, body).await {
-            Err(IoError::Stream { .. }) if reused => {
-                tracing::debug!("kept-alive connection closed by the device; reconnecting");
-                self.conn = None;
-                self.send_and_read(&head, body).await
-            }
-            other => other,
-        }
     }
+    head.push_str("\r\n");
+    let reused = conn.is_some();
+    match send_and_read(conn, endpoint, &head, body).await {
+        Err(IoError::Stream { .. }) if reused => {
+            tracing::debug!("kept-alive connection closed by the device; reconnecting");
+            *conn = None;
+            send_and_read(conn, endpoint, &head, body).await
+        }
+        other => other,
+    }
+}
 
-    async fn send_and_read(&mut self, head: &str, body: &str) -> Result<HttpResponse, IoError> {
-        let endpoint = self.endpoint.authority();
-        let stream_error = |source| IoError::Stream {
-            endpoint: endpoint.clone(),
-            source,
-        };
-        if self.conn.is_none() {
-            self.conn = Some(connect(&self.endpoint).await?);
-        }
-        let conn = self.conn.as_mut().expect("connected above");
-        let mut out = Vec::with_capacity(head.len() + body.len());
-        out.extend_from_slice(head.as_bytes());
-        out.extend_from_slice(body.as_bytes());
-        if let Err(e) = conn.write_all(&out).await {
-            self.conn = None;
-            return Err(stream_error(e));
-        }
-        let mut reader = ResponseReader::new();
-        let mut buf = vec![0u8; 16 * 1024];
-        let mut received = 0usize;
-        let response = loop {
-            let n = match conn.read(&mut buf).await {
-                Ok(n) => n,
-                Err(e) => {
-                    self.conn = None;
-                    return Err(stream_error(e));
-                }
-            };
-            if n == 0 {
-                self.conn = None;
-                return match reader.finish() {
-                    Ok(r) => Ok(r),
-                    // Closed before answering at all: the request may be sent again (this is
-                    // how a kept-alive connection the device dropped shows).
-                    Err(_) if received == 0 => {
-                        Err(stream_error(std::io::ErrorKind::UnexpectedEof.into()))
-                    }
-                    // Closed in the middle of a reply: the request was processed, so it must
-                    // not be repeated (a power action would run twice).
-                    Err(e) => Err(e.into()),
-                };
-            }
-            received += n;
-            if let ReadStatus::Complete(r) = reader.feed(&buf[..n])? {
-                break r;
-            }
-        };
-        if response.closes() {
-            self.conn = None;
-        }
-        Ok(response)
+async fn send_and_read(
+    slot: &mut Option<Box<dyn Io>>,
+    endpoint: &Endpoint,
+    head: &str,
+    body: &str,
+) -> Result<HttpResponse, IoError> {
+    let authority = endpoint.authority();
+    let stream_error = |source| IoError::Stream {
+        endpoint: authority.clone(),
+        source,
+    };
+    if slot.is_none() {
+        *slot = Some(connect(endpoint).await?);
     }
+    let conn = slot.as_mut().expect("connected above");
+    let mut out = Vec::with_capacity(head.len() + body.len());
+    out.extend_from_slice(head.as_bytes());
+    out.extend_from_slice(body.as_bytes());
+    if let Err(e) = conn.write_all(&out).await {
+        *slot = None;
+        return Err(stream_error(e));
+    }
+    let mut reader = ResponseReader::new();
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut received = 0usize;
+    let response = loop {
+        let n = match conn.read(&mut buf).await {
+            Ok(n) => n,
+            Err(e) => {
+                *slot = None;
+                return Err(stream_error(e));
+            }
+        };
+        if n == 0 {
+            *slot = None;
+            return match reader.finish() {
+                Ok(r) => Ok(r),
+                // Closed before answering at all: the request may be sent again (this is
+                // how a kept-alive connection the device dropped shows).
+                Err(_) if received == 0 => {
+                    Err(stream_error(std::io::ErrorKind::UnexpectedEof.into()))
+                }
+                // Closed in the middle of a reply: the request was processed, so it must
+                // not be repeated (a power action would run twice).
+                Err(e) => Err(e.into()),
+            };
+        }
+        received += n;
+        if let ReadStatus::Complete(r) = reader.feed(&buf[..n])? {
+            break r;
+        }
+    };
+    if response.closes() {
+        *slot = None;
+    }
+    Ok(response)
 }

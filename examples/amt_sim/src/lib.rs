@@ -14,7 +14,9 @@ mod redirection;
 pub mod rfb;
 
 use oobkit_device::{Context, Device, DeviceConfig, DeviceEvent};
-use oobkit_digest::{Algorithm, QopSet, Request as DigestRequest, Secret, Server, ServerConfig};
+use oobkit_digest::{
+    Algorithm, QopSet, Request as DigestRequest, Secret, Server, ServerConfig, Verdict,
+};
 use oobkit_io::Io;
 use oobkit_wsman::http::{HttpRequest, RequestReader};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -375,35 +377,38 @@ fn respond(shared: &Shared, request: &HttpRequest) -> HttpReply {
         shared.config.firmware
     );
     let now = oobkit_io::unix_now();
-    let stale = match request.header("authorization") {
-        None => false,
-        Some(value) => {
-            let http = DigestRequest {
-                method: &request.method,
-                uri: &request.target,
-                body: Some(&request.body),
-            };
-            let config = &shared.config;
-            let verdict = lock(&shared.digest).verify(value, &http, now, |answer| {
-                (answer.username == config.user)
-                    .then_some((config.user.as_str(), Secret::Password(&config.password)))
-            });
-            match verdict {
-                Ok(_) => {
-                    if request.target == "/ws-redirection" {
-                        return websocket_upgrade(request, &server);
-                    }
-                    return HttpReply::Bytes(authorized(shared, request, &server, now));
-                }
-                Err(e) => {
-                    tracing::info!("{} {}: 401, {e}", request.method, request.target);
-                    e.is_stale()
-                }
-            }
-        }
+    let http = DigestRequest {
+        method: &request.method,
+        uri: &request.target,
+        body: Some(&request.body),
     };
-    let challenges = match lock(&shared.digest).challenges(now, oobkit_io::random_bytes(), stale) {
-        Ok(c) => c,
+    let config = &shared.config;
+    let verdict = lock(&shared.digest).authenticate(
+        request.header("authorization"),
+        &http,
+        now,
+        oobkit_io::random_bytes(),
+        |answer| {
+            (answer.username == config.user)
+                .then_some((config.user.as_str(), Secret::Password(&config.password)))
+        },
+    );
+    let challenges = match verdict {
+        Ok(Verdict::Authorized(_)) => {
+            if request.target == "/ws-redirection" {
+                return websocket_upgrade(request, &server);
+            }
+            return HttpReply::Bytes(authorized(shared, request, &server, now));
+        }
+        Ok(Verdict::Challenge {
+            www_authenticate,
+            refused,
+        }) => {
+            if let Some(e) = refused {
+                tracing::info!("{} {}: 401, {e}", request.method, request.target);
+            }
+            www_authenticate
+        }
         Err(e) => {
             tracing::error!("cannot render a challenge: {e}");
             return HttpReply::Bytes(

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use oobkit_digest::{Algorithm, ChallengeOutcome, Client, Request, Secret, Server, ServerConfig};
+use oobkit_digest::{Algorithm, Client, Request, Secret, Server, ServerConfig, Step, Verdict};
 use oobkit_wsman::http::{HttpRequest, HttpResponse, ReadStatus, RequestReader, ResponseReader};
 
 pub use oobkit_io::unix_now as now_secs;
@@ -168,55 +168,57 @@ fn respond(shared: &Shared, request: &HttpRequest) -> String {
     // A poisoned lock means a panic in another connection's verify, which the digest crate
     // does not do on any input; carry on with its state.
     let mut digest = shared.digest.lock().unwrap_or_else(|e| e.into_inner());
-    let stale = match request.header("authorization") {
-        None => false,
-        Some(value) => {
-            let verdict = digest.verify(value, &http_request, now, |answer| {
-                (answer.username == settings.user)
-                    .then_some((settings.user.as_str(), Secret::Password(&settings.password)))
-            });
-            match verdict {
-                Ok(verified) => {
-                    let qop = verified.qop.map_or("no qop", |q| q.name());
-                    tracing::info!(
-                        "{} {} by {} ({}, {qop}): 200",
-                        request.method,
-                        request.target,
-                        verified.username,
-                        verified.algorithm,
-                    );
-                    let body = format!("Hello, {}!\n", verified.username);
-                    return format!(
-                        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
-                        body.len()
-                    );
-                }
-                Err(e) => {
-                    tracing::info!("{} {}: 401, {e}", request.method, request.target);
-                    e.is_stale()
-                }
-            }
+    let verdict = digest.authenticate(
+        request.header("authorization"),
+        &http_request,
+        now,
+        oobkit_io::random_bytes(),
+        |answer| {
+            (answer.username == settings.user)
+                .then_some((settings.user.as_str(), Secret::Password(&settings.password)))
+        },
+    );
+    match verdict {
+        Ok(Verdict::Authorized(verified)) => {
+            let qop = verified.qop.map_or("no qop", |q| q.name());
+            tracing::info!(
+                "{} {} by {} ({}, {qop}): 200",
+                request.method,
+                request.target,
+                verified.username,
+                verified.algorithm,
+            );
+            let body = format!("Hello, {}!\n", verified.username);
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
         }
-    };
-    let challenges = match digest.challenges(now, oobkit_io::random_bytes(), stale) {
-        Ok(c) => c,
+        Ok(Verdict::Challenge {
+            www_authenticate,
+            refused,
+        }) => {
+            if let Some(e) = refused {
+                tracing::info!("{} {}: 401, {e}", request.method, request.target);
+            }
+            let mut response = String::from("HTTP/1.1 401 Unauthorized\r\n");
+            for challenge in www_authenticate {
+                response.push_str("WWW-Authenticate: ");
+                response.push_str(&challenge);
+                response.push_str("\r\n");
+            }
+            let body = "Authentication required.\n";
+            response.push_str(&format!(
+                "Content-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            ));
+            response
+        }
         Err(e) => {
             tracing::error!("cannot render a challenge: {e}");
-            return "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n".into();
+            "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n".into()
         }
-    };
-    let mut response = String::from("HTTP/1.1 401 Unauthorized\r\n");
-    for challenge in challenges {
-        response.push_str("WWW-Authenticate: ");
-        response.push_str(&challenge);
-        response.push_str("\r\n");
     }
-    let body = "Authentication required.\n";
-    response.push_str(&format!(
-        "Content-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    ));
-    response
 }
 
 /// One request/response of a client run, for the demo's transcript.
@@ -268,18 +270,11 @@ pub fn fetch(
         .map_err(ClientError::Io)?;
     let mut reader = ResponseReader::new();
     let mut transcript = Vec::new();
-    // One attempt without credentials (or with the cached challenge), then at most two more:
-    // a stale retry and a fresh one.
-    for _ in 0..3 {
-        let authorization = match client.challenge() {
-            Some(_) => Some(
-                client
-                    .authorize("GET", path, Some(b""), &oobkit_io::random_hex16())
-                    .and_then(|a| a.to_header_value())
-                    .map_err(ClientError::Digest)?,
-            ),
-            None => None,
-        };
+    let mut round = client.round_trip();
+    loop {
+        let authorization = round
+            .authorization("GET", path, Some(b""), &oobkit_io::random_hex16())
+            .map_err(ClientError::Digest)?;
         let mut request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n");
         if let Some(a) = &authorization {
             request.push_str(&format!("Authorization: {a}\r\n"));
@@ -299,19 +294,15 @@ pub fn fetch(
             challenges: challenges.clone(),
             body: String::from_utf8_lossy(&response.body).into_owned(),
         });
-        if response.status != 401 {
-            client.accepted();
-            return Ok(transcript);
-        }
-        match client
-            .handle_challenge(challenges.iter().map(String::as_str))
+        match round
+            .response(response.status, challenges.iter().map(String::as_str))
             .map_err(ClientError::Digest)?
         {
-            ChallengeOutcome::Rejected => return Err(ClientError::Rejected),
-            _ => continue,
+            Step::Done => return Ok(transcript),
+            Step::Retry => {}
+            _ => return Err(ClientError::Rejected),
         }
     }
-    Err(ClientError::Rejected)
 }
 
 /// Reads one response on a kept-alive connection.

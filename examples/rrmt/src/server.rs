@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use oobkit_digest::{Algorithm, Request as DigestRequest, Secret, Server as DigestServer};
+use oobkit_digest::{Algorithm, Request as DigestRequest, Secret, Server as DigestServer, Verdict};
 use oobkit_rrmt::codec::result_flags;
 use oobkit_rrmt::session::{CloseReason, ServerEvent, ServerSession, ServerSessionConfig};
 use tokio::net::{TcpListener, TcpStream};
@@ -517,18 +517,21 @@ fn admin_authorization(
         .uri()
         .path_and_query()
         .map_or(ADMIN_PATH, |p| p.as_str());
-    let mut stale = false;
-    if let Some(answer) = request
+    let http = DigestRequest {
+        method: "GET",
+        uri,
+        body: None,
+    };
+    let answer = request
         .headers()
         .get("authorization")
-        .and_then(|v| v.to_str().ok())
-    {
-        let http = DigestRequest {
-            method: "GET",
-            uri,
-            body: None,
-        };
-        let verdict = lock(&shared.digest).verify(answer, &http, now, |answer| {
+        .and_then(|v| v.to_str().ok());
+    let verdict = lock(&shared.digest).authenticate(
+        answer,
+        &http,
+        now,
+        oobkit_io::random_bytes(),
+        |answer| {
             let (name, secrets) = shared.admins.get_key_value(&answer.username)?;
             let ha1 = match answer.algorithm {
                 Algorithm::Md5 | Algorithm::Md5Sess => &secrets.ha1_md5,
@@ -536,22 +539,30 @@ fn admin_authorization(
                 _ => return None,
             };
             Some((name.as_str(), Secret::Ha1(ha1)))
-        });
-        match verdict {
-            Ok(verified) => {
-                *user = Some(verified.username);
-                return Ok(response);
-            }
-            Err(e) if e.is_stale() => stale = true,
-            Err(e) => {
+        },
+    );
+    let challenges = match verdict {
+        Ok(Verdict::Authorized(verified)) => {
+            *user = Some(verified.username);
+            return Ok(response);
+        }
+        Ok(Verdict::Challenge {
+            www_authenticate,
+            refused,
+        }) => {
+            if let Some(e) = refused.filter(|e| !e.is_stale()) {
                 tracing::warn!("administrator authentication failed: {e}");
                 *wrong_password = true;
             }
+            www_authenticate
         }
-    }
-    let challenges = lock(&shared.digest)
-        .challenges(now, oobkit_io::random_bytes(), stale)
-        .map_err(|e| plain_error(http::StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()))?;
+        Err(e) => {
+            return Err(plain_error(
+                http::StatusCode::INTERNAL_SERVER_ERROR,
+                &e.to_string(),
+            ));
+        }
+    };
     let mut refusal = plain_error(http::StatusCode::UNAUTHORIZED, "authentication required");
     for challenge in challenges {
         if let Ok(value) = http::HeaderValue::from_str(&challenge) {
