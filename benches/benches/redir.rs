@@ -6,7 +6,7 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use oobkit_redir::codec::{Message, SessionKind, auth_type};
+use oobkit_redir::codec::{AuthType, Message, SessionKind, StartStatus};
 use oobkit_redir::{Client, ClientConfig, Event};
 
 /// A client brought to the active state by feeding it a device's replies.
@@ -15,7 +15,7 @@ fn active_client(kind: SessionKind) -> Client {
     let mut client = Client::new(ClientConfig::new(kind, "admin", "pw", "c"), now);
     let mut replies = vec![
         Message::StartSessionReply {
-            status: 0,
+            status: StartStatus::Success,
             protocol: [1, 0],
             firmware: [16, 1],
             iana: 343,
@@ -23,12 +23,12 @@ fn active_client(kind: SessionKind) -> Client {
         },
         Message::AuthenticateReply {
             status: 0,
-            auth_type: auth_type::QUERY,
-            data: &[auth_type::USERPASS],
+            auth_type: AuthType::Query,
+            data: &[1], // AuthType::UserPassword
         },
         Message::AuthenticateReply {
             status: 0,
-            auth_type: auth_type::USERPASS,
+            auth_type: AuthType::UserPassword,
             data: &[],
         },
     ];

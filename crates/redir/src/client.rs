@@ -8,12 +8,14 @@
 use crate::link::Link;
 use std::time::{Duration, Instant};
 
-use oobkit_runloop::{Machine, Timer, TimerTable};
+use oobkit_runloop::{Timer, TimerTable};
 
 use bytes::Bytes;
 use oobkit_digest::{Algorithm, Exchange, Qop, Secret, compute_response};
 
-use crate::codec::{Message, SessionKind, SolSettings, auth_type, decode, fields, start_status};
+use crate::codec::{
+    AuthType, IderCommand, Message, SessionKind, SolSettings, StartStatus, decode, fields,
+};
 use crate::{CloseReason, Event};
 
 /// How the client reaches the device.
@@ -88,8 +90,8 @@ impl ClientConfig {
 enum State {
     AwaitStartReply,
     AwaitAuthTypes,
-    AwaitChallenge(u8),
-    AwaitAuthResult(u8),
+    AwaitChallenge(AuthType),
+    AwaitAuthResult(AuthType),
     AwaitSolReply,
     SolActive,
     AwaitSolEnd,
@@ -245,7 +247,7 @@ impl Client {
     }
 
     /// Sends an IDE-R message, numbering it.
-    pub fn send_ider(&mut self, command: u8, attributes: u8, body: &[u8]) {
+    pub fn send_ider(&mut self, command: IderCommand, attributes: u8, body: &[u8]) {
         self.link.send_ider(command, attributes, body);
     }
 
@@ -263,7 +265,7 @@ impl Client {
                     .set(ClientTimer::EndConfirm, now + END_CONFIRM_TIMEOUT);
             }
             State::IderActive => {
-                self.send_ider(0x42, 0, &[]);
+                self.send_ider(IderCommand::Close, 0, &[]);
                 self.link.send(Message::EndSession);
                 self.close(CloseReason::Ended);
             }
@@ -346,22 +348,22 @@ impl Client {
                 },
             ) => {
                 match status {
-                    start_status::SUCCESS => {}
-                    start_status::BUSY => return Err(CloseReason::Busy),
-                    start_status::UNSUPPORTED => return Err(CloseReason::Unsupported),
-                    start_status::TYPE_UNKNOWN => return Err(CloseReason::TypeUnknown),
+                    StartStatus::Success => {}
+                    StartStatus::Busy => return Err(CloseReason::Busy),
+                    StartStatus::Unsupported => return Err(CloseReason::Unsupported),
+                    StartStatus::TypeUnknown => return Err(CloseReason::TypeUnknown),
                     other => return Err(CloseReason::DeviceError(other)),
                 }
                 self.link.push_event(Event::SessionStarted { firmware });
                 if self.config.transport == Transport::AmtWebSocket {
                     self.link.send(Message::Authenticate {
-                        auth_type: auth_type::KERBEROS,
+                        auth_type: AuthType::Kerberos,
                         data: &[],
                     });
-                    self.state = State::AwaitAuthResult(auth_type::KERBEROS);
+                    self.state = State::AwaitAuthResult(AuthType::Kerberos);
                 } else {
                     self.link.send(Message::Authenticate {
-                        auth_type: auth_type::QUERY,
+                        auth_type: AuthType::Query,
                         data: &[],
                     });
                     self.state = State::AwaitAuthTypes;
@@ -371,17 +373,21 @@ impl Client {
                 State::AwaitAuthTypes,
                 Message::AuthenticateReply {
                     status: 0,
-                    auth_type: auth_type::QUERY,
+                    auth_type: AuthType::Query,
                     data,
                 },
             ) => {
                 // Preference 4 > 3 > 1, as amtterm, MeshCentral and the ui-toolkit.
-                let chosen = [auth_type::DIGEST, auth_type::DIGEST_2069]
+                let chosen = [AuthType::Digest, AuthType::Digest2069]
                     .into_iter()
-                    .chain(self.config.allow_userpass.then_some(auth_type::USERPASS))
-                    .find(|t| data.contains(t))
-                    .ok_or_else(|| CloseReason::NoUsableAuth(data.to_vec()))?;
-                if chosen == auth_type::USERPASS {
+                    .chain(self.config.allow_userpass.then_some(AuthType::UserPassword))
+                    .find(|t| data.contains(&t.to_byte()))
+                    .ok_or_else(|| {
+                        CloseReason::NoUsableAuth(
+                            data.iter().map(|&b| AuthType::from_byte(b)).collect(),
+                        )
+                    })?;
+                if chosen == AuthType::UserPassword {
                     let mut d = Vec::new();
                     fields::push(&mut d, self.config.username.as_bytes())
                         .map_err(CloseReason::Protocol)?;
@@ -399,7 +405,7 @@ impl Client {
                         .map_err(CloseReason::Protocol)?;
                     d.extend_from_slice(&[0, 0]);
                     fields::push(&mut d, URI.as_bytes()).map_err(CloseReason::Protocol)?;
-                    d.extend_from_slice(if chosen == auth_type::DIGEST {
+                    d.extend_from_slice(if chosen == AuthType::Digest {
                         &[0; 4]
                     } else {
                         &[0; 3]
@@ -428,7 +434,7 @@ impl Client {
                 let (realm, nonce) = (text(realm), text(nonce));
                 // Type 4 uses qop auth (amtterm requires it); some firmware omits the qop
                 // field (QuMesh), and auth is still what the device expects.
-                let qop = (kind == auth_type::DIGEST).then_some(Qop::Auth);
+                let qop = (kind == AuthType::Digest).then_some(Qop::Auth);
                 // nc 00000002 is what MeshCommander, MeshCentral, amtterm and nomis send.
                 let nc = "00000002";
                 let response = compute_response(
@@ -457,7 +463,7 @@ impl Client {
                     nc.as_bytes(),
                     response.as_bytes(),
                 ];
-                if kind == auth_type::DIGEST {
+                if kind == AuthType::Digest {
                     parts.push(b"auth");
                 }
                 for part in parts {
@@ -528,7 +534,7 @@ impl Client {
                 self.state = State::Handoff;
                 self.link.push_event(Event::RfbHandoff);
             }
-            (State::AwaitIderOpen, Message::Ider(m)) if m.command == 0x41 => {
+            (State::AwaitIderOpen, Message::Ider(m)) if m.command == IderCommand::OpenReply => {
                 self.link.check_ider_seq(m.seq)?;
                 self.timers.stop(ClientTimer::Handshake);
                 self.state = State::IderActive;
@@ -539,8 +545,8 @@ impl Client {
             (State::IderActive, Message::Ider(m)) => {
                 self.link.check_ider_seq(m.seq)?;
                 match m.command {
-                    0x44 => self.send_ider(0x45, 0, &[]),
-                    0x43 => return Err(CloseReason::Ended),
+                    IderCommand::Ping => self.send_ider(IderCommand::Pong, 0, &[]),
+                    IderCommand::CloseReply => return Err(CloseReason::Ended),
                     _ => {}
                 }
             }
@@ -566,7 +572,7 @@ impl Client {
                 body.extend_from_slice(&0u16.to_le_bytes());
                 body.extend_from_slice(&20000u16.to_le_bytes());
                 body.extend_from_slice(&1u32.to_le_bytes());
-                self.send_ider(0x40, 0, &body);
+                self.send_ider(IderCommand::Open, 0, &body);
                 self.state = State::AwaitIderOpen;
             }
         }
@@ -582,24 +588,4 @@ fn first_byte(message: &Message<'_>) -> u8 {
     v.first().copied().unwrap_or(0)
 }
 
-impl Machine for Client {
-    type Event = Event;
-    fn handle_input(&mut self, now: Instant, bytes: &[u8]) {
-        Self::handle_input(self, now, bytes);
-    }
-    fn handle_eof(&mut self) {
-        Self::handle_eof(self);
-    }
-    fn handle_timeout(&mut self, now: Instant) {
-        Self::handle_timeout(self, now);
-    }
-    fn poll_transmit(&mut self) -> Option<Vec<u8>> {
-        Self::poll_transmit(self)
-    }
-    fn poll_event(&mut self) -> Option<Event> {
-        Self::poll_event(self)
-    }
-    fn poll_timeout(&self) -> Option<Instant> {
-        Self::poll_timeout(self)
-    }
-}
+oobkit_runloop::impl_machine!(Client, Event);

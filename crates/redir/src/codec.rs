@@ -43,32 +43,153 @@ impl SessionKind {
     }
 }
 
-/// Authentication types of 0x13/0x14.
-pub mod auth_type {
-    /// Ask which types the device supports.
-    pub const QUERY: u8 = 0;
-    /// User name and password in clear (deprecated).
-    pub const USERPASS: u8 = 1;
-    /// Kerberos ticket; empty on the AMT websocket transport.
-    pub const KERBEROS: u8 = 2;
-    /// Digest, RFC 2069 (no qop).
-    pub const DIGEST_2069: u8 = 3;
-    /// Digest, RFC 2617 (qop auth).
-    pub const DIGEST: u8 = 4;
+/// Declares a protocol byte vocabulary: known values as variants, anything else kept as
+/// `Other(byte)` so that every byte decodes and re-encodes unchanged.
+macro_rules! byte_vocabulary {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $value:literal,)+ }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
+        pub enum $name {
+            $($(#[$vmeta])* $variant,)+
+            /// A value without a name here (decoding never puts a named value in it).
+            Other(u8),
+        }
+
+        impl $name {
+            /// The value for a byte on the wire.
+            pub const fn from_byte(byte: u8) -> Self {
+                match byte {
+                    $($value => Self::$variant,)+
+                    other => Self::Other(other),
+                }
+            }
+
+            /// The byte on the wire.
+            pub const fn to_byte(self) -> u8 {
+                match self {
+                    $(Self::$variant => $value,)+
+                    Self::Other(byte) => byte,
+                }
+            }
+        }
+
+        impl From<u8> for $name {
+            fn from(byte: u8) -> Self {
+                Self::from_byte(byte)
+            }
+        }
+
+        impl From<$name> for u8 {
+            fn from(value: $name) -> Self {
+                value.to_byte()
+            }
+        }
+    };
 }
 
-/// Status codes of 0x11.
-pub mod start_status {
-    /// Session started.
-    pub const SUCCESS: u8 = 0;
-    /// Unknown session type.
-    pub const TYPE_UNKNOWN: u8 = 1;
-    /// A session of that type is already open.
-    pub const BUSY: u8 = 2;
-    /// The feature is disabled.
-    pub const UNSUPPORTED: u8 = 3;
-    /// Any other error.
-    pub const ERROR: u8 = 0xFF;
+byte_vocabulary! {
+    /// Authentication types of 0x13/0x14.
+    AuthType {
+        /// Ask which types the device supports.
+        Query = 0,
+        /// User name and password in clear (deprecated).
+        UserPassword = 1,
+        /// Kerberos ticket; empty on the AMT websocket transport.
+        Kerberos = 2,
+        /// Digest, RFC 2069 (no qop).
+        Digest2069 = 3,
+        /// Digest, RFC 2617 (qop auth).
+        Digest = 4,
+    }
+}
+
+byte_vocabulary! {
+    /// Status of 0x11, the device's answer to a session request.
+    StartStatus {
+        /// Session started.
+        Success = 0,
+        /// Unknown session type.
+        TypeUnknown = 1,
+        /// A session of that type is already open.
+        Busy = 2,
+        /// The feature is disabled (or user consent is required).
+        Unsupported = 3,
+        /// Any other error.
+        Error = 0xFF,
+    }
+}
+
+/// The commands of an IDE-R session (spec section 2.5). The decoder refuses any other byte,
+/// so every decoded IDE-R message has one of these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum IderCommand {
+    /// 0x40 client: open the session (timeouts, heartbeat, version).
+    Open = 0x40,
+    /// 0x41 device: the open reply (buffer sizes, features).
+    OpenReply = 0x41,
+    /// 0x42 client: close.
+    Close = 0x42,
+    /// 0x43 device: close reply.
+    CloseReply = 0x43,
+    /// 0x44 either side: ping.
+    Ping = 0x44,
+    /// 0x45 either side: pong.
+    Pong = 0x45,
+    /// 0x46 device: the host reset.
+    ResetOccurred = 0x46,
+    /// 0x47 client: reset acknowledged.
+    ResetOccurredResponse = 0x47,
+    /// 0x48 client: get or set the enabled features (type 1, 2 or 3).
+    DisableEnableFeatures = 0x48,
+    /// 0x49 device: the features reply.
+    FeaturesReply = 0x49,
+    /// 0x4A device: an error occurred.
+    ErrorOccurred = 0x4A,
+    /// 0x4B either side: heartbeat.
+    Heartbeat = 0x4B,
+    /// 0x50 device: the host wrote an ATA command.
+    CommandWritten = 0x50,
+    /// 0x51 client: command completed (registers, sense).
+    CommandEndResponse = 0x51,
+    /// 0x52 client: asks for data the host writes.
+    GetDataFromHost = 0x52,
+    /// 0x53 device: data the host wrote.
+    DataFromHost = 0x53,
+    /// 0x54 client: data for the host (read data).
+    DataToHost = 0x54,
+}
+
+impl IderCommand {
+    /// The command for a byte, if it is one.
+    pub const fn from_byte(byte: u8) -> Option<Self> {
+        Some(match byte {
+            0x40 => Self::Open,
+            0x41 => Self::OpenReply,
+            0x42 => Self::Close,
+            0x43 => Self::CloseReply,
+            0x44 => Self::Ping,
+            0x45 => Self::Pong,
+            0x46 => Self::ResetOccurred,
+            0x47 => Self::ResetOccurredResponse,
+            0x48 => Self::DisableEnableFeatures,
+            0x49 => Self::FeaturesReply,
+            0x4A => Self::ErrorOccurred,
+            0x4B => Self::Heartbeat,
+            0x50 => Self::CommandWritten,
+            0x51 => Self::CommandEndResponse,
+            0x52 => Self::GetDataFromHost,
+            0x53 => Self::DataFromHost,
+            0x54 => Self::DataToHost,
+            _ => return None,
+        })
+    }
+
+    /// The byte on the wire.
+    pub const fn to_byte(self) -> u8 {
+        self as u8
+    }
 }
 
 /// The SOL parameters of 0x20 (milliseconds, except `max_tx_buffer` in bytes).
@@ -129,8 +250,8 @@ impl SolSettings {
 /// One IDE-R message: `cmd, 0, 0, attributes, seq u32`, then a command-specific body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IderMessage<'a> {
-    /// Command byte (0x40..=0x54).
-    pub command: u8,
+    /// The command.
+    pub command: IderCommand,
     /// Byte 3: bit 1 "completed", bit 0 DMA.
     pub attributes: u8,
     /// Per-direction sequence number.
@@ -147,8 +268,8 @@ pub enum Message<'a> {
     StartSession(SessionKind),
     /// 0x11 StartRedirectionSessionReply.
     StartSessionReply {
-        /// See [`start_status`].
-        status: u8,
+        /// The device's answer.
+        status: StartStatus,
         /// Protocol version (major, minor); observed 1.0.
         protocol: [u8; 2],
         /// Firmware version (major, minor).
@@ -162,8 +283,8 @@ pub enum Message<'a> {
     EndSession,
     /// 0x13 AuthenticateSession.
     Authenticate {
-        /// See [`auth_type`].
-        auth_type: u8,
+        /// The method.
+        auth_type: AuthType,
         /// Type-specific data.
         data: &'a [u8],
     },
@@ -172,7 +293,7 @@ pub enum Message<'a> {
         /// 0 success, 1 failure (or "here is the digest challenge"), 2 not supported.
         status: u8,
         /// Echo of the request's type.
-        auth_type: u8,
+        auth_type: AuthType,
         /// Type-specific data.
         data: &'a [u8],
     },
@@ -341,7 +462,7 @@ pub fn decode(
             SessionKind::from_tag(&b[4..8]).ok_or(DecodeError::UnknownSessionType(u32_at(b, 4)))?,
         ),
         0x11 => Message::StartSessionReply {
-            status: b[1],
+            status: StartStatus::from_byte(b[1]),
             protocol: [b[4], b[5]],
             firmware: [b[6], b[7]],
             iana: u32_at(b, 8),
@@ -349,12 +470,12 @@ pub fn decode(
         },
         0x12 => Message::EndSession,
         0x13 => Message::Authenticate {
-            auth_type: b[4],
+            auth_type: AuthType::from_byte(b[4]),
             data: &b[9..],
         },
         0x14 => Message::AuthenticateReply {
             status: b[1],
-            auth_type: b[4],
+            auth_type: AuthType::from_byte(b[4]),
             data: &b[9..],
         },
         0x20 => Message::SolStart(SolSettings {
@@ -400,7 +521,8 @@ pub fn decode(
         0x40 if kind == Some(SessionKind::Kvm) => Message::KvmStart,
         0x41 if kind == Some(SessionKind::Kvm) => Message::KvmStartReply,
         _ => Message::Ider(IderMessage {
-            command: cmd,
+            // ider_len refused every other byte above.
+            command: IderCommand::from_byte(cmd).ok_or(DecodeError::UnknownCommand(cmd))?,
             attributes: b[3],
             seq: u32_at(b, 4),
             body: &b[8..],
@@ -447,7 +569,7 @@ impl Message<'_> {
                 let n = u8::try_from(oem.len()).expect("OEM data of at most 255 bytes");
                 out.extend_from_slice(&[
                     0x11,
-                    status,
+                    status.to_byte(),
                     0,
                     0,
                     protocol[0],
@@ -462,7 +584,7 @@ impl Message<'_> {
             Self::EndSession => out.extend_from_slice(&[0x12, 0, 0, 0]),
             Self::Authenticate { auth_type, data } => {
                 assert!(data.len() <= MAX_AUTH_DATA, "auth data too long");
-                out.extend_from_slice(&[0x13, 0, 0, 0, auth_type]);
+                out.extend_from_slice(&[0x13, 0, 0, 0, auth_type.to_byte()]);
                 out.extend_from_slice(&(data.len() as u32).to_le_bytes());
                 out.extend_from_slice(data);
             }
@@ -472,7 +594,7 @@ impl Message<'_> {
                 data,
             } => {
                 assert!(data.len() <= MAX_AUTH_DATA, "auth data too long");
-                out.extend_from_slice(&[0x14, status, 0, 0, auth_type]);
+                out.extend_from_slice(&[0x14, status, 0, 0, auth_type.to_byte()]);
                 out.extend_from_slice(&(data.len() as u32).to_le_bytes());
                 out.extend_from_slice(data);
             }
@@ -519,7 +641,7 @@ impl Message<'_> {
             Self::KvmStart => out.extend_from_slice(&[0x40, 0, 0, 0, 0, 0, 0, 0]),
             Self::KvmStartReply => out.extend_from_slice(&[0x41, 0, 0, 0, 0, 0, 0, 0]),
             Self::Ider(m) => {
-                out.extend_from_slice(&[m.command, 0, 0, m.attributes]);
+                out.extend_from_slice(&[m.command.to_byte(), 0, 0, m.attributes]);
                 out.extend_from_slice(&m.seq.to_le_bytes());
                 out.extend_from_slice(m.body);
             }

@@ -8,14 +8,16 @@
 use crate::link::Link;
 use std::time::{Duration, Instant};
 
-use oobkit_runloop::{Machine, Timer, TimerTable};
+use oobkit_runloop::{Timer, TimerTable};
 
 use bytes::Bytes;
 use oobkit_digest::{Algorithm, Exchange, Qop, Secret, compute_response};
 use subtle::ConstantTimeEq;
 
 use crate::client::URI;
-use crate::codec::{Message, SessionKind, SolSettings, auth_type, decode, fields, start_status};
+use crate::codec::{
+    AuthType, IderCommand, Message, SessionKind, SolSettings, StartStatus, decode, fields,
+};
 use crate::{CloseReason, Event};
 
 /// Device settings.
@@ -31,7 +33,7 @@ pub struct DeviceConfig {
     /// Its password.
     pub password: String,
     /// Authentication types offered to a query; real AMT offers `[4]`.
-    pub auth_types: Vec<u8>,
+    pub auth_types: Vec<AuthType>,
     /// Accept empty Kerberos as success (the AMT websocket transport, where HTTP Digest
     /// already authenticated the user).
     pub accept_empty_kerberos: bool,
@@ -59,7 +61,7 @@ impl DeviceConfig {
             realm: realm.into(),
             username: username.into(),
             password: password.into(),
-            auth_types: vec![auth_type::DIGEST],
+            auth_types: vec![AuthType::Digest],
             accept_empty_kerberos: false,
             handshake_timeout: Duration::from_secs(30),
         }
@@ -71,7 +73,7 @@ enum State {
     AwaitStart,
     AwaitStartDecision(SessionKind),
     AwaitAuth(SessionKind),
-    AwaitDigestResponse(SessionKind, u8),
+    AwaitDigestResponse(SessionKind, AuthType),
     AwaitSolStart,
     SolActive,
     AwaitKvmStart,
@@ -188,8 +190,9 @@ impl DeviceSession {
         }
     }
 
-    /// Answers [`Event::StartRequested`] with a [`start_status`]: SUCCESS, BUSY, UNSUPPORTED.
-    pub fn answer_start(&mut self, status: u8) {
+    /// Answers [`Event::StartRequested`] (`Success`, `Busy`, `Unsupported`, ...) and goes on
+    /// with the bytes that came after the request (they wait in the buffer until the answer).
+    pub fn answer_start(&mut self, now: Instant, status: StartStatus) {
         let State::AwaitStartDecision(kind) = self.state else {
             return;
         };
@@ -200,15 +203,16 @@ impl DeviceSession {
             iana: 343,
             oem: &[],
         });
-        if status == start_status::SUCCESS {
+        if status == StartStatus::Success {
             self.state = State::AwaitAuth(kind);
         } else {
             self.close(match status {
-                start_status::BUSY => CloseReason::Busy,
-                start_status::UNSUPPORTED => CloseReason::Unsupported,
+                StartStatus::Busy => CloseReason::Busy,
+                StartStatus::Unsupported => CloseReason::Unsupported,
                 other => CloseReason::DeviceError(other),
             });
         }
+        self.handle_input(now, &[]);
     }
 
     /// Serial bytes from the host to the client (0x2A), split to the client's MaxTxBuffer.
@@ -237,7 +241,7 @@ impl DeviceSession {
     }
 
     /// Sends an IDE-R message with the next sequence number.
-    pub fn send_ider(&mut self, command: u8, attributes: u8, body: &[u8]) {
+    pub fn send_ider(&mut self, command: IderCommand, attributes: u8, body: &[u8]) {
         self.link.send_ider(command, attributes, body);
     }
 
@@ -291,12 +295,6 @@ impl DeviceSession {
         }
     }
 
-    /// Resumes reading after [`DeviceSession::answer_start`] (bytes that came before the
-    /// answer are still buffered).
-    pub fn resume(&mut self, now: Instant) {
-        self.handle_input(now, &[]);
-    }
-
     fn kind(&self) -> SessionKind {
         match self.state {
             State::AwaitStartDecision(k)
@@ -321,7 +319,7 @@ impl DeviceSession {
         }
     }
 
-    fn auth_ok(&mut self, kind: SessionKind, t: u8) {
+    fn auth_ok(&mut self, kind: SessionKind, t: AuthType) {
         self.link.send(Message::AuthenticateReply {
             status: 0,
             auth_type: t,
@@ -335,7 +333,7 @@ impl DeviceSession {
         };
     }
 
-    fn auth_failed(&mut self, t: u8) -> Result<(), CloseReason> {
+    fn auth_failed(&mut self, t: AuthType) -> Result<(), CloseReason> {
         self.link.send(Message::AuthenticateReply {
             status: 1,
             auth_type: t,
@@ -353,28 +351,28 @@ impl DeviceSession {
             (
                 State::AwaitAuth(_),
                 Message::Authenticate {
-                    auth_type: auth_type::QUERY,
+                    auth_type: AuthType::Query,
                     ..
                 },
             ) => {
-                let types = self.config.auth_types.clone();
+                let types: Vec<u8> = self.config.auth_types.iter().map(|t| t.to_byte()).collect();
                 self.link.send(Message::AuthenticateReply {
                     status: 0,
-                    auth_type: auth_type::QUERY,
+                    auth_type: AuthType::Query,
                     data: &types,
                 });
             }
             (
                 State::AwaitAuth(kind),
                 Message::Authenticate {
-                    auth_type: auth_type::KERBEROS,
+                    auth_type: AuthType::Kerberos,
                     data,
                 },
             ) if data.is_empty() && self.config.accept_empty_kerberos => {
-                self.auth_ok(kind, auth_type::KERBEROS);
+                self.auth_ok(kind, AuthType::Kerberos);
             }
             (State::AwaitAuth(kind), Message::Authenticate { auth_type: t, data })
-                if t == auth_type::USERPASS && self.config.auth_types.contains(&t) =>
+                if t == AuthType::UserPassword && self.config.auth_types.contains(&t) =>
             {
                 let f = fields::split(data).map_err(CloseReason::Protocol)?;
                 let ok = matches!(f.as_slice(), [user, pass]
@@ -386,7 +384,7 @@ impl DeviceSession {
                 }
             }
             (State::AwaitAuth(kind), Message::Authenticate { auth_type: t, .. })
-                if (t == auth_type::DIGEST || t == auth_type::DIGEST_2069)
+                if (t == AuthType::Digest || t == AuthType::Digest2069)
                     && self.config.auth_types.contains(&t) =>
             {
                 // Digest-init: answer with realm, this connection's nonce and (type 4) qop.
@@ -394,7 +392,7 @@ impl DeviceSession {
                 fields::push(&mut d, self.config.realm.as_bytes())
                     .map_err(CloseReason::Protocol)?;
                 fields::push(&mut d, self.nonce.as_bytes()).map_err(CloseReason::Protocol)?;
-                if t == auth_type::DIGEST {
+                if t == AuthType::Digest {
                     fields::push(&mut d, b"auth").map_err(CloseReason::Protocol)?;
                 }
                 self.link.send(Message::AuthenticateReply {
@@ -445,7 +443,7 @@ impl DeviceSession {
                 self.state = State::Handoff;
                 self.link.push_event(Event::RfbHandoff);
             }
-            (State::AwaitIderOpen, Message::Ider(m)) if m.command == 0x40 => {
+            (State::AwaitIderOpen, Message::Ider(m)) if m.command == IderCommand::Open => {
                 self.link.check_ider_seq(m.seq)?;
                 let mut reply = [0u8; 22];
                 reply[0] = 1; // protocol major
@@ -454,7 +452,7 @@ impl DeviceSession {
                 reply[8..10].copy_from_slice(&8192u16.to_le_bytes()); // read buffer
                 reply[10..12].copy_from_slice(&8192u16.to_le_bytes()); // write buffer
                 reply[17..21].copy_from_slice(&343u32.to_le_bytes()); // IANA
-                self.send_ider(0x41, 0, &reply);
+                self.send_ider(IderCommand::OpenReply, 0, &reply);
                 self.timers.stop(DeviceTimer::Handshake);
                 self.state = State::IderActive;
                 self.link.push_event(Event::IderOpened {
@@ -464,12 +462,12 @@ impl DeviceSession {
             (State::IderActive, Message::Ider(m)) => {
                 self.link.check_ider_seq(m.seq)?;
                 match m.command {
-                    0x42 => {
-                        self.send_ider(0x43, 0, &[]);
+                    IderCommand::Close => {
+                        self.send_ider(IderCommand::CloseReply, 0, &[]);
                         return Err(CloseReason::Ended);
                     }
-                    0x44 => self.send_ider(0x45, 0, &[]),
-                    0x48 => {
+                    IderCommand::Ping => self.send_ider(IderCommand::Pong, 0, &[]),
+                    IderCommand::DisableEnableFeatures => {
                         let kind = m.body.first().copied().unwrap_or(0);
                         // Type 1: registers available; 2: enabled; 3: set, always accepted.
                         let value: u32 = match kind {
@@ -479,7 +477,7 @@ impl DeviceSession {
                         };
                         let mut body = vec![kind];
                         body.extend_from_slice(&value.to_le_bytes());
-                        self.send_ider(0x49, 0, &body);
+                        self.send_ider(IderCommand::FeaturesReply, 0, &body);
                     }
                     _ => {}
                 }
@@ -521,11 +519,11 @@ impl DeviceSession {
 
     /// Checks a digest response: fields user, realm, nonce, uri, cnonce, nc, response[, qop].
     /// Any nc and cnonce are accepted, as AMT does; the nonce must be this connection's.
-    fn digest_valid(&self, t: u8, data: &[u8]) -> bool {
+    fn digest_valid(&self, t: AuthType, data: &[u8]) -> bool {
         let Ok(f) = fields::split(data) else {
             return false;
         };
-        let expected_len = if t == auth_type::DIGEST { 8 } else { 7 };
+        let expected_len = if t == AuthType::Digest { 8 } else { 7 };
         if f.len() < expected_len {
             return false;
         }
@@ -554,7 +552,7 @@ impl DeviceSession {
                 nonce: &self.nonce,
                 method: "POST",
                 uri: URI,
-                qop: (t == auth_type::DIGEST).then_some(Qop::Auth),
+                qop: (t == AuthType::Digest).then_some(Qop::Auth),
                 nc: &nc,
                 cnonce: &cnonce,
                 body: None,
@@ -567,24 +565,4 @@ impl DeviceSession {
     }
 }
 
-impl Machine for DeviceSession {
-    type Event = Event;
-    fn handle_input(&mut self, now: Instant, bytes: &[u8]) {
-        Self::handle_input(self, now, bytes);
-    }
-    fn handle_eof(&mut self) {
-        Self::handle_eof(self);
-    }
-    fn handle_timeout(&mut self, now: Instant) {
-        Self::handle_timeout(self, now);
-    }
-    fn poll_transmit(&mut self) -> Option<Vec<u8>> {
-        Self::poll_transmit(self)
-    }
-    fn poll_event(&mut self) -> Option<Event> {
-        Self::poll_event(self)
-    }
-    fn poll_timeout(&self) -> Option<Instant> {
-        Self::poll_timeout(self)
-    }
-}
+oobkit_runloop::impl_machine!(DeviceSession, Event);

@@ -28,7 +28,7 @@ pub use error::DecodeError;
 #[non_exhaustive]
 pub enum Event {
     /// Device side: a client asks for a session of this type; answer with
-    /// [`DeviceSession::answer_start`], then call [`DeviceSession::resume`].
+    /// [`DeviceSession::answer_start`].
     StartRequested(codec::SessionKind),
     /// The device accepted the session type (0x11 status 0).
     SessionStarted {
@@ -38,7 +38,7 @@ pub enum Event {
     /// Authentication succeeded with this [`codec::auth_type`].
     Authenticated {
         /// The method used.
-        auth_type: u8,
+        auth_type: codec::AuthType,
     },
     /// SOL is running: data can flow both ways.
     SolReady,
@@ -64,8 +64,8 @@ pub enum Event {
     },
     /// An IDE-R message from the peer (its sequence already checked).
     Ider {
-        /// Command byte.
-        command: u8,
+        /// The command.
+        command: codec::IderCommand,
         /// Attributes byte.
         attributes: u8,
         /// Sequence number.
@@ -99,11 +99,11 @@ pub enum CloseReason {
     #[error("the device does not know this session type")]
     TypeUnknown,
     /// 0x11 with another status.
-    #[error("the device refused the session (status {0:#04x})")]
-    DeviceError(u8),
+    #[error("the device refused the session (status {:#04x})", .0.to_byte())]
+    DeviceError(codec::StartStatus),
     /// No authentication method both sides support.
     #[error("no usable authentication method (device offers {0:?})")]
-    NoUsableAuth(Vec<u8>),
+    NoUsableAuth(Vec<codec::AuthType>),
     /// Wrong user name or password.
     #[error("the device refused the user name or password")]
     AuthRejected,
@@ -143,7 +143,7 @@ pub enum CloseReason {
 pub mod fuzzing {
     use std::time::{Duration, Instant};
 
-    use crate::codec::{SessionKind, decode};
+    use crate::codec::{SessionKind, StartStatus, decode};
     use crate::{Client, ClientConfig, DeviceConfig, DeviceSession, Event};
 
     const KINDS: [Option<SessionKind>; 4] = [
@@ -208,8 +208,8 @@ pub mod fuzzing {
             device.handle_input(now, chunk);
             while let Some(event) = device.poll_event() {
                 if let Event::StartRequested(_) = event {
-                    device.answer_start(chunk.first().copied().unwrap_or(0) % 4);
-                    device.resume(now);
+                    let answer = chunk.first().copied().unwrap_or(0) % 4;
+                    device.answer_start(now, StartStatus::from_byte(answer));
                 }
             }
             now += Duration::from_millis(900);

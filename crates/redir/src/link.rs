@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 
 use bytes::{Buf, Bytes, BytesMut};
 
-use crate::codec::{IderMessage, Message, SessionKind, split_frame};
+use crate::codec::{IderCommand, IderMessage, Message, SessionKind, split_frame};
 use crate::{CloseReason, DecodeError, Event};
 
 #[derive(Debug, Default)]
@@ -38,7 +38,7 @@ impl Link {
     }
 
     /// Sends an IDE-R message with the next sequence number.
-    pub(crate) fn send_ider(&mut self, command: u8, attributes: u8, body: &[u8]) {
+    pub(crate) fn send_ider(&mut self, command: IderCommand, attributes: u8, body: &[u8]) {
         let seq = self.ider_tx;
         self.ider_tx = self.ider_tx.wrapping_add(1);
         self.send(Message::Ider(IderMessage {
@@ -97,7 +97,10 @@ impl Link {
 
     /// An IDE-R message as an event.
     pub(crate) fn deliver_ider(&mut self, mut frame: Bytes) {
-        let (command, attributes) = (frame[0], frame[3]);
+        let Some(command) = IderCommand::from_byte(frame[0]) else {
+            return; // the decoder let only IDE-R commands through
+        };
+        let attributes = frame[3];
         let seq = u32::from_le_bytes([frame[4], frame[5], frame[6], frame[7]]);
         frame.advance(8);
         self.events.push_back(Event::Ider {

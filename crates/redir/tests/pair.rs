@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use oobkit_redir::codec::{SessionKind, auth_type, start_status};
+use oobkit_redir::codec::{AuthType, IderCommand, SessionKind, StartStatus};
 use oobkit_redir::{
     Client, ClientConfig, CloseReason, DeviceConfig, DeviceSession, Event, Transport,
 };
@@ -16,7 +16,7 @@ struct Pair {
     client_events: Vec<Event>,
     device_events: Vec<Event>,
     /// What the device model answers to a start request.
-    start_answer: u8,
+    start_answer: StartStatus,
     /// Whether bytes flow device -> client (false: the device went silent).
     device_link: bool,
     /// Whether bytes flow client -> device.
@@ -35,7 +35,7 @@ impl Pair {
             now,
             client_events: Vec::new(),
             device_events: Vec::new(),
-            start_answer: start_status::SUCCESS,
+            start_answer: StartStatus::Success,
             device_link: true,
             client_link: true,
         };
@@ -71,8 +71,7 @@ impl Pair {
             while let Some(event) = self.device.poll_event() {
                 moved = true;
                 if let Event::StartRequested(_) = event {
-                    self.device.answer_start(self.start_answer);
-                    self.device.resume(self.now);
+                    self.device.answer_start(self.now, self.start_answer);
                 }
                 self.device_events.push(event);
             }
@@ -152,7 +151,7 @@ fn sol_setup_data_both_ways_and_orderly_close() {
             .contains(&Event::SessionStarted { firmware: [16, 1] })
     );
     assert!(p.client_events.contains(&Event::Authenticated {
-        auth_type: auth_type::DIGEST
+        auth_type: AuthType::Digest
     }));
     assert!(
         p.client_events.contains(&Event::SolReady) && p.device_events.contains(&Event::SolReady)
@@ -236,8 +235,8 @@ fn device_drops_a_silent_client() {
 #[test]
 fn busy_and_disabled_devices() {
     for (answer, reason) in [
-        (start_status::BUSY, CloseReason::Busy),
-        (start_status::UNSUPPORTED, CloseReason::Unsupported),
+        (StartStatus::Busy, CloseReason::Busy),
+        (StartStatus::Unsupported, CloseReason::Unsupported),
     ] {
         let now = Instant::now();
         let mut p = Pair::amt(SessionKind::Kvm);
@@ -254,11 +253,11 @@ fn busy_and_disabled_devices() {
         p.start_answer = answer;
         p.progress();
         assert_eq!(p.client_closed(), Some(&reason));
-        assert!(
-            reason
-                .to_string()
-                .contains(if answer == 2 { "busy" } else { "disabled" })
-        );
+        assert!(reason.to_string().contains(if answer == StartStatus::Busy {
+            "busy"
+        } else {
+            "disabled"
+        }));
     }
 }
 
@@ -279,18 +278,18 @@ fn wrong_password() {
 #[test]
 fn other_auth_methods() {
     for (offered, used) in [
-        (vec![auth_type::USERPASS], auth_type::USERPASS),
+        (vec![AuthType::UserPassword], AuthType::UserPassword),
         (
-            vec![auth_type::DIGEST_2069, auth_type::USERPASS],
-            auth_type::DIGEST_2069,
+            vec![AuthType::Digest2069, AuthType::UserPassword],
+            AuthType::Digest2069,
         ),
         (
             vec![
-                auth_type::USERPASS,
-                auth_type::DIGEST_2069,
-                auth_type::DIGEST,
+                AuthType::UserPassword,
+                AuthType::Digest2069,
+                AuthType::Digest,
             ],
-            auth_type::DIGEST,
+            AuthType::Digest,
         ),
     ] {
         let mut device = DeviceConfig::new([12, 0], REALM, "admin", "P@ssw0rd");
@@ -306,18 +305,18 @@ fn other_auth_methods() {
     }
     // Nothing in common.
     let mut device = DeviceConfig::new([12, 0], REALM, "admin", "P@ssw0rd");
-    device.auth_types = vec![auth_type::KERBEROS];
+    device.auth_types = vec![AuthType::Kerberos];
     let p = Pair::new(SessionKind::Sol, "P@ssw0rd", device, Transport::Tcp);
     assert_eq!(
         p.client_closed(),
-        Some(&CloseReason::NoUsableAuth(vec![auth_type::KERBEROS]))
+        Some(&CloseReason::NoUsableAuth(vec![AuthType::Kerberos]))
     );
     // The websocket transport: empty Kerberos.
     let mut device = DeviceConfig::new([16, 1], REALM, "admin", "P@ssw0rd");
     device.accept_empty_kerberos = true;
     let p = Pair::new(SessionKind::Sol, "", device, Transport::AmtWebSocket);
     assert!(p.client_events.contains(&Event::Authenticated {
-        auth_type: auth_type::KERBEROS
+        auth_type: AuthType::Kerberos
     }));
 }
 
@@ -371,11 +370,12 @@ fn ider_open_features_close() {
     // Set register state: enable "on reboot" (0x01 | 0x08).
     let mut body = vec![3];
     body.extend_from_slice(&9u32.to_le_bytes());
-    p.client.send_ider(0x48, 0, &body);
+    p.client
+        .send_ider(IderCommand::DisableEnableFeatures, 0, &body);
     p.progress();
     let reply = p.client_events.iter().find_map(|e| match e {
         Event::Ider {
-            command: 0x49,
+            command: IderCommand::FeaturesReply,
             seq,
             body,
             ..

@@ -1,7 +1,9 @@
 //! Properties: encode/decode round trip; any split of a stream decodes to the same messages;
 //! no input panics the decoder or either state machine.
 
-use oobkit_redir::codec::{IderMessage, Message, SessionKind, SolSettings, decode};
+use oobkit_redir::codec::{
+    AuthType, IderCommand, IderMessage, Message, SessionKind, SolSettings, StartStatus, decode,
+};
 use proptest::prelude::*;
 
 /// An owned description of a message, built into a borrowed `Message` for encoding.
@@ -59,19 +61,19 @@ fn build(spec: &Spec) -> Message<'_> {
             [SessionKind::Sol, SessionKind::Kvm, SessionKind::Ider][usize::from(*k)],
         ),
         Spec::StartReply(status, v, iana, oem) => Message::StartSessionReply {
-            status: *status,
+            status: StartStatus::from_byte(*status),
             protocol: [v[0], v[1]],
             firmware: [v[2], v[3]],
             iana: *iana,
             oem,
         },
         Spec::Auth(t, d) => Message::Authenticate {
-            auth_type: *t,
+            auth_type: AuthType::from_byte(*t),
             data: d,
         },
         Spec::AuthReply(s, t, d) => Message::AuthenticateReply {
             status: *s,
-            auth_type: *t,
+            auth_type: AuthType::from_byte(*t),
             data: d,
         },
         Spec::Sol(s) => Message::SolStart(*s),
@@ -126,7 +128,7 @@ proptest! {
     fn ider_round_trip(cmd in prop::sample::select(vec![0x42u8, 0x43, 0x44, 0x45, 0x47, 0x4B, 0x46, 0x49, 0x4A, 0x50, 0x51, 0x52]), attributes in any::<u8>(), seq in any::<u32>(), fill in any::<u8>()) {
         let size = match cmd { 0x46 => 1, 0x49 => 5, 0x4A => 3, 0x50 => 20, 0x51 | 0x52 => 23, _ => 0 };
         let body = vec![fill; size];
-        let message = Message::Ider(IderMessage { command: cmd, attributes, seq, body: &body });
+        let message = Message::Ider(IderMessage { command: IderCommand::from_byte(cmd).unwrap(), attributes, seq, body: &body });
         let bytes = message.to_vec();
         prop_assert_eq!(decode(&bytes, Some(SessionKind::Ider)).unwrap(), Some((message, bytes.len())));
     }

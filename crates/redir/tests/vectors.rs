@@ -1,7 +1,10 @@
 //! Every byte vector of `amt-redirection.md` section 3 (3.1 session setup, 3.2 digest on the
 //! wire, 3.3 SOL, 3.4 IDE-R, the KVM part of 3.5), decoded and re-encoded.
 
-use oobkit_redir::codec::{IderMessage, Message, SessionKind, SolSettings, decode, fields};
+use oobkit_redir::codec::{
+    AuthType, IderCommand, IderMessage, Message, SessionKind, SolSettings, StartStatus, decode,
+    fields,
+};
 
 fn hex(s: &str) -> Vec<u8> {
     s.split_whitespace()
@@ -48,7 +51,7 @@ fn session_setup_3_1() {
             &hex(bytes),
             None,
             Message::StartSessionReply {
-                status: 0,
+                status: StartStatus::Success,
                 protocol: [1, 0],
                 firmware: fw,
                 iana: 343,
@@ -60,7 +63,7 @@ fn session_setup_3_1() {
         &hex("13 00 00 00 00 00 00 00 00"),
         None,
         Message::Authenticate {
-            auth_type: 0,
+            auth_type: AuthType::Query,
             data: &[],
         },
     );
@@ -69,7 +72,7 @@ fn session_setup_3_1() {
         None,
         Message::AuthenticateReply {
             status: 0,
-            auth_type: 0,
+            auth_type: AuthType::Query,
             data: &[4],
         },
     );
@@ -77,7 +80,7 @@ fn session_setup_3_1() {
         &hex("13 00 00 00 02 00 00 00 00"),
         None,
         Message::Authenticate {
-            auth_type: 2,
+            auth_type: AuthType::Kerberos,
             data: &[],
         },
     );
@@ -86,7 +89,7 @@ fn session_setup_3_1() {
         None,
         Message::AuthenticateReply {
             status: 0,
-            auth_type: 2,
+            auth_type: AuthType::Kerberos,
             data: &[],
         },
     );
@@ -95,14 +98,20 @@ fn session_setup_3_1() {
         None,
         Message::AuthenticateReply {
             status: 2,
-            auth_type: 1,
+            auth_type: AuthType::UserPassword,
             data: &[],
         },
     );
     let init = hex(
         "13 00 00 00 04 20 00 00 00 05 61 64 6D 69 6E 00 00 13 2F 52 65 64 69 72 65 63 74 69 6F 6E 53 65 72 76 69 63 65 00 00 00 00",
     );
-    let (Message::Authenticate { auth_type: 4, data }, _) = decode(&init, None).unwrap().unwrap()
+    let (
+        Message::Authenticate {
+            auth_type: AuthType::Digest,
+            data,
+        },
+        _,
+    ) = decode(&init, None).unwrap().unwrap()
     else {
         panic!()
     };
@@ -125,7 +134,7 @@ fn session_setup_3_1() {
         None,
         Message::AuthenticateReply {
             status: 0,
-            auth_type: 4,
+            auth_type: AuthType::Digest,
             data: &[],
         },
     );
@@ -156,7 +165,7 @@ fn digest_on_the_wire_3_2() {
     let (
         Message::AuthenticateReply {
             status: 1,
-            auth_type: 4,
+            auth_type: AuthType::Digest,
             data,
         },
         87,
@@ -179,7 +188,7 @@ fn digest_on_the_wire_3_2() {
         fields::push(&mut data, f).unwrap();
     }
     let response = Message::Authenticate {
-        auth_type: 4,
+        auth_type: AuthType::Digest,
         data: &data,
     }
     .to_vec();
@@ -264,7 +273,7 @@ fn ider_3_4() {
     let (Message::Ider(m), 18) = decode(&open, ider).unwrap().unwrap() else {
         panic!()
     };
-    assert_eq!((m.command, m.seq), (0x40, 0));
+    assert_eq!((m.command, m.seq), (IderCommand::Open, 0));
     assert_eq!(u16::from_le_bytes([m.body[0], m.body[1]]), 30000);
     assert_eq!(Message::Ider(m).to_vec(), open);
     for (bytes, value) in [
@@ -274,7 +283,7 @@ fn ider_3_4() {
         let bytes = hex(bytes);
         let (
             Message::Ider(IderMessage {
-                command: 0x48,
+                command: IderCommand::DisableEnableFeatures,
                 seq: 1,
                 body,
                 ..

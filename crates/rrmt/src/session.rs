@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use oobkit_runloop::{Machine, Timer, TimerTable};
+use oobkit_runloop::{Timer, TimerTable};
 
 use crate::codec::{Frame, MAX_CHANNEL_DATA, decode, error_code};
 
@@ -1087,46 +1087,6 @@ impl ServerSession {
     }
 }
 
-impl Machine for AgentSession {
-    type Event = AgentEvent;
-    fn handle_input(&mut self, now: Instant, bytes: &[u8]) {
-        Self::handle_input(self, now, bytes);
-    }
-    fn handle_eof(&mut self) {
-        Self::handle_eof(self);
-    }
-    fn handle_timeout(&mut self, now: Instant) {
-        Self::handle_timeout(self, now);
-    }
-    fn poll_transmit(&mut self) -> Option<Vec<u8>> {
-        Self::poll_transmit(self)
-    }
-    fn poll_event(&mut self) -> Option<AgentEvent> {
-        Self::poll_event(self)
-    }
-    fn poll_timeout(&self) -> Option<Instant> {
-        Self::poll_timeout(self)
-    }
-}
+oobkit_runloop::impl_machine!(AgentSession, AgentEvent);
 
-impl Machine for ServerSession {
-    type Event = ServerEvent;
-    fn handle_input(&mut self, now: Instant, bytes: &[u8]) {
-        Self::handle_input(self, now, bytes);
-    }
-    fn handle_eof(&mut self) {
-        Self::handle_eof(self);
-    }
-    fn handle_timeout(&mut self, now: Instant) {
-        Self::handle_timeout(self, now);
-    }
-    fn poll_transmit(&mut self) -> Option<Vec<u8>> {
-        Self::poll_transmit(self)
-    }
-    fn poll_event(&mut self) -> Option<ServerEvent> {
-        Self::poll_event(self)
-    }
-    fn poll_timeout(&self) -> Option<Instant> {
-        Self::poll_timeout(self)
-    }
-}
+oobkit_runloop::impl_machine!(ServerSession, ServerEvent);

@@ -243,3 +243,33 @@ pub fn check_run_down<M: Machine + ?Sized>(
     }
     now
 }
+
+/// Implements [`Machine`] for a type whose inherent methods of the same names already exist
+/// (`handle_input`, `handle_eof`, `handle_timeout`, `poll_transmit`, `poll_event`,
+/// `poll_timeout`), so callers can use either without importing the trait.
+#[macro_export]
+macro_rules! impl_machine {
+    ($machine:ty, $event:ty) => {
+        impl $crate::Machine for $machine {
+            type Event = $event;
+            fn handle_input(&mut self, now: ::std::time::Instant, bytes: &[u8]) {
+                <$machine>::handle_input(self, now, bytes);
+            }
+            fn handle_eof(&mut self) {
+                <$machine>::handle_eof(self);
+            }
+            fn handle_timeout(&mut self, now: ::std::time::Instant) {
+                <$machine>::handle_timeout(self, now);
+            }
+            fn poll_transmit(&mut self) -> ::std::option::Option<::std::vec::Vec<u8>> {
+                <$machine>::poll_transmit(self)
+            }
+            fn poll_event(&mut self) -> ::std::option::Option<$event> {
+                <$machine>::poll_event(self)
+            }
+            fn poll_timeout(&self) -> ::std::option::Option<::std::time::Instant> {
+                <$machine>::poll_timeout(self)
+            }
+        }
+    };
+}

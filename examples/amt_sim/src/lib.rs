@@ -47,7 +47,7 @@ pub struct SimConfig {
     /// TLS redirection port (AMT: 16995), if wanted.
     pub redir_tls_listen: Option<SocketAddr>,
     /// In-band authentication types offered on the redirection ports.
-    pub redir_auth: Vec<u8>,
+    pub redir_auth: Vec<oobkit_redir::codec::AuthType>,
     /// What answers on the serial console.
     pub sol: SolBackend,
     /// What is on the KVM screen.
@@ -110,8 +110,8 @@ impl SimConfig {
             // nothing else (Debian's amtterm 1.4) can be tested. `--redir-auth digest` is
             // strict.
             redir_auth: vec![
-                oobkit_redir::codec::auth_type::DIGEST,
-                oobkit_redir::codec::auth_type::USERPASS,
+                oobkit_redir::codec::AuthType::Digest,
+                oobkit_redir::codec::AuthType::UserPassword,
             ],
             sol: SolBackend::Shell,
             kvm: KvmBackend::Pattern {

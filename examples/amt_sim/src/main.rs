@@ -101,11 +101,11 @@ async fn main() -> ExitCode {
     config.redir_listen = Some(cli.redir_listen);
     config.redir_tls_listen = cli.redir_tls_listen;
     {
-        use oobkit_redir::codec::auth_type::{DIGEST, USERPASS};
+        use oobkit_redir::codec::AuthType;
         config.redir_auth = match cli.redir_auth {
-            RedirAuth::Digest => vec![DIGEST],
-            RedirAuth::Userpass => vec![USERPASS],
-            RedirAuth::Both => vec![DIGEST, USERPASS],
+            RedirAuth::Digest => vec![AuthType::Digest],
+            RedirAuth::Userpass => vec![AuthType::UserPassword],
+            RedirAuth::Both => vec![AuthType::Digest, AuthType::UserPassword],
         };
     }
     config.kvm = match cli.vnc {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use oobkit_io::Io;
-use oobkit_redir::codec::{SessionKind, start_status};
+use oobkit_redir::codec::{SessionKind, StartStatus};
 use oobkit_redir::{DeviceConfig, DeviceSession, Event};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
@@ -170,13 +170,12 @@ async fn serve(stream: Box<dyn Io>, shared: &Shared, websocket: bool) -> std::io
             match event {
                 Event::StartRequested(kind) => {
                     let status = start_answer(shared, kind);
-                    if status == start_status::SUCCESS {
+                    if status == StartStatus::Success {
                         lock(&shared.open_sessions).insert(kind);
                         open = Some(OpenSession { shared, kind });
                     }
-                    tracing::info!("{kind:?} session requested: status {status}");
-                    session.answer_start(status);
-                    session.resume(Instant::now());
+                    tracing::info!("{kind:?} session requested: {status:?}");
+                    session.answer_start(Instant::now(), status);
                 }
                 Event::SolReady => {
                     console = Console::spawn(&shared.config.sol)?;
@@ -270,7 +269,7 @@ async fn serve_kvm<S: AsyncRead + tokio::io::AsyncWrite + Unpin>(
 
 /// What a real AMT answers: unsupported when the feature is off, busy when a session of the
 /// type is already open.
-fn start_answer(shared: &Shared, kind: SessionKind) -> u8 {
+fn start_answer(shared: &Shared, kind: SessionKind) -> StartStatus {
     let device = lock(&shared.device);
     let enabled = match kind {
         SessionKind::Sol => device.sol_enabled() && device.consent_satisfied(false),
@@ -278,10 +277,10 @@ fn start_answer(shared: &Shared, kind: SessionKind) -> u8 {
         SessionKind::Kvm => device.kvm_session_allowed(),
     };
     if !enabled {
-        start_status::UNSUPPORTED
+        StartStatus::Unsupported
     } else if lock(&shared.open_sessions).contains(&kind) {
-        start_status::BUSY
+        StartStatus::Busy
     } else {
-        start_status::SUCCESS
+        StartStatus::Success
     }
 }

@@ -202,7 +202,7 @@ async fn oobkit_client_digest_sol_and_busy() {
     .await;
     assert!(
         events.contains(&Event::Authenticated {
-            auth_type: oobkit_redir::codec::auth_type::DIGEST
+            auth_type: oobkit_redir::codec::AuthType::Digest
         }),
         "{events:?}"
     );
@@ -415,7 +415,7 @@ async fn sol_over_the_ws_redirection_websocket() {
     .await;
     assert!(
         events.contains(&Event::Authenticated {
-            auth_type: oobkit_redir::codec::auth_type::KERBEROS
+            auth_type: oobkit_redir::codec::AuthType::Kerberos
         }),
         "{events:?}"
     );
