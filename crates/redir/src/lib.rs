@@ -2,12 +2,76 @@
 //!
 //! - [`codec`]: every message of the session manager, SOL, KVM setup and IDE-R, decoded from a
 //!   byte stream in any split and encoded into caller buffers.
+//! - [`Client`] and [`DeviceSession`]: the two roles as state machines under the run-loop
+//!   contract of [`oobkit_runloop`] (the protocol itself: `docs/amt-redirection.md`).
 //!
 //! ```
 //! use oobkit_redir::codec::{decode, Message, SessionKind};
 //! let start = Message::StartSession(SessionKind::Sol).to_vec();
 //! assert_eq!(start, b"\x10\x00\x00\x00SOL ");
 //! assert_eq!(decode(&start, None).unwrap(), Some((Message::StartSession(SessionKind::Sol), 8)));
+//! ```
+//!
+//! # The run loop
+//!
+//! Both roles are driven the same way: feed received bytes, the end of the stream and the
+//! time in; drain [`Machine::poll_output`] until it answers [`Output::Timeout`] (bytes to
+//! send and events come first, so nothing can be left behind); call `handle_timeout` when
+//! that instant comes. Here a client and a device talk through two in-memory "wires" with a
+//! virtual clock; a real driver reads a socket and sleeps until the deadline instead
+//! (`oobkit-io` does exactly that).
+//!
+//! ```
+//! use std::time::{Duration, Instant};
+//! use oobkit_redir::codec::{SessionKind, StartStatus};
+//! use oobkit_redir::{Client, ClientConfig, DeviceConfig, DeviceSession, Event, Machine, Output};
+//!
+//! let mut now = Instant::now();
+//! let realm = "Digest:A3829B3827DE4D33D4449B366831FD01";
+//! // The cnonce and nonce are the caller's randomness (fixed here for the example).
+//! let config = ClientConfig::new(SessionKind::Sol, "admin", "P@ssw0rd", "0123456789abcdef");
+//! let mut client = Client::new(config, now);
+//! let device_config = DeviceConfig::new([16, 1], realm, "admin", "P@ssw0rd");
+//! let mut device = DeviceSession::new(device_config, now, "QYePBLMVAAAAAAAAjfXveceOM5bNfu/K");
+//!
+//! let (mut to_device, mut to_client) = (Vec::new(), Vec::new());
+//! let mut serial = Vec::new();
+//! for _ in 0..20 {
+//!     // Drain the client completely; only then is its deadline known.
+//!     let client_deadline = loop {
+//!         match client.poll_output() {
+//!             Output::Transmit(bytes) => to_device.extend_from_slice(&bytes),
+//!             Output::Event(Event::SolReady) => client.send_sol(b"dir\r"),
+//!             Output::Event(Event::SolData(bytes)) => serial.extend_from_slice(&bytes),
+//!             Output::Event(_) => {}
+//!             Output::Timeout(deadline) => break deadline,
+//!         }
+//!     };
+//!     let device_deadline = loop {
+//!         match device.poll_output() {
+//!             Output::Transmit(bytes) => to_client.extend_from_slice(&bytes),
+//!             // The host application decides: here SOL is enabled and free.
+//!             Output::Event(Event::StartRequested(_)) => {
+//!                 device.answer_start(now, StartStatus::Success)
+//!             }
+//!             // The serial port of the managed host answers what it is sent.
+//!             Output::Event(Event::SolData(bytes)) => device.send_sol(&bytes),
+//!             Output::Event(_) => {}
+//!             Output::Timeout(deadline) => break deadline,
+//!         }
+//!     };
+//!     if to_device.is_empty() && to_client.is_empty() {
+//!         // Nothing in flight: time passes to the earliest deadline.
+//!         let next = [client_deadline, device_deadline].into_iter().flatten().min();
+//!         now = next.unwrap_or(now + Duration::from_secs(1));
+//!         client.handle_timeout(now);
+//!         device.handle_timeout(now);
+//!         continue;
+//!     }
+//!     device.handle_input(now, &std::mem::take(&mut to_device));
+//!     client.handle_input(now, &std::mem::take(&mut to_client));
+//! }
+//! assert_eq!(serial, b"dir\r");
 //! ```
 #![forbid(unsafe_code)]
 
@@ -22,6 +86,7 @@ use bytes::Bytes;
 pub use client::{Client, ClientConfig, Transport};
 pub use device::{DeviceConfig, DeviceSession};
 pub use error::DecodeError;
+pub use oobkit_runloop::{Machine, Output};
 
 /// Something that happened in a session.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,7 +1,7 @@
 //! RRMT framing (`docs/rrmt.md`): `Type (1) | Length (u16 BE) | Data`, and the payload of
 //! every type.
 
-use crate::DecodeError;
+use crate::{DecodeError, EncodeError};
 
 /// Frame header size.
 pub const HEADER: usize = 3;
@@ -368,12 +368,12 @@ impl Frame<'_> {
     }
 
     /// Appends the encoded frame to `out`. A payload that would exceed 65 535 bytes, or a
-    /// name over 255, is refused with [`DecodeError::TooLong`] and nothing is written.
-    pub fn encode(&self, out: &mut Vec<u8>) -> Result<(), DecodeError> {
+    /// name over 255, is refused with [`EncodeError::TooLong`] and nothing is written.
+    pub fn encode(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
         let start = out.len();
         out.extend_from_slice(&[self.kind(), 0, 0]);
-        let short = |out: &mut Vec<u8>, s: &str| -> Result<(), DecodeError> {
-            let n = u8::try_from(s.len()).map_err(|_| DecodeError::TooLong)?;
+        let short = |out: &mut Vec<u8>, s: &str| -> Result<(), EncodeError> {
+            let n = u8::try_from(s.len()).map_err(|_| EncodeError::TooLong)?;
             out.push(n);
             out.extend_from_slice(s.as_bytes());
             Ok(())
@@ -408,10 +408,10 @@ impl Frame<'_> {
                     out.extend_from_slice(&request.to_be_bytes());
                     out.extend_from_slice(&timeout_ms.to_be_bytes());
                     out.extend_from_slice(&output_cap.to_be_bytes());
-                    let argc = u16::try_from(argv.len()).map_err(|_| DecodeError::TooLong)?;
+                    let argc = u16::try_from(argv.len()).map_err(|_| EncodeError::TooLong)?;
                     out.extend_from_slice(&argc.to_be_bytes());
                     for arg in argv {
-                        let n = u16::try_from(arg.len()).map_err(|_| DecodeError::TooLong)?;
+                        let n = u16::try_from(arg.len()).map_err(|_| EncodeError::TooLong)?;
                         out.extend_from_slice(&n.to_be_bytes());
                         out.extend_from_slice(arg);
                     }
@@ -491,7 +491,7 @@ impl Frame<'_> {
             }
             Ok(()) => {
                 out.truncate(start);
-                Err(DecodeError::TooLong)
+                Err(EncodeError::TooLong)
             }
             Err(e) => {
                 out.truncate(start);

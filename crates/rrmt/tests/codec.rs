@@ -146,7 +146,7 @@ fn hostile_frames_are_typed_errors() {
             data: &big
         }
         .encode(&mut out),
-        Err(DecodeError::TooLong)
+        Err(oobkit_rrmt::EncodeError::TooLong)
     );
     assert_eq!(out, [9]);
 }
