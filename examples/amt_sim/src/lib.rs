@@ -13,11 +13,11 @@ pub mod launch;
 mod redirection;
 pub mod rfb;
 
-use oobkit_device::{Context, Device, DeviceConfig, DeviceEvent};
 use oobkit_digest::{
     Algorithm, QopSet, Request as DigestRequest, Secret, Server, ServerConfig, Verdict,
 };
 use oobkit_io::Io;
+use oobkit_sim::{Context, Device, DeviceConfig, DeviceEvent};
 use oobkit_wsman::http::{HttpRequest, RequestReader};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -71,10 +71,10 @@ pub enum KvmBackend {
 /// What a SOL session talks to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SolBackend {
-    /// A login-less interactive shell on a pseudo-terminal (`/bin/sh -i`), so SOL looks like
-    /// a serial console.
-    Shell,
-    /// This command on a pseudo-terminal.
+    /// The simulated serial console of `oobkit_sim::console` (banner, login prompt, a few
+    /// built-in commands): the default, since it hands nobody a real shell.
+    Simulated,
+    /// This command on a pseudo-terminal (a real program: only when asked for).
     Command(String),
     /// Echo every byte back.
     Echo,
@@ -113,7 +113,7 @@ impl SimConfig {
                 oobkit_redir::codec::AuthType::Digest,
                 oobkit_redir::codec::AuthType::UserPassword,
             ],
-            sol: SolBackend::Shell,
+            sol: SolBackend::Simulated,
             kvm: KvmBackend::Pattern {
                 width: 1024,
                 height: 768,
@@ -128,7 +128,7 @@ pub(crate) struct Shared {
     digest: Mutex<Server>,
     pub(crate) limit: Semaphore,
     /// Redirection session types open now (one of each at a time, as on AMT).
-    pub(crate) open_sessions: Mutex<std::collections::HashSet<oobkit_redir::codec::SessionKind>>,
+    pub(crate) sessions: Mutex<oobkit_sim::SessionGate>,
 }
 
 /// A running simulator. Dropping it does not stop it; it lives as long as the runtime.
@@ -170,7 +170,7 @@ impl Simulator {
             config: config.clone(),
             device: Mutex::new(device),
             digest: Mutex::new(Server::new(digest)),
-            open_sessions: Mutex::default(),
+            sessions: Mutex::default(),
         });
         let http = TcpListener::bind(config.listen).await?;
         let http_addr = http.local_addr()?;

@@ -56,7 +56,9 @@ struct Cli {
     /// `both` also offers user/password, which older clients (Debian's amtterm 1.4) need.
     #[arg(long, value_enum, default_value = "both")]
     redir_auth: RedirAuth,
-    /// Run this command on the SOL console (on a pseudo-terminal) instead of a shell.
+    /// Run this command on the SOL console, on a pseudo-terminal (for example "/bin/sh -i"),
+    /// instead of the built-in simulated serial console. Whoever can reach the redirection
+    /// port with the password gets this program.
     #[arg(long, conflicts_with = "sol_echo")]
     sol_command: Option<String>,
     /// Echo SOL input back instead of running a shell.
@@ -118,7 +120,7 @@ async fn main() -> ExitCode {
     config.sol = match (cli.sol_command, cli.sol_echo) {
         (Some(command), _) => amt_sim::SolBackend::Command(command),
         (None, true) => amt_sim::SolBackend::Echo,
-        (None, false) => amt_sim::SolBackend::Shell,
+        (None, false) => amt_sim::SolBackend::Simulated,
     };
     let sim = match Simulator::start(config).await {
         Ok(sim) => sim,

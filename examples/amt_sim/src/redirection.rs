@@ -13,6 +13,7 @@ use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
 use crate::rfb::RfbEnd;
 use crate::{KvmBackend, Shared, SolBackend, lock};
+use oobkit_sim::SerialConsole;
 
 /// A connection on a redirection port (16994, 16995).
 pub(crate) fn serve_raw(
@@ -36,22 +37,31 @@ struct OpenSession<'a> {
 
 impl Drop for OpenSession<'_> {
     fn drop(&mut self) {
-        lock(&self.shared.open_sessions).remove(&self.kind);
+        lock(&self.shared.sessions).release(self.kind);
     }
 }
 
 /// The far end of a SOL session.
-struct Console {
-    _child: Child,
-    stdin: ChildStdin,
-    stdout: ChildStdout,
+enum Console {
+    /// The built-in simulated serial console.
+    Simulated(SerialConsole),
+    /// A program on a pseudo-terminal.
+    Program {
+        _child: Child,
+        stdin: ChildStdin,
+        stdout: ChildStdout,
+    },
+    /// Every byte back.
+    Echo,
+    /// The program exited: a real serial line just goes quiet.
+    Gone,
 }
 
 impl Console {
-    fn spawn(backend: &SolBackend) -> std::io::Result<Option<Self>> {
+    fn start(backend: &SolBackend) -> std::io::Result<Self> {
         let command = match backend {
-            SolBackend::Echo => return Ok(None),
-            SolBackend::Shell => "/bin/sh -i".to_owned(),
+            SolBackend::Echo => return Ok(Self::Echo),
+            SolBackend::Simulated => return Ok(Self::Simulated(SerialConsole::new("oobkit-sim"))),
             SolBackend::Command(c) => c.clone(),
         };
         // util-linux `script` runs the command on a fresh pseudo-terminal with our pipes at
@@ -66,18 +76,38 @@ impl Console {
             .spawn()?;
         let stdin = child.stdin.take().expect("piped");
         let stdout = child.stdout.take().expect("piped");
-        Ok(Some(Self {
+        Ok(Self::Program {
             _child: child,
             stdin,
             stdout,
-        }))
+        })
+    }
+
+    /// Serial bytes from the client; what the console answers at once goes to `session`.
+    async fn input(&mut self, bytes: &[u8], session: &mut DeviceSession) -> std::io::Result<()> {
+        match self {
+            Self::Simulated(console) => {
+                console.handle_input(bytes);
+                Self::drain(console, session);
+            }
+            Self::Program { stdin, .. } => stdin.write_all(bytes).await?,
+            Self::Echo => session.send_sol(bytes),
+            Self::Gone => {}
+        }
+        Ok(())
+    }
+
+    fn drain(console: &mut SerialConsole, session: &mut DeviceSession) {
+        while let Some(out) = console.poll_output() {
+            session.send_sol(&out);
+        }
     }
 }
 
 async fn read_console(console: &mut Option<Console>, buf: &mut [u8]) -> std::io::Result<usize> {
     match console {
-        Some(c) => c.stdout.read(buf).await,
-        None => std::future::pending().await,
+        Some(Console::Program { stdout, .. }) => stdout.read(buf).await,
+        _ => std::future::pending().await,
     }
 }
 
@@ -169,23 +199,27 @@ async fn serve(stream: Box<dyn Io>, shared: &Shared, websocket: bool) -> std::io
         while let Some(event) = session.poll_event() {
             match event {
                 Event::StartRequested(kind) => {
-                    let status = start_answer(shared, kind);
+                    let status = lock(&shared.sessions).start(kind, &lock(&shared.device));
                     if status == StartStatus::Success {
-                        lock(&shared.open_sessions).insert(kind);
                         open = Some(OpenSession { shared, kind });
                     }
                     tracing::info!("{kind:?} session requested: {status:?}");
                     session.answer_start(Instant::now(), status);
                 }
                 Event::SolReady => {
-                    console = Console::spawn(&shared.config.sol)?;
+                    let mut started = Console::start(&shared.config.sol)?;
+                    if let Console::Simulated(banner) = &mut started {
+                        Console::drain(banner, &mut session);
+                    }
+                    console = Some(started);
                     let powered = lock(&shared.device).power_state() == 2;
                     session.send_controls(0, if powered { 0x04 } else { 0 });
                 }
-                Event::SolData(bytes) => match &mut console {
-                    Some(c) => c.stdin.write_all(&bytes).await?,
-                    None => session.send_sol(&bytes),
-                },
+                Event::SolData(bytes) => {
+                    if let Some(console) = &mut console {
+                        console.input(&bytes, &mut session).await?;
+                    }
+                }
                 Event::RfbHandoff => {
                     lock(&shared.device).consent_in_session();
                     rfb = Some(Vec::new());
@@ -226,9 +260,8 @@ async fn serve(stream: Box<dyn Io>, shared: &Shared, websocket: bool) -> std::io
             n = read_console(&mut console, &mut con_buf) => {
                 let n = n?;
                 if n == 0 {
-                    // The shell exited: end the console, keep the session (a real serial
-                    // line just goes quiet).
-                    console = None;
+                    // The program exited: the console goes quiet, the session stays.
+                    console = Some(Console::Gone);
                 } else {
                     session.send_sol(&con_buf[..n]);
                 }
@@ -264,23 +297,5 @@ async fn serve_kvm<S: AsyncRead + tokio::io::AsyncWrite + Unpin>(
                 "KVM forwarded to {target}: {up} bytes up, {down} down"
             ))
         }
-    }
-}
-
-/// What a real AMT answers: unsupported when the feature is off, busy when a session of the
-/// type is already open.
-fn start_answer(shared: &Shared, kind: SessionKind) -> StartStatus {
-    let device = lock(&shared.device);
-    let enabled = match kind {
-        SessionKind::Sol => device.sol_enabled() && device.consent_satisfied(false),
-        SessionKind::Ider => device.ider_enabled() && device.consent_satisfied(false),
-        SessionKind::Kvm => device.kvm_session_allowed(),
-    };
-    if !enabled {
-        StartStatus::Unsupported
-    } else if lock(&shared.open_sessions).contains(&kind) {
-        StartStatus::Busy
-    } else {
-        StartStatus::Success
     }
 }

@@ -12,9 +12,12 @@ use tokio::net::TcpStream;
 
 const PASSWORD: &str = "Sim-P@ss1";
 
+/// A simulator whose SOL console is a real shell, so that commands with arithmetic show that
+/// bytes reached a program and came back.
 async fn start() -> Simulator {
     let mut config = SimConfig::loopback(PASSWORD);
     config.redir_listen = Some("127.0.0.1:0".parse().unwrap());
+    config.sol = amt_sim::SolBackend::Command("/bin/sh -i".into());
     Simulator::start(config).await.expect("simulator starts")
 }
 
@@ -119,7 +122,7 @@ async fn amtterm_refused_when_sol_disabled_or_password_wrong() {
         );
         let reply = device.handle(
             &request.to_xml(oobkit_wsman::Style::Intel).unwrap(),
-            oobkit_device::Context {
+            oobkit_sim::Context {
                 now_unix: 0,
                 random: 0,
             },

@@ -18,7 +18,8 @@ use tokio::net::TcpStream;
 /// Listens on a local port, then (if configured) starts a terminal client on it; each telnet
 /// connection opens a SOL session to the AMT and bridges the two, one client at a time, until
 /// either side ends. Without --host, a simulated AMT is started in this process, so the whole
-/// chain can be tried on any machine.
+/// chain can be tried on any machine: its console is a simulated serial console (banner,
+/// login prompt, a few built-in commands) unless --sol-command names a real program.
 #[derive(Parser)]
 #[command(version)]
 struct Cli {
@@ -31,6 +32,11 @@ struct Cli {
     /// with {host} and {port}. Default: PuTTY if installed, else telnet, else none.
     #[arg(long)]
     client: Option<String>,
+    /// Simulated AMT only: run this program on the SOL console, on a pseudo-terminal (for
+    /// example "/bin/sh -i"). Anyone who can connect to the local telnet port gets it, so the
+    /// default is the harmless simulated console.
+    #[arg(long, conflicts_with = "host")]
+    sol_command: Option<String>,
 }
 
 async fn serve_client(mut local: TcpStream, target: &RedirTarget) -> std::io::Result<String> {
@@ -88,7 +94,13 @@ async fn serve_client(mut local: TcpStream, target: &RedirTarget) -> std::io::Re
 
 async fn run(cli: Cli) -> Result<(), String> {
     // The target: a real AMT, or the simulator in this process (kept alive here).
-    let (target, _simulator) = resolve(&cli.amt, |_| {}).await?;
+    let sol_command = cli.sol_command.clone();
+    let (target, _simulator) = resolve(&cli.amt, |config| {
+        if let Some(command) = sol_command {
+            config.sol = amt_sim::SolBackend::Command(command);
+        }
+    })
+    .await?;
     let target = Arc::new(target);
     const CLIENTS: [(&str, &str, &str); 2] = [
         ("putty", "putty", "putty -telnet {host} -P {port}"),

@@ -1,5 +1,6 @@
-//! End to end with Debian's `telnet` (installed by `.ci/run`), driven on a pseudo-terminal
-//! (util-linux `script`), through `sol_telnet` to the simulated AMT's SOL shell.
+//! End to end with Debian's `telnet` (installed by `./test.sh`), driven on a pseudo-terminal
+//! (util-linux `script`), through `sol_telnet` to the simulated AMT's SOL console: the
+//! default simulated serial console, and a real shell asked for with `--sol-command`.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -7,11 +8,17 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
-/// Starts `sol_telnet` against its in-process simulator; returns it and its telnet port.
+/// Starts `sol_telnet` against its in-process simulator with a shell on the console; returns
+/// it and its telnet port.
 async fn start_bridge() -> (Child, u16) {
+    start_bridge_with(&["--sol-command", "/bin/sh -i"]).await
+}
+
+async fn start_bridge_with(extra: &[&str]) -> (Child, u16) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_sol_telnet"));
     command
         .args(["--client", "none", "--listen", "127.0.0.1:0"])
+        .args(extra)
         .env_remove("AMT_HOST");
     oobkit_testkit::spawn_listening(&mut command, "telnet").await
 }
@@ -80,6 +87,22 @@ impl Telnet {
             String::from_utf8_lossy(&self.seen[self.seen.len().saturating_sub(600)..])
         );
     }
+}
+
+#[tokio::test]
+async fn the_default_console_is_simulated_and_hands_out_no_shell() {
+    let (_bridge, port) = start_bridge_with(&[]).await;
+    let mut telnet = Telnet::connect(port).await;
+    telnet.expect(b"oobkit-sim login: ", 1).await;
+    telnet.type_bytes(b"alice\r").await;
+    telnet.expect(b"Password: ", 1).await;
+    telnet.type_bytes(b"anything\r").await;
+    telnet.expect(b"alice@oobkit-sim:~$ ", 1).await;
+    // A shell would print 42; the simulated console prints the text as it is.
+    telnet.type_bytes(b"echo tel-$((6*7))\r").await;
+    telnet.expect(b"tel-$((6*7))\r\n", 2).await;
+    telnet.type_bytes(b"ls /\r").await;
+    telnet.expect(b"ls: command not found", 1).await;
 }
 
 #[tokio::test]

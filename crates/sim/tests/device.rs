@@ -1,7 +1,7 @@
 //! The device model: state is coherent across operations, and misuse gets AMT's faults.
 
 use base64::Engine as _;
-use oobkit_device::{Context, Device, DeviceConfig, DeviceEvent};
+use oobkit_sim::{Context, Device, DeviceConfig, DeviceEvent};
 use oobkit_wsman::ops::{self, AuditRecord, BootDevice, PowerAction, redirection_state};
 use oobkit_wsman::{Error, Instance, MethodOutput, Request, Response, ResponseBody, Style, ns};
 

@@ -8,7 +8,7 @@
 //! disagree.
 //!
 //! ```
-//! use oobkit_device::{Context, Device, DeviceConfig};
+//! use oobkit_sim::{Context, Device, DeviceConfig};
 //! use oobkit_wsman::{ops, Response, ResponseBody, Style};
 //!
 //! let mut device = Device::new(DeviceConfig::new("16.1.25", [7; 16]));
@@ -22,8 +22,6 @@
 //! assert_eq!(state.text("PowerState"), Some("8"));
 //! # Ok::<(), oobkit_wsman::Error>(())
 //! ```
-#![forbid(unsafe_code)]
-
 mod model;
 
 use std::collections::{BTreeMap, VecDeque};
