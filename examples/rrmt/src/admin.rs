@@ -103,6 +103,10 @@ pub enum AdminReply {
         token: String,
         /// The host id.
         host_id: String,
+        /// The port agents connect to (the host is the one the administrator reached).
+        agent_port: u16,
+        /// The server certificate's SHA-256 fingerprint, for the agent's `--fingerprint`.
+        fingerprint: String,
     },
     /// Answer to `token_revoke`.
     Revoked {

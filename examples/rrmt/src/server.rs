@@ -144,7 +144,10 @@ impl Server {
         let (acceptor, fingerprint) = tls_acceptor(&config)?;
         let agents_listener = TcpListener::bind(config.agent_listen).await?;
         let admin_listener = TcpListener::bind(config.admin_listen).await?;
+        let agent_addr = agents_listener.local_addr()?;
         let shared = Arc::new(Shared {
+            agent_port: agent_addr.port(),
+            fingerprint: oobkit_io::format_fingerprint(&fingerprint),
             registry: Mutex::new(registry),
             agents: Mutex::default(),
             admins,
@@ -159,7 +162,7 @@ impl Server {
             config,
         });
         let server = Self {
-            agent_addr: agents_listener.local_addr()?,
+            agent_addr,
             admin_addr: admin_listener.local_addr()?,
             fingerprint,
             shared: Arc::clone(&shared),
@@ -204,6 +207,10 @@ struct Shared {
     agent_slots: Arc<Semaphore>,
     admin_slots: Arc<Semaphore>,
     next_connection: AtomicU64,
+    /// The bound agents' port and the certificate fingerprint, told to administrators who
+    /// create tokens so that they can paste the agent's command line as printed.
+    agent_port: u16,
+    fingerprint: String,
 }
 
 impl std::fmt::Debug for Shared {
@@ -950,6 +957,8 @@ fn simple_request(shared: &Shared, user: &str, address: &str, request: AdminRequ
                         name,
                         token: token.to_string(),
                         host_id: host_id.to_string(),
+                        agent_port: shared.agent_port,
+                        fingerprint: shared.fingerprint.clone(),
                     }
                 }
                 Err(e) => failed(e),

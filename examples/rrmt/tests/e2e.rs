@@ -134,6 +134,17 @@ impl TestServer {
             .skip_while(|w| *w != "token")
             .nth(1)
             .expect("a token in the output");
+        // The agent's command line is printed ready to paste: this server's port and
+        // certificate, no placeholders.
+        let command = format!(
+            "rrmt-agent --server wss://127.0.0.1:{} --token-file /etc/rrmt/token --fingerprint {}",
+            self.agent_port, self.fingerprint
+        );
+        assert!(out.contains(&command), "{out}");
+        assert!(
+            out.contains(&format!("echo '{token}' > /etc/rrmt/token")),
+            "{out}"
+        );
         let path = self.dir.join(format!("{host}.token"));
         std::fs::write(&path, token).unwrap();
         path
@@ -271,6 +282,13 @@ async fn exec_passes_output_streams_and_exit_status_through() {
     // The audit log has who ran what where and how it ended.
     let (code, out, _) = server.run(&["audit"]).await;
     assert_eq!(code, 0);
+    // Times in local RFC 3339 with the offset (2026-11-26T11:20:05+00:00), not UNIX seconds.
+    let first = out.lines().next().expect("an audit line");
+    let at = first.split_whitespace().nth(1).expect("a time");
+    assert!(
+        at.len() == 25 && at.as_bytes()[10] == b'T' && matches!(at.as_bytes()[19], b'+' | b'-'),
+        "{first}"
+    );
     assert!(
         out.contains(
             "alice@127.0.0.1 exec web1 sh -c 'echo to-out; echo to-err >&2; exit 7' exit 7"

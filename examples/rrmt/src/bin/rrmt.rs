@@ -143,17 +143,33 @@ async fn run(cli: Cli) -> u8 {
             }
         }
         Command::Shell { host } => shell(&mut client, host).await,
-        Command::Hosts => simple(&mut client, AdminRequest::Hosts, cli.json, false).await,
+        Command::Hosts => {
+            simple(
+                &mut client,
+                AdminRequest::Hosts,
+                cli.json,
+                false,
+                &endpoint.host,
+            )
+            .await
+        }
         Command::Token { action } => {
             let (request, tokens) = match action {
                 TokenAction::Create { name } => (AdminRequest::TokenCreate { name }, false),
                 TokenAction::List => (AdminRequest::Hosts, true),
                 TokenAction::Revoke { name } => (AdminRequest::TokenRevoke { name }, false),
             };
-            simple(&mut client, request, cli.json, tokens).await
+            simple(&mut client, request, cli.json, tokens, &endpoint.host).await
         }
         Command::Audit { limit } => {
-            simple(&mut client, AdminRequest::Audit { limit }, cli.json, false).await
+            simple(
+                &mut client,
+                AdminRequest::Audit { limit },
+                cli.json,
+                false,
+                &endpoint.host,
+            )
+            .await
         }
     };
     client.close().await;
@@ -179,7 +195,27 @@ fn time(at: Option<i64>) -> String {
     }
 }
 
-async fn simple(client: &mut AdminClient, request: AdminRequest, json: bool, tokens: bool) -> u8 {
+/// Requests with one reply. `server_host` is the host the administrator reached (agents reach
+/// the server under the same name).
+/// UNIX seconds as local time in RFC 3339 (`2026-11-26T11:20:05+01:00`), for people; `--json`
+/// keeps the numbers.
+fn local_time(unix: i64) -> String {
+    match jiff::Timestamp::from_second(unix) {
+        Ok(at) => at
+            .to_zoned(jiff::tz::TimeZone::system())
+            .strftime("%Y-%m-%dT%H:%M:%S%:z")
+            .to_string(),
+        Err(_) => unix.to_string(),
+    }
+}
+
+async fn simple(
+    client: &mut AdminClient,
+    request: AdminRequest,
+    json: bool,
+    tokens: bool,
+    server_host: &str,
+) -> u8 {
     let reply = match client.call(&request).await {
         Ok(reply) => reply,
         Err(e) => return report(&e),
@@ -244,11 +280,22 @@ async fn simple(client: &mut AdminClient, request: AdminRequest, json: bool, tok
             name,
             token,
             host_id,
+            agent_port,
+            fingerprint,
         } => {
+            // An IPv6 literal needs brackets in a URL.
+            let host = if server_host.contains(':') {
+                format!("[{server_host}]")
+            } else {
+                server_host.to_owned()
+            };
             println!("host {name} (id {host_id}): token {token}");
-            println!("start the agent there with the token in a file readable only by it:");
             println!(
-                "  rrmt-agent --server wss://SERVER:7700 --token-file /etc/rrmt/token --fingerprint SERVER_FINGERPRINT"
+                "on {name}, store the token where only the agent can read it and start the agent:"
+            );
+            println!("  (umask 077; mkdir -p /etc/rrmt && echo '{token}' > /etc/rrmt/token)");
+            println!(
+                "  rrmt-agent --server wss://{host}:{agent_port} --token-file /etc/rrmt/token --fingerprint {fingerprint}"
             );
         }
         AdminReply::Revoked { name, disconnected } => {
@@ -274,7 +321,14 @@ async fn simple(client: &mut AdminClient, request: AdminRequest, json: bool, tok
                 };
                 println!(
                     "{:>5} {} {}@{} {} {} {} {}",
-                    e.id, e.at, e.who, e.address, e.action, e.host, e.detail, end
+                    e.id,
+                    local_time(e.at),
+                    e.who,
+                    e.address,
+                    e.action,
+                    e.host,
+                    e.detail,
+                    end
                 );
             }
         }
