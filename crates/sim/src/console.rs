@@ -76,7 +76,9 @@ impl SerialConsole {
                     self.enter(line.trim());
                 }
                 0x7F | 0x08 => {
-                    if self.line.pop().is_some() && self.stage != Stage::Password {
+                    let erased = self.line.pop().is_some();
+                    // The password was never shown, so nothing is rubbed out on screen.
+                    if erased && self.stage != Stage::Password {
                         self.say("\x08 \x08");
                     }
                 }
