@@ -293,7 +293,7 @@ pub struct Exchange<'a> {
 ///
 /// ```
 /// use oobkit_digest::{compute_response, Algorithm, Exchange, Qop, Secret};
-/// // The AMT redirection in-band digest (amt-redirection spec, vector 3.2 b).
+/// // The AMT redirection in-band digest (`docs/amt-redirection.md`, vector 3.2 b).
 /// let exchange = Exchange {
 ///     algorithm: Algorithm::Md5,
 ///     username: "admin",

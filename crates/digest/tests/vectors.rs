@@ -1,5 +1,5 @@
 //! Published test vectors: RFC 7616 section 3.9, RFC 2617 section 3.5, and the AMT vectors of
-//! the project's specs (amt-redirection.md section 3.2, wsman.md fixture 4).
+//! the project's docs (`docs/amt-redirection.md` section 3.2, `docs/wsman.md` fixture 4).
 
 use oobkit_digest::{
     Algorithm, Authorization, ChallengeOutcome, Client, DigestChallenge, Exchange, Qop, QopSet,
@@ -116,7 +116,7 @@ fn amt_exchange<'a>(qop: Option<Qop>) -> Exchange<'a> {
     }
 }
 
-/// amt-redirection.md section 3.2: the in-band redirection digest, types 4 and 3.
+/// `docs/amt-redirection.md` section 3.2: the in-band redirection digest, types 4 and 3.
 #[test]
 fn amt_redirection_vectors() {
     assert_eq!(
@@ -189,7 +189,7 @@ fn amt_redirection_vectors() {
     );
 }
 
-/// wsman.md fixture 4: a real AMT 16.1 challenge, and a real accepted answer from rpc-go.
+/// `docs/wsman.md` fixture 4: a real AMT 16.1 challenge, and a real accepted answer from rpc-go.
 #[test]
 fn wsman_fixture_4() {
     let challenge = DigestChallenge::select([r#"Digest realm="Digest:2517B2332AFD88353D5F5FD352697901", nonce="QYePBLMVAAAAAAAAjfXveceOM5bNfu/K",stale="false",qop="auth-int, auth""#]).unwrap();

@@ -1,4 +1,4 @@
-//! The client side of a redirection session (spec sections 4.1-4.4).
+//! The client side of a redirection session (`docs/amt-redirection.md` sections 4.1-4.4).
 //!
 //! Drive it as any sans-IO machine: feed received bytes to [`Client::handle_input`], call
 //! [`Client::handle_timeout`] when [`Client::poll_timeout`] is reached, and after each call

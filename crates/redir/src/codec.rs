@@ -1,4 +1,4 @@
-//! Framing of every redirection-layer message (spec `amt-redirection.md` section 2).
+//! Framing of every redirection-layer message (`docs/amt-redirection.md` section 2).
 //!
 //! There is no generic length field: each command has a fixed size or a length field of its
 //! own, and 0x40/0x41 mean KVM setup in a KVM session but IDE-R OPEN in an IDE-R session. So
@@ -120,7 +120,7 @@ byte_vocabulary! {
     }
 }
 
-/// The commands of an IDE-R session (spec section 2.5). The decoder refuses any other byte,
+/// The commands of an IDE-R session (`docs/amt-redirection.md` section 2.5). The decoder refuses any other byte,
 /// so every decoded IDE-R message has one of these.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]

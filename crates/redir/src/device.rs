@@ -1,4 +1,4 @@
-//! The device side of a redirection session: what a real AMT does (spec section 4.5), for the
+//! The device side of a redirection session: what a real AMT does (`docs/amt-redirection.md` section 4.5), for the
 //! simulator and for tests of clients.
 //!
 //! The session asks its driver whether a session type may start ([`Event::StartRequested`],

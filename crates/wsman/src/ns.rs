@@ -1,4 +1,4 @@
-//! Namespace and action URIs (spec `wsman.md` sections 1.1, 1.3 and 3.1), and the class to
+//! Namespace and action URIs (`docs/wsman.md` sections 1.1, 1.3 and 3.1), and the class to
 //! resource-URI rule.
 
 /// SOAP 1.2 envelope.

@@ -1,4 +1,4 @@
-//! Typed helpers for the operations users need most (spec `wsman.md` section 3.2, rows 1-22).
+//! Typed helpers for the operations users need most (`docs/wsman.md` section 3.2, rows 1-22).
 //! Each builds a [`Request`]; replies are read through the generic model. Anything else is
 //! reachable by class name with [`Request::get`], [`Request::enumerate`], [`Request::put`] and
 //! [`Request::invoke`].
@@ -61,7 +61,7 @@ impl PowerAction {
     }
 }
 
-/// Text for a `PowerState` value (spec `wsman.md` section 3.2, row 1).
+/// Text for a `PowerState` value (`docs/wsman.md` section 3.2, row 1).
 pub fn power_state_text(code: u32) -> &'static str {
     match code {
         2 => "on",

@@ -1,5 +1,5 @@
 //! `ReturnValue` codes to text: DMTF codes for `CIM_` methods, AMT `PT_STATUS` codes for `AMT_`
-//! and `IPS_` methods (spec `wsman.md` section 2.1).
+//! and `IPS_` methods (`docs/wsman.md` section 2.1).
 
 /// The meaning of a method's `ReturnValue` for a class (class name or resource URI).
 ///

@@ -1,4 +1,4 @@
-//! Byte-exact request envelopes (spec `wsman.md` section 4), the fault fixture, request round
+//! Byte-exact request envelopes (`docs/wsman.md` section 4), the fault fixture, request round
 //! trips in both styles, and hostile XML.
 
 use oobkit_wsman::http::{ReadStatus, ResponseReader};

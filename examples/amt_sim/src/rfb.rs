@@ -1,5 +1,5 @@
 //! The simulator's KVM screen: a small RFB server behind the redirection handoff, with AMT's
-//! constraints (spec section 2.4): RFB 3.3, 3.7 and 3.8 clients, security type None (the
+//! constraints (`docs/amt-redirection.md` section 2.4): RFB 3.3, 3.7 and 3.8 clients, security type None (the
 //! redirection layer authenticated the user), Raw encoding in tiles of at most 64x64,
 //! DesktopSize, and the display-buffer limit: a framebuffer over 9,216,000 bytes in the
 //! client's pixel format makes AMT close the session silently, and so does this.

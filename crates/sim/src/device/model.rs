@@ -1,5 +1,5 @@
 //! The factory state of the simulated device: one list of instances per class, with the keys
-//! and values real firmware reports (spec `wsman.md` section 3.2 and the fixture corpus).
+//! and values real firmware reports (`docs/wsman.md` section 3.2 and the fixture corpus).
 //! Addresses are from the documentation ranges (192.0.2.0/24, 00-00-5E-00-53-xx).
 
 use std::collections::BTreeMap;
