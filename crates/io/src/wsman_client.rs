@@ -171,11 +171,13 @@ async fn send_and_read(
                 }
                 // Closed in the middle of a reply: the request was processed, so it must
                 // not be repeated (a power action would run twice).
-                Err(e) => Err(e.into()),
+                Err(e) => Err(oobkit_wsman::Error::from(e).into()),
             };
         }
         received += n;
-        if let ReadStatus::Complete(r) = reader.feed(&buf[..n])? {
+        if let ReadStatus::Complete(r) =
+            reader.feed(&buf[..n]).map_err(oobkit_wsman::Error::from)?
+        {
             break r;
         }
     };

@@ -50,7 +50,7 @@ pub enum Error {
     /// A non-2xx HTTP status without a SOAP body (401 with an HTML page, for example).
     #[error("HTTP status {0} without a SOAP reply")]
     Http(u16),
-    /// The HTTP response is malformed or breaks a limit.
-    #[error("bad HTTP response: {0}")]
-    HttpFraming(String),
+    /// The HTTP message is malformed or breaks a limit.
+    #[error("bad HTTP message: {0}")]
+    HttpFraming(#[from] oobkit_http1::Error),
 }

@@ -11,8 +11,3 @@ fn wsman_reply_seeds() {
 fn wsman_request_seeds() {
     replay_seeds("wsman_request", oobkit_wsman::fuzzing::request_parser);
 }
-
-#[test]
-fn wsman_http_seeds() {
-    replay_seeds("wsman_http", oobkit_wsman::fuzzing::http_reader);
-}

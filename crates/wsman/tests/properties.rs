@@ -138,6 +138,6 @@ proptest! {
     fn parsers_never_panic(input in "[<>/a-z:=\" &;#x0-9!-]{0,200}") {
         oobkit_wsman::fuzzing::reply_parser(input.as_bytes());
         oobkit_wsman::fuzzing::request_parser(input.as_bytes());
-        oobkit_wsman::fuzzing::http_reader(input.as_bytes());
+        oobkit_wsman::http::fuzzing::http_reader(input.as_bytes());
     }
 }

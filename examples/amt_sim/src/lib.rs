@@ -16,9 +16,9 @@ pub mod rfb;
 use oobkit_digest::{
     Algorithm, QopSet, Request as DigestRequest, Secret, Server, ServerConfig, Verdict,
 };
+use oobkit_http1::{HttpRequest, RequestReader, ResponseWriter};
 use oobkit_io::Io;
 use oobkit_sim::{Context, Device, DeviceConfig, DeviceEvent};
-use oobkit_wsman::http::{HttpRequest, RequestReader};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -416,17 +416,16 @@ fn respond(shared: &Shared, request: &HttpRequest) -> HttpReply {
             );
         }
     };
-    let mut out = String::from("HTTP/1.1 401 Unauthorized\r\n");
-    for c in challenges {
-        out.push_str("WWW-Authenticate: ");
-        out.push_str(&c);
-        out.push_str("\r\n");
+    let mut response = ResponseWriter::new(401, "Unauthorized");
+    for challenge in &challenges {
+        response = response.header("WWW-Authenticate", challenge);
     }
-    out.push_str(&format!(
-        "Content-Type: text/html\r\nServer: {server}\r\nContent-Length: {}\r\n\r\n{LOGON_FAILED}",
-        LOGON_FAILED.len()
-    ));
-    HttpReply::Bytes(out.into_bytes())
+    HttpReply::Bytes(
+        response
+            .header("Content-Type", "text/html")
+            .header("Server", &server)
+            .body(LOGON_FAILED.as_bytes()),
+    )
 }
 
 /// `GET /ws-redirection` with a websocket upgrade, after Digest succeeded.
@@ -487,18 +486,11 @@ fn authorized(shared: &Shared, request: &HttpRequest, server: &str, now: u64) ->
         _ => "Status",
     };
     // Chunked, as AMT sends its replies.
-    let mut out = format!(
-        "HTTP/1.1 {} {reason}\r\nContent-Type: application/soap+xml; charset=UTF-8\r\nTransfer-Encoding: chunked\r\nX-Frame-Options: DENY\r\nServer: {server}\r\n\r\n",
-        reply.status
-    )
-    .into_bytes();
-    for chunk in reply.body.as_bytes().chunks(4096) {
-        out.extend_from_slice(format!("{:04X}\r\n", chunk.len()).as_bytes());
-        out.extend_from_slice(chunk);
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(b"0\r\n\r\n");
-    out
+    ResponseWriter::new(reply.status, reason)
+        .header("Content-Type", "application/soap+xml; charset=UTF-8")
+        .header("X-Frame-Options", "DENY")
+        .header("Server", server)
+        .chunked(reply.body.as_bytes(), 4096)
 }
 
 /// What the managed machine would show: the consent code on its screen, power changes.

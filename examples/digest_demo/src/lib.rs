@@ -12,7 +12,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use oobkit_digest::{Algorithm, Client, Request, Secret, Server, ServerConfig, Step, Verdict};
-use oobkit_wsman::http::{HttpRequest, HttpResponse, ReadStatus, RequestReader, ResponseReader};
+use oobkit_http1::{
+    HttpRequest, HttpResponse, ReadStatus, RequestReader, ResponseReader, ResponseWriter,
+};
 
 pub use oobkit_io::unix_now as now_secs;
 
@@ -150,14 +152,14 @@ fn handle_connection(mut stream: TcpStream, shared: &Shared) -> io::Result<()> {
             }
             Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e)),
         };
-        stream.write_all(respond(shared, &request).as_bytes())?;
+        stream.write_all(&respond(shared, &request))?;
         if request.closes() {
             return Ok(());
         }
     }
 }
 
-fn respond(shared: &Shared, request: &HttpRequest) -> String {
+fn respond(shared: &Shared, request: &HttpRequest) -> Vec<u8> {
     let settings = &shared.settings;
     let http_request = Request {
         method: &request.method,
@@ -189,10 +191,9 @@ fn respond(shared: &Shared, request: &HttpRequest) -> String {
                 verified.algorithm,
             );
             let body = format!("Hello, {}!\n", verified.username);
-            format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
-                body.len()
-            )
+            ResponseWriter::new(200, "OK")
+                .header("Content-Type", "text/plain")
+                .body(body.as_bytes())
         }
         Ok(Verdict::Challenge {
             www_authenticate,
@@ -201,22 +202,17 @@ fn respond(shared: &Shared, request: &HttpRequest) -> String {
             if let Some(e) = refused {
                 tracing::info!("{} {}: 401, {e}", request.method, request.target);
             }
-            let mut response = String::from("HTTP/1.1 401 Unauthorized\r\n");
-            for challenge in www_authenticate {
-                response.push_str("WWW-Authenticate: ");
-                response.push_str(&challenge);
-                response.push_str("\r\n");
+            let mut response = ResponseWriter::new(401, "Unauthorized");
+            for challenge in &www_authenticate {
+                response = response.header("WWW-Authenticate", challenge);
             }
-            let body = "Authentication required.\n";
-            response.push_str(&format!(
-                "Content-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
-                body.len()
-            ));
             response
+                .header("Content-Type", "text/plain")
+                .body(b"Authentication required.\n")
         }
         Err(e) => {
             tracing::error!("cannot render a challenge: {e}");
-            "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n".into()
+            ResponseWriter::new(500, "Internal Server Error").body(b"")
         }
     }
 }

@@ -1,15 +1,57 @@
-//! A sans-IO HTTP/1.1 response reader for the WS-Man transport: feed it bytes as they arrive,
-//! get a status back; bodies framed by Content-Length, chunked encoding (chunk boundaries
-//! anywhere, even inside a tag) or the end of the connection.
+//! Sans-IO HTTP/1.1 message readers: feed bytes as they arrive, get a complete request or
+//! response back; bodies framed by Content-Length, chunked encoding (chunk boundaries anywhere)
+//! or the end of the connection, with limits on the head, the body and the chunk lines.
 //!
-//! httparse parses the head; this adds the body framing that it leaves to the caller.
+//! httparse parses the head; this adds the body framing that it leaves to the caller. Used by
+//! the WS-Management client and server sides, the simulator and the Digest demo.
+//!
+//! ```
+//! use oobkit_http1::{ReadStatus, ResponseReader};
+//! let mut reader = ResponseReader::new();
+//! assert!(matches!(reader.feed(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel"), Ok(ReadStatus::NeedMore)));
+//! let ReadStatus::Complete(response) = reader.feed(b"lo\r\n0\r\n\r\n")? else { panic!() };
+//! assert_eq!((response.status, response.body.as_slice()), (200, &b"hello"[..]));
+//! # Ok::<(), oobkit_http1::Error>(())
+//! ```
+#![forbid(unsafe_code)]
 
-use crate::Error;
+/// Why bytes are not an acceptable HTTP/1.1 message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The head does not parse (httparse's reason).
+    #[error("malformed message head: {0}")]
+    Head(httparse::Error),
+    /// The head is longer than [`MAX_HEAD`].
+    #[error("message head over the size limit")]
+    HeadTooLarge,
+    /// The body is longer than the reader's limit.
+    #[error("body over the size limit")]
+    BodyTooLarge,
+    /// Content-Length is not a number.
+    #[error("bad Content-Length")]
+    BadContentLength,
+    /// A chunk-size line is not hexadecimal, not text, or too long.
+    #[error("bad chunk-size line")]
+    BadChunkSize,
+    /// Chunk data is not followed by CRLF.
+    #[error("chunk data not followed by CRLF")]
+    BadChunkEnd,
+    /// The trailers are longer than [`MAX_HEAD`].
+    #[error("trailers over the size limit")]
+    TrailersTooLarge,
+    /// The connection closed in the middle of a message.
+    #[error("connection closed before the message was complete")]
+    Truncated,
+    /// A request where a response was expected, or the reverse.
+    #[error("a {0} where the other kind of message was expected")]
+    WrongKind(&'static str),
+}
 
 /// Longest response head accepted.
 pub const MAX_HEAD: usize = 16 * 1024;
 /// Longest response body accepted (the XML limit: a 999-item Pull is a few hundred KiB).
-pub const MAX_BODY: usize = crate::MAX_DOCUMENT;
+pub const MAX_BODY: usize = 16 * 1024 * 1024;
 /// Longest request body a [`RequestReader`] accepts: a WS-Man request is a few KiB, and a
 /// server holds one per connection.
 pub const MAX_REQUEST_BODY: usize = 1024 * 1024;
@@ -91,7 +133,7 @@ pub enum ReadStatus {
 /// Incremental response reader. One response at a time; reuse with [`ResponseReader::reset`].
 ///
 /// ```
-/// use oobkit_wsman::http::{ReadStatus, ResponseReader};
+/// use oobkit_http1::{ReadStatus, ResponseReader};
 /// let mut reader = ResponseReader::new();
 /// assert_eq!(reader.feed(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n<a/")
 ///     .unwrap(), ReadStatus::NeedMore);
@@ -175,9 +217,7 @@ impl ResponseReader {
                         body,
                     })
                 }
-                _ => Err(Error::HttpFraming(
-                    "connection closed before the message was complete".into(),
-                )),
+                _ => Err(Error::Truncated),
             },
         }
     }
@@ -192,9 +232,7 @@ impl ResponseReader {
                     body,
                 }))
             }
-            Some((StartLine::Request { .. }, ..)) => Err(Error::HttpFraming(
-                "a request where a response was expected".into(),
-            )),
+            Some((StartLine::Request { .. }, ..)) => Err(Error::WrongKind("request")),
         }
     }
 
@@ -223,11 +261,9 @@ impl ResponseReader {
             {
                 Framing::Chunked(ChunkState::Size)
             } else if let Some(len) = find("content-length") {
-                let len: usize = len
-                    .parse()
-                    .map_err(|_| Error::HttpFraming("bad Content-Length".into()))?;
+                let len: usize = len.parse().map_err(|_| Error::BadContentLength)?;
                 if len > self.body_limit() {
-                    return Err(Error::HttpFraming("body over the size limit".into()));
+                    return Err(Error::BodyTooLarge);
                 }
                 Framing::Length(len)
             } else if self.is_request {
@@ -274,10 +310,8 @@ impl ResponseReader {
         match parsed {
             Ok(Some(done)) if done.0 <= MAX_HEAD => Ok(Some(done)),
             Ok(None) if self.buf.len() <= MAX_HEAD => Ok(None),
-            Ok(_) => Err(Error::HttpFraming(
-                "message head over the size limit".into(),
-            )),
-            Err(e) => Err(Error::HttpFraming(e.to_string())),
+            Ok(_) => Err(Error::HeadTooLarge),
+            Err(e) => Err(Error::Head(e)),
         }
     }
 
@@ -295,7 +329,7 @@ impl ResponseReader {
             }
             Framing::UntilClose => {
                 if self.body.len() + self.buf.len() > limit {
-                    return Err(Error::HttpFraming("body over the size limit".into()));
+                    return Err(Error::BodyTooLarge);
                 }
                 self.body.append(&mut self.buf);
                 return Ok(None);
@@ -305,22 +339,17 @@ impl ResponseReader {
                     ChunkState::Size => {
                         let Some(eol) = find_crlf(&self.buf) else {
                             if self.buf.len() > 1024 {
-                                return Err(Error::HttpFraming("chunk-size line too long".into()));
+                                return Err(Error::BadChunkSize);
                             }
                             return Ok(None);
                         };
-                        let line = std::str::from_utf8(&self.buf[..eol]).map_err(|_| {
-                            Error::HttpFraming("chunk-size line is not text".into())
-                        })?;
+                        let line = std::str::from_utf8(&self.buf[..eol])
+                            .map_err(|_| Error::BadChunkSize)?;
                         let hex = line.split(';').next().unwrap_or("").trim();
-                        let size = usize::from_str_radix(hex, 16).map_err(|_| {
-                            Error::HttpFraming(format!(
-                                "bad chunk size `{}`",
-                                hex.chars().take(20).collect::<String>()
-                            ))
-                        })?;
+                        let size =
+                            usize::from_str_radix(hex, 16).map_err(|_| Error::BadChunkSize)?;
                         if self.body.len().saturating_add(size) > limit {
-                            return Err(Error::HttpFraming("body over the size limit".into()));
+                            return Err(Error::BodyTooLarge);
                         }
                         self.buf.drain(..eol + 2);
                         *state = if size == 0 {
@@ -346,9 +375,7 @@ impl ResponseReader {
                             return Ok(None);
                         }
                         if &self.buf[..2] != b"\r\n" {
-                            return Err(Error::HttpFraming(
-                                "chunk data not followed by CRLF".into(),
-                            ));
+                            return Err(Error::BadChunkEnd);
                         }
                         self.buf.drain(..2);
                         *state = ChunkState::Size;
@@ -356,9 +383,7 @@ impl ResponseReader {
                     ChunkState::Trailers => {
                         let Some(eol) = find_crlf(&self.buf) else {
                             if self.buf.len() > MAX_HEAD {
-                                return Err(Error::HttpFraming(
-                                    "trailers over the size limit".into(),
-                                ));
+                                return Err(Error::TrailersTooLarge);
                             }
                             return Ok(None);
                         };
@@ -454,9 +479,7 @@ impl RequestReader {
                 headers,
                 body,
             })),
-            Some((StartLine::Status(_), ..)) => Err(Error::HttpFraming(
-                "a response where a request was expected".into(),
-            )),
+            Some((StartLine::Status(_), ..)) => Err(Error::WrongKind("response")),
         }
     }
 
@@ -535,5 +558,133 @@ mod tests {
             MAX_BODY + 1
         );
         assert!(read_all(&[huge.as_bytes()]).is_err());
+    }
+}
+
+/// Writes a response: the status line, headers, and a body framed by Content-Length or, with
+/// [`ResponseWriter::chunked`], by chunked encoding (as AMT frames its replies).
+///
+/// ```
+/// let bytes = oobkit_http1::ResponseWriter::new(401, "Unauthorized")
+///     .header("WWW-Authenticate", "Digest realm=\"x\", nonce=\"n\"")
+///     .body(b"no");
+/// assert_eq!(bytes, b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Digest realm=\"x\", nonce=\"n\"\r\nContent-Length: 2\r\n\r\nno");
+/// ```
+#[derive(Debug, Clone)]
+#[must_use = "a response is written by `body` or `chunked`"]
+pub struct ResponseWriter {
+    head: Vec<u8>,
+}
+
+impl ResponseWriter {
+    /// A response with this status.
+    pub fn new(status: u16, reason: &str) -> Self {
+        let mut writer = Self { head: Vec::new() };
+        writer.head.extend_from_slice(b"HTTP/1.1 ");
+        writer.head.extend_from_slice(status.to_string().as_bytes());
+        writer.head.push(b' ');
+        writer.push_text(reason);
+        writer.head.extend_from_slice(b"\r\n");
+        writer
+    }
+
+    /// Adds a header. Control characters in the name or value are dropped, so no value can
+    /// start a header of its own (response splitting).
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.push_text(name);
+        self.head.extend_from_slice(b": ");
+        self.push_text(value);
+        self.head.extend_from_slice(b"\r\n");
+        self
+    }
+
+    fn push_text(&mut self, text: &str) {
+        self.head.extend(
+            text.bytes()
+                .filter(|b| !b.is_ascii_control() || *b == b'\t'),
+        );
+    }
+
+    /// The whole response, with `Content-Length`.
+    pub fn body(self, body: &[u8]) -> Vec<u8> {
+        let mut out = self.header("Content-Length", &body.len().to_string()).head;
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(body);
+        out
+    }
+
+    /// The whole response, its body in chunks of at most `chunk` bytes.
+    pub fn chunked(self, body: &[u8], chunk: usize) -> Vec<u8> {
+        let mut out = self.header("Transfer-Encoding", "chunked").head;
+        out.extend_from_slice(b"\r\n");
+        for piece in body.chunks(chunk.max(1)) {
+            out.extend_from_slice(format!("{:04X}\r\n", piece.len()).as_bytes());
+            out.extend_from_slice(piece);
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"0\r\n\r\n");
+        out
+    }
+}
+
+#[cfg(test)]
+mod writer_tests {
+    use super::*;
+
+    #[test]
+    fn written_responses_read_back_and_cannot_be_split() {
+        let body = vec![b'x'; 10_000];
+        for bytes in [
+            ResponseWriter::new(200, "OK")
+                .header("Server", "a\r\nSet-Cookie: b")
+                .body(&body),
+            ResponseWriter::new(200, "OK")
+                .header("Server", "a\r\nSet-Cookie: b")
+                .chunked(&body, 4096),
+        ] {
+            let mut reader = ResponseReader::new();
+            let ReadStatus::Complete(response) = reader.feed(&bytes).unwrap() else {
+                panic!("incomplete");
+            };
+            assert_eq!(response.body, body);
+            assert_eq!(response.header("server"), Some("aSet-Cookie: b"));
+            assert_eq!(response.header("set-cookie"), None);
+        }
+    }
+}
+
+/// Entry points for the fuzz targets and their corpus-replay tests. Not a stable API.
+#[doc(hidden)]
+pub mod fuzzing {
+    use crate::{ReadStatus, ResponseReader};
+
+    /// HTTP bytes fed whole and byte by byte must give the same result.
+    pub fn http_reader(data: &[u8]) {
+        let mut whole = ResponseReader::new();
+        let a = match whole.feed(data) {
+            Ok(ReadStatus::Complete(r)) => Ok(r),
+            Ok(ReadStatus::NeedMore) => whole.finish(),
+            Err(e) => Err(e),
+        };
+        let mut split = ResponseReader::new();
+        let mut b = None;
+        for byte in data {
+            match split.feed(std::slice::from_ref(byte)) {
+                Ok(ReadStatus::Complete(r)) => {
+                    b = Some(Ok(r));
+                    break;
+                }
+                Ok(ReadStatus::NeedMore) => {}
+                Err(e) => {
+                    b = Some(Err(e));
+                    break;
+                }
+            }
+        }
+        let b = b.unwrap_or_else(|| split.finish());
+        assert_eq!(a.is_ok(), b.is_ok(), "{a:?} vs {b:?}");
+        if let (Ok(a), Ok(b)) = (a, b) {
+            assert_eq!(a, b);
+        }
     }
 }
