@@ -40,6 +40,7 @@ pub use oobkit_http1 as http;
 mod model;
 pub mod ns;
 pub mod ops;
+pub mod pager;
 mod request;
 mod response;
 mod status;

@@ -4,11 +4,10 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as BASE64;
 use clap::{Parser, Subcommand, ValueEnum};
 use oobkit_io::{Endpoint, IoError, TlsPolicy, WsmanClient};
-use oobkit_wsman::ops::{self, AuditRecord, BootDevice, EventRecord, PowerAction};
+use oobkit_wsman::ops::{self, BootDevice, PowerAction};
+use oobkit_wsman::pager::{AuditLog, Enumeration, EventLog, PagerError};
 use oobkit_wsman::{
     Error as WsmanError, Instance, MethodOutput, Property, Request, ResponseBody, Value,
     return_value_text,
@@ -215,6 +214,12 @@ impl From<IoError> for Failure {
     }
 }
 
+impl From<PagerError> for Failure {
+    fn from(e: PagerError) -> Self {
+        Self(e.to_string())
+    }
+}
+
 impl From<WsmanError> for Failure {
     fn from(e: WsmanError) -> Self {
         Self(e.to_string())
@@ -303,38 +308,10 @@ async fn get(client: &mut WsmanClient, request: Request) -> Result<Instance, Fai
 }
 
 async fn enumerate(client: &mut WsmanClient, class: &str) -> Result<Vec<Instance>, Failure> {
+    let mut pager = Enumeration::new(class);
     let mut instances = Vec::new();
-    let mut context = match client.call(Request::enumerate(class)).await?.body {
-        ResponseBody::Items { context, items, .. } => {
-            instances.extend(items.into_iter().filter_map(|i| i.instance));
-            context
-        }
-        other => return Err(Failure(format!("unexpected reply: {other:?}"))),
-    };
-    // Each Pull must make progress; a device that kept answering with the same context and
-    // no items would otherwise loop forever (the seed's bug).
-    let mut pulls = 0;
-    while let Some(ctx) = context {
-        pulls += 1;
-        if pulls > 10_000 {
-            return Err(Failure("the enumeration does not end".into()));
-        }
-        match client.call(Request::pull(class, ctx)).await?.body {
-            ResponseBody::Items {
-                context: next,
-                items,
-                ..
-            } => {
-                if items.is_empty() && next.is_some() {
-                    return Err(Failure(
-                        "the device returned an empty batch without ending the enumeration".into(),
-                    ));
-                }
-                instances.extend(items.into_iter().filter_map(|i| i.instance));
-                context = next;
-            }
-            other => return Err(Failure(format!("unexpected reply: {other:?}"))),
-        }
+    while let Some(request) = pager.next_request() {
+        instances.extend(pager.handle(client.call(request).await?.body)?);
     }
     Ok(instances)
 }
@@ -640,32 +617,15 @@ async fn inventory(client: &mut WsmanClient) -> Result<Report, Failure> {
     Ok(instances_report(&found))
 }
 
-fn decode_all(out: &MethodOutput, name: &str) -> Vec<Vec<u8>> {
-    out.outputs
-        .all(name)
-        .filter_map(Value::as_text)
-        .filter_map(|b| BASE64.decode(b.trim()).ok())
-        .collect()
-}
-
 async fn log(client: &mut WsmanClient, which: LogCmd) -> Result<Report, Failure> {
     let mut text = String::new();
     let mut rows = Vec::new();
     match which {
         LogCmd::Audit => {
-            let mut start = 1u32;
-            loop {
-                let out = invoke(client, ops::read_audit_log(start)).await?;
-                let total: u32 = out
-                    .outputs
-                    .text("TotalRecordCount")
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(0);
-                let records = decode_all(&out, "EventRecords");
-                for bytes in &records {
-                    let Some(r) = AuditRecord::decode(bytes) else {
-                        continue;
-                    };
+            let mut pager = AuditLog::new();
+            while let Some(request) = pager.next_request() {
+                let out = invoke(client, request).await?;
+                for r in pager.handle(ResponseBody::Output(out))? {
                     let _ = writeln!(
                         text,
                         "{}  {:<10} {} (app {}, event {})",
@@ -677,25 +637,13 @@ async fn log(client: &mut WsmanClient, which: LogCmd) -> Result<Report, Failure>
                     );
                     rows.push(json!({ "time": r.time, "initiator": r.initiator, "app_id": r.app_id, "event_id": r.event_id, "description": r.describe() }));
                 }
-                start += records.len() as u32;
-                if records.is_empty() || start > total {
-                    break;
-                }
             }
         }
         LogCmd::Event => {
-            let first = invoke(client, ops::event_log_position_to_first()).await?;
-            let mut iteration = first
-                .outputs
-                .text("IterationIdentifier")
-                .unwrap_or("1")
-                .to_owned();
-            for _ in 0..100 {
-                let out = invoke(client, ops::event_log_get_records(&iteration, 390)).await?;
-                for bytes in decode_all(&out, "RecordArray") {
-                    let Some(r) = EventRecord::decode(&bytes) else {
-                        continue;
-                    };
+            let mut pager = EventLog::new();
+            while let Some(request) = pager.next_request() {
+                let out = invoke(client, request).await?;
+                for r in pager.handle(ResponseBody::Output(out))? {
                     let _ = writeln!(
                         text,
                         "{}  sensor type {:#04x} event {:#04x} offset {} entity {:#04x} severity {}",
@@ -703,14 +651,6 @@ async fn log(client: &mut WsmanClient, which: LogCmd) -> Result<Report, Failure>
                     );
                     rows.push(json!({ "time": r.time, "sensor_type": r.sensor_type, "event_type": r.event_type, "offset": r.offset, "entity": r.entity, "severity": r.severity }));
                 }
-                if out.outputs.text("NoMoreRecords") != Some("false") {
-                    break;
-                }
-                iteration = out
-                    .outputs
-                    .text("IterationIdentifier")
-                    .unwrap_or("1")
-                    .to_owned();
             }
         }
     }
