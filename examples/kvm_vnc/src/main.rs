@@ -40,18 +40,28 @@ const VIEWERS: [(&str, &str, &str); 1] = [(
 
 /// Tells a viewer why there is no screen, the RFB way (the viewer shows the text).
 async fn refuse(local: &mut TcpStream, reason: &str) -> std::io::Result<()> {
-    local.write_all(b"RFB 003.008\n").await?;
-    let mut version = [0u8; 12];
-    local.read_exact(&mut version).await?;
-    let mut failure = Vec::new();
-    if &version == b"RFB 003.003\n" {
-        failure.extend_from_slice(&0u32.to_be_bytes());
-    } else {
-        failure.push(0); // no security types: a failure reason follows
+    use oobkit_rfb::{Security, ServerHandshake, ServerInit};
+    let now = std::time::Instant::now();
+    let init = ServerInit::new(0, 0, "");
+    let mut handshake = ServerHandshake::new(Security::Refuse(reason.into()), init, now);
+    let mut buf = [0u8; 64];
+    // Bounded: a viewer that never sends its version is dropped with the handshake deadline.
+    let deadline = tokio::time::Instant::now() + oobkit_rfb::HANDSHAKE_TIMEOUT;
+    loop {
+        while let Some(bytes) = handshake.poll_transmit() {
+            local.write_all(&bytes).await?;
+        }
+        if handshake.poll_event().is_some() {
+            return Ok(());
+        }
+        let n = tokio::time::timeout_at(deadline, local.read(&mut buf))
+            .await
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+        if n == 0 {
+            return Ok(());
+        }
+        handshake.handle_input(std::time::Instant::now(), &buf[..n]);
     }
-    failure.extend_from_slice(&(reason.len() as u32).to_be_bytes());
-    failure.extend_from_slice(reason.as_bytes());
-    local.write_all(&failure).await
 }
 
 async fn serve_viewer(mut local: TcpStream, target: &RedirTarget) -> std::io::Result<String> {
