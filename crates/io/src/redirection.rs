@@ -10,22 +10,13 @@ use tokio::io::AsyncWriteExt;
 
 use crate::{Endpoint, Io, IoError, connect, random_hex16, redirection_websocket, sleep_until};
 
-/// How to reach the redirection service.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RedirTransport {
-    /// The redirection port (16994, or 16995 with TLS): in-band authentication.
-    Tcp,
-    /// `/ws-redirection` on the HTTP(S) port: HTTP Digest, then empty Kerberos.
-    WebSocket,
-}
-
 /// Where and as whom.
 #[derive(Clone)]
 pub struct RedirTarget {
     /// Host, port and TLS policy.
     pub endpoint: Endpoint,
-    /// Transport.
-    pub transport: RedirTransport,
+    /// Transport: the redirection port, or `/ws-redirection` on the web port.
+    pub transport: Transport,
     /// User.
     pub user: String,
     /// Password.
@@ -83,15 +74,14 @@ pub struct RfbStream {
 /// Connects and authenticates a session of `kind`; returns once SOL is ready (or, for KVM,
 /// once the device handed the connection over to RFB: see [`Session::into_rfb`]).
 pub async fn open_session(target: &RedirTarget, kind: SessionKind) -> Result<Session, RedirError> {
-    let (stream, transport) = match target.transport {
-        RedirTransport::Tcp => (connect(&target.endpoint).await?, Transport::Tcp),
-        RedirTransport::WebSocket => (
-            redirection_websocket(&target.endpoint, &target.user, &target.password).await?,
-            Transport::AmtWebSocket,
-        ),
+    let stream = match target.transport {
+        Transport::AmtWebSocket => {
+            redirection_websocket(&target.endpoint, &target.user, &target.password).await?
+        }
+        _ => connect(&target.endpoint).await?,
     };
     let mut config = ClientConfig::new(kind, &target.user, &target.password, &random_hex16());
-    config.transport = transport;
+    config.transport = target.transport;
     let mut session = Session {
         stream,
         client: Client::new(config, Instant::now()),

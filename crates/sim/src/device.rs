@@ -29,7 +29,7 @@ use std::collections::{BTreeMap, VecDeque};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use oobkit_wsman::ns::action;
-use oobkit_wsman::ops::{AuditRecord, EventRecord};
+use oobkit_wsman::ops::{AuditRecord, EventRecord, PowerAction};
 use oobkit_wsman::{
     Error as WsmanError, Fault, Instance, Operation, Property, Reply, Request, SelectorValue,
     Value, class_name,
@@ -131,17 +131,6 @@ impl std::fmt::Debug for Device {
 }
 
 /// `PowerState` codes (see `oobkit_wsman::ops::power_state_text`).
-mod power {
-    pub(crate) const ON: u32 = 2;
-    pub(crate) const SLEEP_DEEP: u32 = 4;
-    pub(crate) const CYCLE: u32 = 5;
-    pub(crate) const HIBERNATE: u32 = 7;
-    pub(crate) const OFF_HARD: u32 = 8;
-    pub(crate) const RESET: u32 = 10;
-    pub(crate) const SOFT_OFF: u32 = 12;
-    pub(crate) const SOFT_RESET: u32 = 14;
-}
-
 impl Device {
     /// A device in its factory state: powered on, provisioned (admin control mode), SOL,
     /// IDE-R and KVM enabled, no user consent required.
@@ -456,18 +445,21 @@ impl Device {
                     return Ok(rv(CIM_INVALID));
                 };
                 let current = self.power_state();
-                let on = current == power::ON;
+                let on = current == PowerAction::On.code();
                 // What the platform ends up in; `None` is a refused transition (ReturnValue 2,
                 // as real devices answer for states they will not enter).
-                let next = match requested {
-                    power::ON => Some(power::ON),
-                    power::OFF_HARD => Some(power::OFF_HARD),
-                    power::CYCLE | power::RESET => Some(power::ON),
-                    power::SOFT_OFF if on => Some(power::OFF_HARD),
-                    power::SOFT_RESET if on => Some(power::ON),
-                    power::SLEEP_DEEP | power::HIBERNATE if on => Some(requested),
+                let next = match PowerAction::from_code(requested) {
+                    Some(PowerAction::On) => Some(PowerAction::On),
+                    Some(PowerAction::Off) => Some(PowerAction::Off),
+                    Some(PowerAction::Cycle | PowerAction::Reset) => Some(PowerAction::On),
+                    Some(PowerAction::SoftOff) if on => Some(PowerAction::Off),
+                    Some(PowerAction::SoftReset) if on => Some(PowerAction::On),
+                    Some(state @ (PowerAction::Sleep | PowerAction::Hibernate)) if on => {
+                        Some(state)
+                    }
                     _ => None,
-                };
+                }
+                .map(PowerAction::code);
                 let Some(next) = next else {
                     return Ok(rv(2));
                 };
@@ -476,7 +468,7 @@ impl Device {
                     "PowerState",
                     next.to_string(),
                 );
-                if next == power::ON && (requested != power::ON || !on) {
+                if next == PowerAction::On.code() && (requested != PowerAction::On.code() || !on) {
                     // A boot happened: the one-time boot settings are used up.
                     self.boot_source = None;
                     self.log_event(ctx, 0x0F, 0x6F, 0x01);

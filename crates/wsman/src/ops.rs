@@ -46,8 +46,25 @@ pub enum PowerAction {
 }
 
 impl PowerAction {
+    /// Every action, in code order.
+    pub const ALL: [Self; 8] = [
+        Self::On,
+        Self::Sleep,
+        Self::Cycle,
+        Self::Hibernate,
+        Self::Off,
+        Self::Reset,
+        Self::SoftOff,
+        Self::SoftReset,
+    ];
+
+    /// The action a PowerState code asks for, if it is one of these.
+    pub fn from_code(code: u32) -> Option<Self> {
+        Self::ALL.into_iter().find(|action| action.code() == code)
+    }
+
     /// The PowerState code sent.
-    pub fn code(self) -> u32 {
+    pub const fn code(self) -> u32 {
         match self {
             Self::On => 2,
             Self::Sleep => 4,

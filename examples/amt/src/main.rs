@@ -667,9 +667,7 @@ async fn time_sync(client: &mut WsmanClient) -> Result<Report, Failure> {
         .text("Ta0")
         .and_then(|v| v.trim().parse().ok())
         .ok_or_else(|| Failure("the device did not report its time".into()))?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let now = oobkit_io::unix_now();
     invoke(client, ops::set_high_accuracy_time(ta0, now)).await?;
     let drift = now as i64 - ta0 as i64;
     Ok(done(

@@ -4,8 +4,9 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use oobkit_io::redirection::{RedirTarget, RedirTransport};
+use oobkit_io::redirection::RedirTarget;
 use oobkit_io::{Endpoint, TlsPolicy};
+use oobkit_redir::Transport;
 
 use crate::{SimConfig, Simulator};
 
@@ -60,8 +61,8 @@ pub async fn resolve(
     configure: impl FnOnce(&mut SimConfig),
 ) -> Result<(RedirTarget, Option<Simulator>), String> {
     let transport = match args.transport {
-        TransportArg::Tcp => RedirTransport::Tcp,
-        TransportArg::Ws => RedirTransport::WebSocket,
+        TransportArg::Tcp => Transport::Tcp,
+        TransportArg::Ws => Transport::AmtWebSocket,
     };
     let Some(host) = &args.host else {
         let password = oobkit_io::random_hex16();

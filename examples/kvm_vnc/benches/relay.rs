@@ -90,7 +90,7 @@ async fn main() {
     let relay = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     let target = oobkit_io::redirection::RedirTarget {
         endpoint: oobkit_io::Endpoint::plain("127.0.0.1", sim.redir_addr.unwrap().port()),
-        transport: oobkit_io::redirection::RedirTransport::Tcp,
+        transport: oobkit_redir::Transport::Tcp,
         user: "admin".into(),
         password: "bench-pw".into(),
     };
