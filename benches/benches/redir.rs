@@ -7,12 +7,12 @@ use std::time::Instant;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use oobkit_redir::codec::{AuthType, Message, SessionKind, StartStatus};
-use oobkit_redir::{Client, ClientConfig, Event};
+use oobkit_redir::{ClientSession, ClientSessionConfig, Event};
 
 /// A client brought to the active state by feeding it a device's replies.
-fn active_client(kind: SessionKind) -> Client {
+fn active_client(kind: SessionKind) -> ClientSession {
     let now = Instant::now();
-    let mut client = Client::new(ClientConfig::new(kind, "admin", "pw", "c"), now);
+    let mut client = ClientSession::new(ClientSessionConfig::new(kind, "admin", "pw", "c"), now);
     let mut replies = vec![
         Message::StartSessionReply {
             status: StartStatus::Success,

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use oobkit_redir::codec::SessionKind;
-use oobkit_redir::{Client, ClientConfig, CloseReason, Event, Transport};
+use oobkit_redir::{ClientSession, ClientSessionConfig, CloseReason, Event, Transport};
 use tokio::io::AsyncWriteExt;
 
 use crate::{Endpoint, Io, IoError, connect, random_hex16, redirection_websocket, sleep_until};
@@ -55,7 +55,7 @@ pub enum RedirError {
 /// that stops reading cannot stall the reads (or the timers) of the session.
 pub struct Session {
     stream: Box<dyn Io>,
-    client: Client,
+    client: ClientSession,
     pending: std::collections::VecDeque<Event>,
     buf: Vec<u8>,
     /// Bytes taken from the machine and not yet written, from `written` on.
@@ -80,11 +80,12 @@ pub async fn open_session(target: &RedirTarget, kind: SessionKind) -> Result<Ses
         }
         _ => connect(&target.endpoint).await?,
     };
-    let mut config = ClientConfig::new(kind, &target.user, &target.password, &random_hex16());
+    let mut config =
+        ClientSessionConfig::new(kind, &target.user, &target.password, &random_hex16());
     config.transport = target.transport;
     let mut session = Session {
         stream,
-        client: Client::new(config, Instant::now()),
+        client: ClientSession::new(config, Instant::now()),
         pending: Default::default(),
         buf: vec![0u8; 64 * 1024],
         out: Vec::new(),

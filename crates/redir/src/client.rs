@@ -1,8 +1,8 @@
 //! The client side of a redirection session (`docs/amt-redirection.md` sections 4.1-4.4).
 //!
-//! Drive it as any sans-IO machine: feed received bytes to [`Client::handle_input`], call
-//! [`Client::handle_timeout`] when [`Client::poll_timeout`] is reached, and after each call
-//! drain [`Client::poll_transmit`] (bytes to send) and [`Client::poll_event`] (what happened)
+//! Drive it as any sans-IO machine: feed received bytes to [`ClientSession::handle_input`], call
+//! [`ClientSession::handle_timeout`] when [`ClientSession::poll_timeout`] is reached, and after each call
+//! drain [`ClientSession::poll_transmit`] (bytes to send) and [`ClientSession::poll_event`] (what happened)
 //! until both return `None`.
 
 use crate::link::Link;
@@ -29,10 +29,10 @@ pub enum Transport {
     AmtWebSocket,
 }
 
-/// Client settings.
+/// Client session settings.
 #[derive(Clone)]
 #[non_exhaustive]
-pub struct ClientConfig {
+pub struct ClientSessionConfig {
     /// Session type.
     pub kind: SessionKind,
     /// User name.
@@ -54,9 +54,9 @@ pub struct ClientConfig {
     pub allow_userpass: bool,
 }
 
-impl std::fmt::Debug for ClientConfig {
+impl std::fmt::Debug for ClientSessionConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClientConfig")
+        f.debug_struct("ClientSessionConfig")
             .field("kind", &self.kind)
             .field("username", &self.username)
             .field("password", &"<redacted>")
@@ -65,7 +65,7 @@ impl std::fmt::Debug for ClientConfig {
     }
 }
 
-impl ClientConfig {
+impl ClientSessionConfig {
     /// Defaults: TCP, MeshCommander's SOL settings but with device heartbeats every 5 s (so a
     /// dead device is noticed after 20 s), 30 s handshake limit, 2 s keepalive.
     pub fn new(kind: SessionKind, username: &str, password: &str, cnonce: &str) -> Self {
@@ -133,8 +133,8 @@ impl Timer for ClientTimer {
 }
 
 /// A client session.
-pub struct Client {
-    config: ClientConfig,
+pub struct ClientSession {
+    config: ClientSessionConfig,
     state: State,
     link: Link,
     seq: u32,
@@ -144,18 +144,18 @@ pub struct Client {
     max_tx: usize,
 }
 
-impl std::fmt::Debug for Client {
+impl std::fmt::Debug for ClientSession {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Client")
+        f.debug_struct("ClientSession")
             .field("config", &self.config)
             .field("state", &self.state)
             .finish_non_exhaustive()
     }
 }
 
-impl Client {
-    /// Starts a session: the first bytes (0x10) are ready in [`Client::poll_transmit`].
-    pub fn new(config: ClientConfig, now: Instant) -> Self {
+impl ClientSession {
+    /// Starts a session: the first bytes (0x10) are ready in [`ClientSession::poll_transmit`].
+    pub fn new(config: ClientSessionConfig, now: Instant) -> Self {
         let max_tx = usize::from(config.sol.max_tx_buffer.max(1));
         let mut timers = TimerTable::new();
         timers.set(ClientTimer::Handshake, now + config.handshake_timeout);
@@ -200,7 +200,7 @@ impl Client {
         self.link.poll_event()
     }
 
-    /// When [`Client::handle_timeout`] must be called next.
+    /// When [`ClientSession::handle_timeout`] must be called next.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.timers.next()
     }
@@ -212,7 +212,7 @@ impl Client {
     }
 
     /// Timers: handshake limit, dead peer, end confirmation, keepalive. Afterwards
-    /// [`Client::poll_timeout`] is `None` or later than `now`.
+    /// [`ClientSession::poll_timeout`] is `None` or later than `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
         for timer in self.timers.expire(now) {
             match timer {
@@ -588,4 +588,4 @@ fn first_byte(message: &Message<'_>) -> u8 {
     v.first().copied().unwrap_or(0)
 }
 
-oobkit_runloop::impl_machine!(Client, Event);
+oobkit_runloop::impl_machine!(ClientSession, Event);

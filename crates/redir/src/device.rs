@@ -23,7 +23,7 @@ use crate::{CloseReason, Event};
 /// Device settings.
 #[derive(Clone)]
 #[non_exhaustive]
-pub struct DeviceConfig {
+pub struct DeviceSessionConfig {
     /// Firmware version (major, minor) reported in 0x11 and the IDE-R OPEN reply.
     pub firmware: [u8; 2],
     /// Digest realm (`Digest:<32 hex>`).
@@ -41,9 +41,9 @@ pub struct DeviceConfig {
     pub handshake_timeout: Duration,
 }
 
-impl std::fmt::Debug for DeviceConfig {
+impl std::fmt::Debug for DeviceSessionConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DeviceConfig")
+        f.debug_struct("DeviceSessionConfig")
             .field("firmware", &self.firmware)
             .field("realm", &self.realm)
             .field("username", &self.username)
@@ -53,7 +53,7 @@ impl std::fmt::Debug for DeviceConfig {
     }
 }
 
-impl DeviceConfig {
+impl DeviceSessionConfig {
     /// Digest only, as AMT; 30 s handshake limit.
     pub fn new(firmware: [u8; 2], realm: &str, username: &str, password: &str) -> Self {
         Self {
@@ -104,7 +104,7 @@ impl Timer for DeviceTimer {
 
 /// One device-side session (one connection).
 pub struct DeviceSession {
-    config: DeviceConfig,
+    config: DeviceSessionConfig,
     nonce: String,
     state: State,
     link: Link,
@@ -126,7 +126,7 @@ impl std::fmt::Debug for DeviceSession {
 impl DeviceSession {
     /// A session on a new connection. `nonce` is fresh randomness for this connection's
     /// digest challenge (AMT sends 32 characters).
-    pub fn new(config: DeviceConfig, now: Instant, nonce: &str) -> Self {
+    pub fn new(config: DeviceSessionConfig, now: Instant, nonce: &str) -> Self {
         let mut timers = TimerTable::new();
         timers.set(DeviceTimer::Handshake, now + config.handshake_timeout);
         Self {

@@ -2,7 +2,7 @@
 //!
 //! - [`codec`]: every message of the session manager, SOL, KVM setup and IDE-R, decoded from a
 //!   byte stream in any split and encoded into caller buffers.
-//! - [`Client`] and [`DeviceSession`]: the two roles as state machines under the run-loop
+//! - [`ClientSession`] and [`DeviceSession`]: the two roles as state machines under the run-loop
 //!   contract of [`oobkit_runloop`] (the protocol itself: `docs/amt-redirection.md`).
 //!
 //! ```
@@ -24,14 +24,14 @@
 //! ```
 //! use std::time::{Duration, Instant};
 //! use oobkit_redir::codec::{SessionKind, StartStatus};
-//! use oobkit_redir::{Client, ClientConfig, DeviceConfig, DeviceSession, Event, Machine, Output};
+//! use oobkit_redir::{ClientSession, ClientSessionConfig, DeviceSessionConfig, DeviceSession, Event, Machine, Output};
 //!
 //! let mut now = Instant::now();
 //! let realm = "Digest:A3829B3827DE4D33D4449B366831FD01";
 //! // The cnonce and nonce are the caller's randomness (fixed here for the example).
-//! let config = ClientConfig::new(SessionKind::Sol, "admin", "P@ssw0rd", "0123456789abcdef");
-//! let mut client = Client::new(config, now);
-//! let device_config = DeviceConfig::new([16, 1], realm, "admin", "P@ssw0rd");
+//! let config = ClientSessionConfig::new(SessionKind::Sol, "admin", "P@ssw0rd", "0123456789abcdef");
+//! let mut client = ClientSession::new(config, now);
+//! let device_config = DeviceSessionConfig::new([16, 1], realm, "admin", "P@ssw0rd");
 //! let mut device = DeviceSession::new(device_config, now, "QYePBLMVAAAAAAAAjfXveceOM5bNfu/K");
 //!
 //! let (mut to_device, mut to_client) = (Vec::new(), Vec::new());
@@ -83,8 +83,8 @@ mod link;
 
 use bytes::Bytes;
 
-pub use client::{Client, ClientConfig, Transport};
-pub use device::{DeviceConfig, DeviceSession};
+pub use client::{ClientSession, ClientSessionConfig, Transport};
+pub use device::{DeviceSession, DeviceSessionConfig};
 pub use error::DecodeError;
 pub use oobkit_runloop::{Machine, Output};
 
@@ -100,7 +100,7 @@ pub enum Event {
         /// Firmware version (major, minor) from the reply.
         firmware: [u8; 2],
     },
-    /// Authentication succeeded with this [`codec::auth_type`].
+    /// Authentication succeeded with this [`codec::AuthType`].
     Authenticated {
         /// The method used.
         auth_type: codec::AuthType,
@@ -209,7 +209,7 @@ pub mod fuzzing {
     use std::time::{Duration, Instant};
 
     use crate::codec::{SessionKind, StartStatus, decode};
-    use crate::{Client, ClientConfig, DeviceConfig, DeviceSession, Event};
+    use crate::{ClientSession, ClientSessionConfig, DeviceSession, DeviceSessionConfig, Event};
 
     const KINDS: [Option<SessionKind>; 4] = [
         None,
@@ -243,8 +243,10 @@ pub mod fuzzing {
     pub fn client(data: &[u8]) {
         for kind in [SessionKind::Sol, SessionKind::Kvm, SessionKind::Ider] {
             let mut now = Instant::now();
-            let mut client =
-                Client::new(ClientConfig::new(kind, "admin", "P@ssw0rd", "cnonce"), now);
+            let mut client = ClientSession::new(
+                ClientSessionConfig::new(kind, "admin", "P@ssw0rd", "cnonce"),
+                now,
+            );
             for chunk in chunks(data) {
                 client.handle_input(now, chunk);
                 now += Duration::from_millis(700);
@@ -265,7 +267,7 @@ pub mod fuzzing {
     pub fn device(data: &[u8]) {
         let mut now = Instant::now();
         let mut device = DeviceSession::new(
-            DeviceConfig::new([16, 1], "Digest:00", "admin", "P@ssw0rd"),
+            DeviceSessionConfig::new([16, 1], "Digest:00", "admin", "P@ssw0rd"),
             now,
             "nonce",
         );

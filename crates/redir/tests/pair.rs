@@ -4,13 +4,14 @@ use std::time::{Duration, Instant};
 
 use oobkit_redir::codec::{AuthType, IderCommand, SessionKind, StartStatus};
 use oobkit_redir::{
-    Client, ClientConfig, CloseReason, DeviceConfig, DeviceSession, Event, Transport,
+    ClientSession, ClientSessionConfig, CloseReason, DeviceSession, DeviceSessionConfig, Event,
+    Transport,
 };
 
 const REALM: &str = "Digest:A3829B3827DE4D33D4449B366831FD01";
 
 struct Pair {
-    client: Client,
+    client: ClientSession,
     device: DeviceSession,
     now: Instant,
     client_events: Vec<Event>,
@@ -24,13 +25,18 @@ struct Pair {
 }
 
 impl Pair {
-    fn new(kind: SessionKind, password: &str, device: DeviceConfig, transport: Transport) -> Self {
+    fn new(
+        kind: SessionKind,
+        password: &str,
+        device: DeviceSessionConfig,
+        transport: Transport,
+    ) -> Self {
         let now = Instant::now();
         let mut config =
-            ClientConfig::new(kind, "admin", password, "0123456789abcdef0123456789abcdef");
+            ClientSessionConfig::new(kind, "admin", password, "0123456789abcdef0123456789abcdef");
         config.transport = transport;
         let mut pair = Self {
-            client: Client::new(config, now),
+            client: ClientSession::new(config, now),
             device: DeviceSession::new(device, now, "QYePBLMVAAAAAAAAjfXveceOM5bNfu/K"),
             now,
             client_events: Vec::new(),
@@ -47,7 +53,7 @@ impl Pair {
         Self::new(
             kind,
             "P@ssw0rd",
-            DeviceConfig::new([16, 1], REALM, "admin", "P@ssw0rd"),
+            DeviceSessionConfig::new([16, 1], REALM, "admin", "P@ssw0rd"),
             Transport::Tcp,
         )
     }
@@ -179,11 +185,18 @@ fn sol_setup_data_both_ways_and_orderly_close() {
 #[test]
 fn data_queued_before_sol_is_active_is_sent_after() {
     let now = Instant::now();
-    let mut client = Client::new(ClientConfig::new(SessionKind::Sol, "admin", "x", "c"), now);
+    let mut client = ClientSession::new(
+        ClientSessionConfig::new(SessionKind::Sol, "admin", "x", "c"),
+        now,
+    );
     client.send_sol(b"early");
     let mut p = Pair::amt(SessionKind::Sol);
     p.client = client;
-    p.device = DeviceSession::new(DeviceConfig::new([16, 1], REALM, "admin", "x"), now, "n");
+    p.device = DeviceSession::new(
+        DeviceSessionConfig::new([16, 1], REALM, "admin", "x"),
+        now,
+        "n",
+    );
     p.progress();
     assert_eq!(p.device_sol_data(), b"early");
 }
@@ -240,12 +253,12 @@ fn busy_and_disabled_devices() {
     ] {
         let now = Instant::now();
         let mut p = Pair::amt(SessionKind::Kvm);
-        p.client = Client::new(
-            ClientConfig::new(SessionKind::Kvm, "admin", "P@ssw0rd", "c"),
+        p.client = ClientSession::new(
+            ClientSessionConfig::new(SessionKind::Kvm, "admin", "P@ssw0rd", "c"),
             now,
         );
         p.device = DeviceSession::new(
-            DeviceConfig::new([16, 1], REALM, "admin", "P@ssw0rd"),
+            DeviceSessionConfig::new([16, 1], REALM, "admin", "P@ssw0rd"),
             now,
             "n",
         );
@@ -266,7 +279,7 @@ fn wrong_password() {
     let mut p = Pair::new(
         SessionKind::Sol,
         "wrong",
-        DeviceConfig::new([16, 1], REALM, "admin", "P@ssw0rd"),
+        DeviceSessionConfig::new([16, 1], REALM, "admin", "P@ssw0rd"),
         Transport::Tcp,
     );
     assert_eq!(p.client_closed(), Some(&CloseReason::AuthRejected));
@@ -292,7 +305,7 @@ fn other_auth_methods() {
             AuthType::Digest,
         ),
     ] {
-        let mut device = DeviceConfig::new([12, 0], REALM, "admin", "P@ssw0rd");
+        let mut device = DeviceSessionConfig::new([12, 0], REALM, "admin", "P@ssw0rd");
         device.auth_types = offered;
         let p = Pair::new(SessionKind::Sol, "P@ssw0rd", device, Transport::Tcp);
         assert!(
@@ -304,7 +317,7 @@ fn other_auth_methods() {
         assert!(p.client_events.contains(&Event::SolReady));
     }
     // Nothing in common.
-    let mut device = DeviceConfig::new([12, 0], REALM, "admin", "P@ssw0rd");
+    let mut device = DeviceSessionConfig::new([12, 0], REALM, "admin", "P@ssw0rd");
     device.auth_types = vec![AuthType::Kerberos];
     let p = Pair::new(SessionKind::Sol, "P@ssw0rd", device, Transport::Tcp);
     assert_eq!(
@@ -312,7 +325,7 @@ fn other_auth_methods() {
         Some(&CloseReason::NoUsableAuth(vec![AuthType::Kerberos]))
     );
     // The websocket transport: empty Kerberos.
-    let mut device = DeviceConfig::new([16, 1], REALM, "admin", "P@ssw0rd");
+    let mut device = DeviceSessionConfig::new([16, 1], REALM, "admin", "P@ssw0rd");
     device.accept_empty_kerberos = true;
     let p = Pair::new(SessionKind::Sol, "", device, Transport::AmtWebSocket);
     assert!(p.client_events.contains(&Event::Authenticated {
@@ -415,8 +428,8 @@ fn ider_sequence_gap_is_fatal() {
 fn handshake_timeout() {
     let mut p = Pair::amt(SessionKind::Sol);
     let now = p.now;
-    p.client = Client::new(
-        ClientConfig::new(SessionKind::Sol, "admin", "P@ssw0rd", "c"),
+    p.client = ClientSession::new(
+        ClientSessionConfig::new(SessionKind::Sol, "admin", "P@ssw0rd", "c"),
         now,
     );
     p.client_events.clear();

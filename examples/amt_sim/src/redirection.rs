@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use oobkit_io::Io;
 use oobkit_redir::codec::{SessionKind, StartStatus};
-use oobkit_redir::{DeviceConfig, DeviceSession, Event};
+use oobkit_redir::{DeviceSession, DeviceSessionConfig, Event};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
@@ -176,7 +176,7 @@ async fn serve(stream: Box<dyn Io>, shared: &Shared, websocket: bool) -> std::io
             [parts.next().unwrap_or(0), parts.next().unwrap_or(0)],
         )
     };
-    let mut config = DeviceConfig::new(
+    let mut config = DeviceSessionConfig::new(
         firmware,
         &realm,
         &shared.config.user,

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use amt_sim::{SimConfig, Simulator};
 use oobkit_redir::codec::SessionKind;
-use oobkit_redir::{Client, ClientConfig, CloseReason, Event};
+use oobkit_redir::{ClientSession, ClientSessionConfig, CloseReason, Event};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -139,8 +139,8 @@ async fn amtterm_refused_when_sol_disabled_or_password_wrong() {
 /// Drives an oobkit-redir client over a TCP stream until `stop` says so; returns its events.
 async fn drive<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
     stream: &mut S,
-    client: &mut Client,
-    mut stop: impl FnMut(&mut Client, &[Event]) -> bool,
+    client: &mut ClientSession,
+    mut stop: impl FnMut(&mut ClientSession, &[Event]) -> bool,
 ) -> Vec<Event> {
     let mut events = Vec::new();
     let mut buf = [0u8; 8192];
@@ -185,8 +185,8 @@ async fn oobkit_client_digest_sol_and_busy() {
     let sim = start().await;
     let addr = sim.redir_addr.unwrap();
     let mut stream = TcpStream::connect(addr).await.unwrap();
-    let mut client = Client::new(
-        ClientConfig::new(
+    let mut client = ClientSession::new(
+        ClientSessionConfig::new(
             SessionKind::Sol,
             "admin",
             PASSWORD,
@@ -213,8 +213,8 @@ async fn oobkit_client_digest_sol_and_busy() {
 
     // While that session is open, a second SOL session is refused as busy.
     let mut second = TcpStream::connect(addr).await.unwrap();
-    let mut other = Client::new(
-        ClientConfig::new(SessionKind::Sol, "admin", PASSWORD, "c"),
+    let mut other = ClientSession::new(
+        ClientSessionConfig::new(SessionKind::Sol, "admin", PASSWORD, "c"),
         Instant::now(),
     );
     let events = drive(&mut second, &mut other, |_, _| false).await;
@@ -233,8 +233,8 @@ async fn oobkit_client_digest_sol_and_busy() {
     drop(stream);
     tokio::time::sleep(Duration::from_millis(200)).await;
     let mut third = TcpStream::connect(addr).await.unwrap();
-    let mut again = Client::new(
-        ClientConfig::new(SessionKind::Sol, "admin", PASSWORD, "c"),
+    let mut again = ClientSession::new(
+        ClientSessionConfig::new(SessionKind::Sol, "admin", PASSWORD, "c"),
         Instant::now(),
     );
     let events = drive(&mut third, &mut again, |_, events| {
@@ -270,8 +270,8 @@ async fn kvm_capture(
         let mut attempt = 0;
         loop {
             let mut stream = TcpStream::connect(sim.redir_addr.unwrap()).await?;
-            let mut client = Client::new(
-                ClientConfig::new(SessionKind::Kvm, "admin", PASSWORD, "c"),
+            let mut client = ClientSession::new(
+                ClientSessionConfig::new(SessionKind::Kvm, "admin", PASSWORD, "c"),
                 Instant::now(),
             );
             let events = drive(&mut stream, &mut client, |_, events| {
@@ -404,9 +404,9 @@ async fn sol_over_the_ws_redirection_websocket() {
     let mut stream = oobkit_io::redirection_websocket(&endpoint, "admin", PASSWORD)
         .await
         .expect("websocket opens");
-    let mut config = ClientConfig::new(SessionKind::Sol, "admin", PASSWORD, "c");
+    let mut config = ClientSessionConfig::new(SessionKind::Sol, "admin", PASSWORD, "c");
     config.transport = oobkit_redir::Transport::AmtWebSocket;
-    let mut client = Client::new(config, Instant::now());
+    let mut client = ClientSession::new(config, Instant::now());
     let mut sent = false;
     let events = drive(&mut stream, &mut client, |c, events| {
         if !sent && events.contains(&Event::SolReady) {
@@ -443,8 +443,8 @@ async fn sol_over_the_tls_redirection_port_with_a_pinned_certificate() {
     let mut stream = oobkit_io::connect(&endpoint)
         .await
         .expect("TLS with the pinned certificate");
-    let mut client = Client::new(
-        ClientConfig::new(SessionKind::Sol, "admin", PASSWORD, "c"),
+    let mut client = ClientSession::new(
+        ClientSessionConfig::new(SessionKind::Sol, "admin", PASSWORD, "c"),
         Instant::now(),
     );
     let mut sent = false;
