@@ -223,7 +223,8 @@ impl DigestChallenge {
             out.push_str(self.algorithm.name());
         }
         match (self.qop.auth, self.qop.auth_int) {
-            (true, true) => out.push_str(", qop=\"auth, auth-int\""),
+            // AMT's order (wsman.md fixture 4); both orders mean the same to a client.
+            (true, true) => out.push_str(", qop=\"auth-int, auth\""),
             (true, false) => out.push_str(", qop=\"auth\""),
             (false, true) => out.push_str(", qop=\"auth-int\""),
             (false, false) => {}

@@ -74,7 +74,7 @@ impl std::fmt::Debug for ServerConfig {
 }
 
 impl ServerConfig {
-    /// Defaults: SHA-256 then MD5, qop `auth, auth-int`, 300 s nonces, 4096 tracked nonces.
+    /// Defaults: SHA-256 then MD5, qop `auth-int, auth`, 300 s nonces, 4096 tracked nonces.
     pub fn new(realm: impl Into<String>, nonce_key: [u8; 32]) -> Self {
         Self {
             realm: realm.into(),

@@ -5,6 +5,8 @@
 //!   (power, boot, redirection, KVM, consent, logs, clock) with the faults real firmware sends.
 //! - [`gate`]: which redirection sessions may open (feature enabled, listener on, consent,
 //!   one session of each type at a time), as firmware decides.
+//! - [`web`]: the web port, an HTTP request in and firmware-shaped bytes out: `/wsman` behind
+//!   Digest as AMT offers it, and the `/ws-redirection` upgrade.
 //! - [`console`]: a harmless simulated serial console for SOL (a firmware banner, a login
 //!   prompt and a few built-in commands), the default when no real program is asked for.
 //!
@@ -15,7 +17,9 @@
 pub mod console;
 pub mod device;
 pub mod gate;
+pub mod web;
 
 pub use console::SerialConsole;
 pub use device::{Context, Device, DeviceConfig, DeviceEvent, WsmanReply};
 pub use gate::SessionGate;
+pub use web::{WebPort, WebReply};

@@ -1,6 +1,7 @@
-//! The simulated AMT's IO: HTTP/1.1 on the AMT ports (plain and TLS), `/wsman` behind HTTP
-//! Digest exactly as the firmware offers it (realm `Digest:<32 hex>`, no algorithm named, qop
-//! `auth-int, auth`), answered by the sans-IO device model in `oobkit-device`.
+//! The simulated AMT's IO: the ports (HTTP, HTTPS, redirection raw and TLS) around the sans-IO
+//! simulator in `oobkit-sim`, which decides everything a device decides: the web port's
+//! replies (`WebPort`: `/wsman` behind Digest as firmware offers it, the `/ws-redirection`
+//! upgrade), the device model, the redirection session gate and the serial console.
 //!
 //! Limits: concurrent connections, request head and body size (the readers' caps), and an idle
 //! timeout per connection.
@@ -13,12 +14,9 @@ pub mod launch;
 mod redirection;
 pub mod rfb;
 
-use oobkit_digest::{
-    Algorithm, QopSet, Request as DigestRequest, Secret, Server, ServerConfig, Verdict,
-};
-use oobkit_http1::{HttpRequest, RequestReader, ResponseWriter};
+use oobkit_http1::RequestReader;
 use oobkit_io::Io;
-use oobkit_sim::{Context, Device, DeviceConfig, DeviceEvent};
+use oobkit_sim::{Context, Device, DeviceConfig, DeviceEvent, WebPort, WebReply};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -125,7 +123,7 @@ impl SimConfig {
 pub(crate) struct Shared {
     pub(crate) config: SimConfig,
     pub(crate) device: Mutex<Device>,
-    digest: Mutex<Server>,
+    web: Mutex<WebPort>,
     pub(crate) limit: Semaphore,
     /// Redirection session types open now (one of each at a time, as on AMT).
     pub(crate) sessions: Mutex<oobkit_sim::SessionGate>,
@@ -159,17 +157,17 @@ impl Simulator {
             config.firmware.clone(),
             oobkit_io::random_bytes(),
         ));
-        let mut digest =
-            ServerConfig::new(device.config().realm.clone(), oobkit_io::random_bytes());
-        // As AMT: MD5 only, the algorithm not named, qop "auth-int, auth".
-        digest.algorithms = vec![Algorithm::Md5];
-        digest.name_md5 = false;
-        digest.qop = QopSet::BOTH;
+        let web = WebPort::new(
+            &device,
+            &config.user,
+            &config.password,
+            oobkit_io::random_bytes(),
+        );
         let shared = Arc::new(Shared {
             limit: Semaphore::new(config.max_connections),
             config: config.clone(),
             device: Mutex::new(device),
-            digest: Mutex::new(Server::new(digest)),
+            web: Mutex::new(web),
             sessions: Mutex::default(),
         });
         let http = TcpListener::bind(config.listen).await?;
@@ -338,28 +336,36 @@ async fn serve_connection(mut stream: Box<dyn Io>, shared: &Shared) -> std::io::
             }
             Err(e) => return bad_request(&mut stream, &e.to_string()).await,
         };
-        match respond(shared, &request) {
-            HttpReply::Bytes(response) => {
-                stream.write_all(&response).await?;
+        let reply = {
+            let ctx = Context {
+                now_unix: oobkit_io::unix_now(),
+                random: u32::from_le_bytes(oobkit_io::random_bytes()),
+            };
+            let mut device = lock(&shared.device);
+            let reply =
+                lock(&shared.web).handle(&mut device, &request, ctx, oobkit_io::random_bytes());
+            while let Some(event) = device.poll_event() {
+                report(&event);
+            }
+            reply
+        };
+        match reply {
+            WebReply::Response { bytes, refused } => {
+                if let Some(e) = refused {
+                    tracing::info!("{} {}: 401, {e}", request.method, request.target);
+                }
+                stream.write_all(&bytes).await?;
                 if request.closes() {
                     return Ok(());
                 }
             }
-            HttpReply::WebSocket { accept } => {
-                let head = format!(
-                    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
-                );
-                stream.write_all(head.as_bytes()).await?;
+            WebReply::WebSocket { bytes } => {
+                stream.write_all(&bytes).await?;
                 return redirection::serve_websocket(stream, shared).await;
             }
+            _ => return Ok(()),
         }
     }
-}
-
-/// What the HTTP port answers: bytes, or a switch to the redirection websocket.
-enum HttpReply {
-    Bytes(Vec<u8>),
-    WebSocket { accept: String },
 }
 
 async fn bad_request(stream: &mut Box<dyn Io>, why: &str) -> std::io::Result<()> {
@@ -367,130 +373,6 @@ async fn bad_request(stream: &mut Box<dyn Io>, why: &str) -> std::io::Result<()>
     stream
         .write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
         .await
-}
-
-const LOGON_FAILED: &str = "<!DOCTYPE HTML PUBLIC \"-//W3C//DTD HTML 4.01 Transitional//EN\">\n<html><head><title>Intel&reg; Active Management Technology</title></head><body>Log on failed. Incorrect user name or password, or user account temporarily locked.</body></html>\n";
-
-fn respond(shared: &Shared, request: &HttpRequest) -> HttpReply {
-    let server = format!(
-        "Intel(R) Active Management Technology {}",
-        shared.config.firmware
-    );
-    let now = oobkit_io::unix_now();
-    let http = DigestRequest {
-        method: &request.method,
-        uri: &request.target,
-        body: Some(&request.body),
-    };
-    let config = &shared.config;
-    let verdict = lock(&shared.digest).authenticate(
-        request.header("authorization"),
-        &http,
-        now,
-        oobkit_io::random_bytes(),
-        |answer| {
-            (answer.username == config.user)
-                .then_some((config.user.as_str(), Secret::Password(&config.password)))
-        },
-    );
-    let challenges = match verdict {
-        Ok(Verdict::Authorized(_)) => {
-            if request.target == "/ws-redirection" {
-                return websocket_upgrade(request, &server);
-            }
-            return HttpReply::Bytes(authorized(shared, request, &server, now));
-        }
-        Ok(Verdict::Challenge {
-            www_authenticate,
-            refused,
-        }) => {
-            if let Some(e) = refused {
-                tracing::info!("{} {}: 401, {e}", request.method, request.target);
-            }
-            www_authenticate
-        }
-        Err(e) => {
-            tracing::error!("cannot render a challenge: {e}");
-            return HttpReply::Bytes(
-                b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n".to_vec(),
-            );
-        }
-    };
-    let mut response = ResponseWriter::new(401, "Unauthorized");
-    for challenge in &challenges {
-        response = response.header("WWW-Authenticate", challenge);
-    }
-    HttpReply::Bytes(
-        response
-            .header("Content-Type", "text/html")
-            .header("Server", &server)
-            .body(LOGON_FAILED.as_bytes()),
-    )
-}
-
-/// `GET /ws-redirection` with a websocket upgrade, after Digest succeeded.
-fn websocket_upgrade(request: &HttpRequest, server: &str) -> HttpReply {
-    let upgrade = request
-        .header("upgrade")
-        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
-    match (
-        request.method.as_str(),
-        upgrade,
-        request.header("sec-websocket-key"),
-    ) {
-        ("GET", true, Some(key)) => HttpReply::WebSocket {
-            accept: tokio_tungstenite::tungstenite::handshake::derive_accept_key(
-                key.trim().as_bytes(),
-            ),
-        },
-        _ => HttpReply::Bytes(
-            format!("HTTP/1.1 400 Bad Request\r\nServer: {server}\r\nContent-Length: 0\r\n\r\n")
-                .into_bytes(),
-        ),
-    }
-}
-
-fn authorized(shared: &Shared, request: &HttpRequest, server: &str, now: u64) -> Vec<u8> {
-    if request.target != "/wsman" {
-        return format!("HTTP/1.1 404 Not Found\r\nServer: {server}\r\nContent-Length: 0\r\n\r\n")
-            .into_bytes();
-    }
-    if request.method != "POST" {
-        return format!("HTTP/1.1 405 Method Not Allowed\r\nAllow: POST\r\nServer: {server}\r\nContent-Length: 0\r\n\r\n").into_bytes();
-    }
-    let Ok(body) = std::str::from_utf8(&request.body) else {
-        return format!(
-            "HTTP/1.1 400 Bad Request\r\nServer: {server}\r\nContent-Length: 0\r\n\r\n"
-        )
-        .into_bytes();
-    };
-    let random = u32::from_le_bytes(oobkit_io::random_bytes());
-    let reply = {
-        let mut device = lock(&shared.device);
-        let reply = device.handle(
-            body,
-            Context {
-                now_unix: now,
-                random,
-            },
-        );
-        while let Some(event) = device.poll_event() {
-            report(&event);
-        }
-        reply
-    };
-    let reason = match reply.status {
-        200 => "OK",
-        400 => "Bad Request",
-        500 => "Internal Server Error",
-        _ => "Status",
-    };
-    // Chunked, as AMT sends its replies.
-    ResponseWriter::new(reply.status, reason)
-        .header("Content-Type", "application/soap+xml; charset=UTF-8")
-        .header("X-Frame-Options", "DENY")
-        .header("Server", server)
-        .chunked(reply.body.as_bytes(), 4096)
 }
 
 /// What the managed machine would show: the consent code on its screen, power changes.
