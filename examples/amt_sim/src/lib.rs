@@ -10,7 +10,6 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-pub mod launch;
 mod redirection;
 pub mod rfb;
 
@@ -151,6 +150,38 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Simulator {
+    /// The simulator a console launcher starts when no AMT is named: loopback, a random
+    /// password, the redirection port on; `configure` adjusts the rest (the SOL console, the
+    /// screen). Returns the target to open sessions on for `transport`.
+    pub async fn start_for_launcher(
+        transport: oobkit_redir::Transport,
+        configure: impl FnOnce(&mut SimConfig),
+    ) -> Result<(oobkit_io::redirection::RedirTarget, Self), String> {
+        let password = oobkit_io::random_hex16();
+        let mut config = SimConfig::loopback(&password);
+        config.redir_listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+        configure(&mut config);
+        let sim = Self::start(config)
+            .await
+            .map_err(|e| format!("cannot start the simulated AMT: {e}"))?;
+        let redir_port = sim.redir_addr.map_or(0, |a| a.port());
+        let port = match transport {
+            oobkit_redir::Transport::AmtWebSocket => sim.http_addr.port(),
+            _ => redir_port,
+        };
+        oobkit_launch::say(&format!(
+            "simulated AMT on 127.0.0.1 (web {}, redirection {redir_port})",
+            sim.http_addr.port()
+        ));
+        let target = oobkit_io::redirection::RedirTarget {
+            endpoint: oobkit_io::Endpoint::plain("127.0.0.1", port),
+            transport,
+            user: "admin".into(),
+            password,
+        };
+        Ok((target, sim))
+    }
+
     /// Binds the ports and starts serving on the current tokio runtime.
     pub async fn start(config: SimConfig) -> std::io::Result<Self> {
         let device = Device::new(DeviceConfig::new(

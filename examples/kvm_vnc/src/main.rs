@@ -5,9 +5,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use amt_sim::launch::{AmtArgs, LocalPort, listen_and_launch, resolve, say, serve_one_at_a_time};
 use clap::Parser;
 use oobkit_io::redirection::{RedirTarget, open_session};
+use oobkit_launch::{AmtArgs, LocalPort, listen_and_launch, resolve, say, serve_one_at_a_time};
 use oobkit_redir::codec::SessionKind;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -108,7 +108,16 @@ async fn serve_viewer(mut local: TcpStream, target: &RedirTarget) -> std::io::Re
 }
 
 async fn run(cli: Cli) -> Result<(), String> {
-    let (target, _simulator) = resolve(&cli.amt, |_| {}).await?;
+    #[cfg(feature = "simulator")]
+    let (target, _simulator) = resolve(&cli.amt, async |transport| {
+        amt_sim::Simulator::start_for_launcher(transport, |_| {}).await
+    })
+    .await?;
+    #[cfg(not(feature = "simulator"))]
+    let (target, _simulator) = resolve(&cli.amt, async |_| {
+        Err::<(_, ()), _>("built without the simulator: name an AMT with --host".to_owned())
+    })
+    .await?;
     let target = Arc::new(target);
     let what = format!("KVM of {}", target.endpoint.authority());
     let port = LocalPort {

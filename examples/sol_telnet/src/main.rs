@@ -6,9 +6,9 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use amt_sim::launch::{AmtArgs, LocalPort, listen_and_launch, resolve, serve_one_at_a_time};
 use clap::Parser;
 use oobkit_io::redirection::{RedirTarget, SolEvent, open_session};
+use oobkit_launch::{AmtArgs, LocalPort, listen_and_launch, resolve, serve_one_at_a_time};
 use oobkit_redir::codec::SessionKind;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -94,11 +94,22 @@ async fn serve_client(mut local: TcpStream, target: &RedirTarget) -> std::io::Re
 
 async fn run(cli: Cli) -> Result<(), String> {
     // The target: a real AMT, or the simulator in this process (kept alive here).
-    let sol_command = cli.sol_command.clone();
-    let (target, _simulator) = resolve(&cli.amt, |config| {
-        if let Some(command) = sol_command {
-            config.sol = amt_sim::SolBackend::Command(command);
-        }
+    #[cfg(feature = "simulator")]
+    let (target, _simulator) = {
+        let sol_command = cli.sol_command.clone();
+        resolve(&cli.amt, async |transport| {
+            amt_sim::Simulator::start_for_launcher(transport, |config| {
+                if let Some(command) = sol_command {
+                    config.sol = amt_sim::SolBackend::Command(command);
+                }
+            })
+            .await
+        })
+        .await?
+    };
+    #[cfg(not(feature = "simulator"))]
+    let (target, _simulator) = resolve(&cli.amt, async |_| {
+        Err::<(_, ()), _>("built without the simulator: name an AMT with --host".to_owned())
     })
     .await?;
     let target = Arc::new(target);

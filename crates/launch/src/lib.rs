@@ -1,5 +1,9 @@
 //! What the console launchers (`sol_telnet`, `kvm_vnc`) share: the flags that name an AMT,
-//! the in-process simulator when none is named, and starting the user's client program.
+//! listening on a local port and only then starting the user's client program, and serving
+//! local clients one at a time. The in-process simulator used when no AMT is named is handed
+//! in by the program ([`resolve`]), so a launcher can be built without it.
+
+#![forbid(unsafe_code)]
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -7,8 +11,6 @@ use std::path::PathBuf;
 use oobkit_io::redirection::RedirTarget;
 use oobkit_io::{Endpoint, TlsPolicy};
 use oobkit_redir::Transport;
-
-use crate::{SimConfig, Simulator};
 
 /// How to reach the redirection service.
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -54,40 +56,20 @@ pub fn say(line: &str) {
     let _ = writeln!(std::io::stdout(), "{line}");
 }
 
-/// Where the launcher connects, and the simulator it started if no host was named (keep it
-/// alive as long as the target is used).
-pub async fn resolve(
+/// Where the launcher connects. Without `--host`, `start_simulator` starts an AMT in this
+/// process for the transport asked for and returns its target and a handle to keep alive as
+/// long as the target is used.
+pub async fn resolve<S>(
     args: &AmtArgs,
-    configure: impl FnOnce(&mut SimConfig),
-) -> Result<(RedirTarget, Option<Simulator>), String> {
+    start_simulator: impl AsyncFnOnce(Transport) -> Result<(RedirTarget, S), String>,
+) -> Result<(RedirTarget, Option<S>), String> {
     let transport = match args.transport {
         TransportArg::Tcp => Transport::Tcp,
         TransportArg::Ws => Transport::AmtWebSocket,
     };
     let Some(host) = &args.host else {
-        let password = oobkit_io::random_hex16();
-        let mut config = SimConfig::loopback(&password);
-        config.redir_listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
-        configure(&mut config);
-        let sim = Simulator::start(config)
-            .await
-            .map_err(|e| format!("cannot start the simulated AMT: {e}"))?;
-        let port = match args.transport {
-            TransportArg::Tcp => sim.redir_addr.expect("redirection port requested").port(),
-            TransportArg::Ws => sim.http_addr.port(),
-        };
-        say(&format!(
-            "simulated AMT on 127.0.0.1 (web {}, redirection {})",
-            sim.http_addr.port(),
-            sim.redir_addr.map_or(0, |a| a.port())
-        ));
-        let target = RedirTarget {
-            endpoint: Endpoint::plain("127.0.0.1", port),
-            transport,
-            user: "admin".into(),
-            password,
-        };
-        return Ok((target, Some(sim)));
+        let (target, simulator) = start_simulator(transport).await?;
+        return Ok((target, Some(simulator)));
     };
     let tls = if args.tls {
         Some(TlsPolicy::from_flags(
