@@ -98,15 +98,20 @@ pub async fn redirection_websocket(
 ) -> Result<Box<dyn Io>, IoError> {
     let ws =
         websocket_connect(endpoint, "/ws-redirection", Some((user, password)), 1 << 20).await?;
-    Ok(pump(ws))
+    Ok(into_byte_stream(ws))
 }
 
 fn http_header(name: &'static str) -> tungstenite::http::HeaderName {
     tungstenite::http::HeaderName::from_static(name)
 }
 
-/// Joins the websocket to one end of an in-memory pipe and returns the other end.
-fn pump<S: Io + 'static>(mut ws: tokio_tungstenite::WebSocketStream<S>) -> Box<dyn Io> {
+/// A websocket (client or server side) as a plain byte stream, for protocols that ride in binary
+/// messages cut anywhere (AMT's `/ws-redirection`): a task joins the websocket to one end of an
+/// in-memory pipe and the other end is returned. Writes become binary messages; the stream
+/// ends when the peer closes; dropping the stream closes the websocket.
+pub fn into_byte_stream<S: Io + 'static>(
+    mut ws: tokio_tungstenite::WebSocketStream<S>,
+) -> Box<dyn Io> {
     let (inner, mut outer) = tokio::io::duplex(64 * 1024);
     tokio::spawn(async move {
         let mut buf = vec![0u8; 16 * 1024];

@@ -118,52 +118,17 @@ async fn read_stream<R: AsyncRead + Unpin>(r: &mut R, buf: &mut [u8]) -> std::io
 /// `/ws-redirection`: the redirection protocol in websocket binary messages, after HTTP Digest
 /// authenticated the user (so the in-band step is an empty Kerberos message).
 pub(crate) async fn serve_websocket(stream: Box<dyn Io>, shared: &Shared) -> std::io::Result<()> {
-    use futures_util::{SinkExt, StreamExt};
-    use tokio_tungstenite::tungstenite::{
-        Message as Ws,
-        protocol::{Role, WebSocketConfig},
-    };
+    use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
     let mut config = WebSocketConfig::default();
     config.max_message_size = Some(1 << 20);
     config.max_frame_size = Some(1 << 20);
-    let mut ws =
+    let ws =
         tokio_tungstenite::WebSocketStream::from_raw_socket(stream, Role::Server, Some(config))
             .await;
-    // The session reads and writes a byte stream; a pipe joins it to the websocket.
-    let (inner, mut outer) = tokio::io::duplex(64 * 1024);
-    let session = serve(Box::new(inner), shared, true);
-    tokio::pin!(session);
-    let mut buf = vec![0u8; 16 * 1024];
-    let mut ws_open = true;
-    loop {
-        tokio::select! {
-            result = &mut session => {
-                let _ = ws.close(None).await;
-                return result.map(|reason| tracing::info!("websocket redirection session ended: {reason}"));
-            }
-            message = ws.next(), if ws_open => match message {
-                Some(Ok(Ws::Binary(data))) => outer.write_all(&data).await?,
-                Some(Ok(Ws::Close(_))) | None => {
-                    ws_open = false;
-                    outer.shutdown().await?;
-                }
-                Some(Ok(_)) => {}
-                Some(Err(e)) => {
-                    tracing::info!("websocket error: {e}");
-                    ws_open = false;
-                    outer.shutdown().await?;
-                }
-            },
-            n = outer.read(&mut buf) => {
-                let n = n?;
-                if n == 0 {
-                    let _ = ws.close(None).await;
-                    return Ok(());
-                }
-                ws.send(Ws::Binary(buf[..n].to_vec().into())).await.map_err(std::io::Error::other)?;
-            }
-        }
-    }
+    // The session reads and writes a byte stream, as on the raw port.
+    let reason = serve(oobkit_io::websocket::into_byte_stream(ws), shared, true).await?;
+    tracing::info!("websocket redirection session ended: {reason}");
+    Ok(())
 }
 
 async fn serve(stream: Box<dyn Io>, shared: &Shared, websocket: bool) -> std::io::Result<String> {
