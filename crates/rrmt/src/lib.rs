@@ -79,8 +79,8 @@ pub mod session;
 
 pub use oobkit_runloop::{Machine, Output};
 pub use session::{
-    AgentEvent, AgentSession, CloseReason, RequestError, ServerEvent, ServerSession,
-    ServerSessionConfig,
+    AgentEvent, AgentSession, CloseReason, ProtocolViolation, RequestError, ServerEvent,
+    ServerSession, ServerSessionConfig,
 };
 
 /// Bytes that are not a valid RRMT frame.

@@ -60,7 +60,7 @@ pub enum CloseReason {
     },
     /// Bytes that are not frames, or a frame at the wrong time.
     #[error("protocol error: {0}")]
-    Protocol(String),
+    Protocol(ProtocolViolation),
     /// The peer sent more than its window on a channel.
     #[error("flow-control violation on channel {0}")]
     FlowControl(u32),
@@ -73,6 +73,30 @@ pub enum CloseReason {
     /// The transport closed.
     #[error("connection closed")]
     TransportClosed,
+}
+
+/// What the peer did wrong, for [`CloseReason::Protocol`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProtocolViolation {
+    /// The bytes are not a frame.
+    #[error(transparent)]
+    Decode(#[from] crate::DecodeError),
+    /// A frame type that has no place in the session's state.
+    #[error("unexpected frame {0:#04x}")]
+    UnexpectedFrame(u8),
+    /// A frame other than Hello, Authorize or Error before authorization.
+    #[error("frame {0:#04x} before authorization")]
+    BeforeAuthorization(u8),
+    /// Data, a resize or a close for a channel that is not open.
+    #[error("unknown channel {0}")]
+    UnknownChannel(u32),
+    /// A channel opened twice.
+    #[error("channel {0} opened twice")]
+    ChannelOpenedTwice(u32),
+    /// Output or a result for a request that is not pending.
+    #[error("reply for unknown request {0}")]
+    UnknownRequest(u32),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -223,7 +247,9 @@ impl Core {
         let entry = self
             .channels
             .get_mut(&channel)
-            .ok_or_else(|| CloseReason::Protocol(format!("data for unknown channel {channel}")))?;
+            .ok_or(CloseReason::Protocol(ProtocolViolation::UnknownChannel(
+                channel,
+            )))?;
         if len as u64 > entry.recv_window {
             return Err(CloseReason::FlowControl(channel));
         }
@@ -334,7 +360,7 @@ fn feed(
                 }
             }
             Err(e) => {
-                core.fail(error_code::PROTOCOL, CloseReason::Protocol(e.to_string()));
+                core.fail(error_code::PROTOCOL, CloseReason::Protocol(e.into()));
                 return;
             }
         }
@@ -541,9 +567,9 @@ impl AgentSession {
                     },
                 ) => {
                     if core.channels.contains_key(channel) {
-                        return Err(CloseReason::Protocol(format!(
-                            "channel {channel} opened twice"
-                        )));
+                        return Err(CloseReason::Protocol(
+                            ProtocolViolation::ChannelOpenedTwice(*channel),
+                        ));
                     }
                     // Our window toward the server is Provision's; the server's toward us is
                     // in ShellOpen.
@@ -586,9 +612,8 @@ impl AgentSession {
                         |channel, data| AgentEvent::ChannelData { channel, data },
                         |channel, _| AgentEvent::ChannelClosed { channel },
                     )? {
-                        return Err(CloseReason::Protocol(format!(
-                            "unexpected frame {:#04x}",
-                            f.kind()
+                        return Err(CloseReason::Protocol(ProtocolViolation::UnexpectedFrame(
+                            f.kind(),
                         )));
                     }
                 }
@@ -601,10 +626,9 @@ impl AgentSession {
                     )?;
                 }
                 (_, f) => {
-                    return Err(CloseReason::Protocol(format!(
-                        "frame {:#04x} before authorization",
-                        f.kind()
-                    )));
+                    return Err(CloseReason::Protocol(
+                        ProtocolViolation::BeforeAuthorization(f.kind()),
+                    ));
                 }
             }
             Ok(())
@@ -885,8 +909,8 @@ impl ServerSession {
                     },
                 ) => {
                     if !pending.contains_key(request) {
-                        return Err(CloseReason::Protocol(format!(
-                            "output for unknown request {request}"
+                        return Err(CloseReason::Protocol(ProtocolViolation::UnknownRequest(
+                            *request,
                         )));
                     }
                     events.push_back(ServerEvent::Output {
@@ -904,8 +928,8 @@ impl ServerSession {
                     },
                 ) => {
                     if pending.remove(request).is_none() {
-                        return Err(CloseReason::Protocol(format!(
-                            "result for unknown request {request}"
+                        return Err(CloseReason::Protocol(ProtocolViolation::UnknownRequest(
+                            *request,
                         )));
                     }
                     events.push_back(ServerEvent::Result {
@@ -916,7 +940,7 @@ impl ServerSession {
                 }
                 (ServerState::Active, Frame::ShellOpened { channel, window }) => {
                     let entry = core.channels.get_mut(channel).ok_or_else(|| {
-                        CloseReason::Protocol(format!("unknown channel {channel} opened"))
+                        CloseReason::Protocol(ProtocolViolation::UnknownChannel(*channel))
                     })?;
                     entry.send_window = u64::from(*window);
                     events.push_back(ServerEvent::ShellOpened { channel: *channel });
@@ -932,9 +956,8 @@ impl ServerSession {
                         |channel, data| ServerEvent::ChannelData { channel, data },
                         |channel, exit| ServerEvent::ChannelClosed { channel, exit },
                     )? {
-                        return Err(CloseReason::Protocol(format!(
-                            "unexpected frame {:#04x}",
-                            f.kind()
+                        return Err(CloseReason::Protocol(ProtocolViolation::UnexpectedFrame(
+                            f.kind(),
                         )));
                     }
                 }
@@ -948,10 +971,9 @@ impl ServerSession {
                     )?;
                 }
                 (_, f) => {
-                    return Err(CloseReason::Protocol(format!(
-                        "frame {:#04x} before authorization",
-                        f.kind()
-                    )));
+                    return Err(CloseReason::Protocol(
+                        ProtocolViolation::BeforeAuthorization(f.kind()),
+                    ));
                 }
             }
             Ok(())
