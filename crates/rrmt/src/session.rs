@@ -939,9 +939,9 @@ impl ServerSession {
                     });
                 }
                 (ServerState::Active, Frame::ShellOpened { channel, window }) => {
-                    let entry = core.channels.get_mut(channel).ok_or_else(|| {
-                        CloseReason::Protocol(ProtocolViolation::UnknownChannel(*channel))
-                    })?;
+                    let entry = core.channels.get_mut(channel).ok_or(CloseReason::Protocol(
+                        ProtocolViolation::UnknownChannel(*channel),
+                    ))?;
                     entry.send_window = u64::from(*window);
                     events.push_back(ServerEvent::ShellOpened { channel: *channel });
                 }
