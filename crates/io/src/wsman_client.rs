@@ -85,7 +85,7 @@ impl WsmanClient {
             match round.response(response.status, response.headers_named("www-authenticate"))? {
                 Step::Done => {
                     let text = std::str::from_utf8(&response.body)
-                        .map_err(|_| oobkit_wsman::Error::Xml("reply is not UTF-8".into()))?;
+                        .map_err(|_| oobkit_wsman::Error::Xml(oobkit_wsman::XmlError::NotUtf8))?;
                     return Ok(Response::parse(text, response.status)?);
                 }
                 Step::Retry => {

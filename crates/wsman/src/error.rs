@@ -2,13 +2,40 @@
 
 use crate::Fault;
 
+/// How a document is not well-formed XML.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum XmlError {
+    /// The XML parser's own complaint (a syntax error, a bad attribute or escape).
+    #[error("{0}")]
+    Syntax(String),
+    /// A namespace prefix that no enclosing element declares.
+    #[error("undeclared prefix `{0}`")]
+    UndeclaredPrefix(String),
+    /// Elements, text or references outside the one root element.
+    #[error("content outside the root element")]
+    OutsideRoot,
+    /// An end tag without its start tag.
+    #[error("unbalanced end tag")]
+    UnbalancedEndTag,
+    /// A character reference that names no character.
+    #[error("bad character reference")]
+    BadCharacterReference,
+    /// The document ends inside an element, or has no element at all.
+    #[error("document incomplete")]
+    Incomplete,
+    /// The bytes are not UTF-8.
+    #[error("not UTF-8")]
+    NotUtf8,
+}
+
 /// Why a WS-Management message could not be built, parsed or used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The XML is not well formed (or uses an undeclared prefix).
     #[error("malformed XML: {0}")]
-    Xml(String),
+    Xml(XmlError),
     /// A DOCTYPE: refused, so that no entity is ever declared or expanded.
     #[error("DOCTYPE declarations are refused")]
     DocType,

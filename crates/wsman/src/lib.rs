@@ -46,7 +46,7 @@ mod response;
 mod status;
 mod xml;
 
-pub use error::Error;
+pub use error::{Error, XmlError};
 pub use model::{Epr, Instance, Property, Selector, SelectorValue, Value};
 pub use ns::{class_name, resource_uri};
 pub use request::{

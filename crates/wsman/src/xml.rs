@@ -10,8 +10,8 @@ use quick_xml::NsReader;
 use quick_xml::events::Event;
 use quick_xml::name::{QName, ResolveResult};
 
-use crate::Error;
 use crate::ns;
+use crate::{Error, XmlError};
 
 /// Largest document accepted, in bytes. The biggest AMT replies (a 999-item Pull) are a few
 /// hundred KiB.
@@ -96,7 +96,9 @@ fn bound(result: &ResolveResult<'_>) -> Result<String, Error> {
     match result {
         ResolveResult::Bound(ns) => Ok(ns.0.to_owned()),
         ResolveResult::Unbound => Ok(String::new()),
-        ResolveResult::Unknown(prefix) => Err(Error::Xml(format!("undeclared prefix `{prefix}`"))),
+        ResolveResult::Unknown(prefix) => {
+            Err(Error::Xml(XmlError::UndeclaredPrefix(prefix.to_string())))
+        }
     }
 }
 
@@ -114,7 +116,7 @@ impl Namespaces {
             ResolveResult::Bound(ns) => ns.0,
             ResolveResult::Unbound => "",
             ResolveResult::Unknown(prefix) => {
-                return Err(Error::Xml(format!("undeclared prefix `{prefix}`")));
+                return Err(Error::Xml(XmlError::UndeclaredPrefix(prefix.to_string())));
             }
         };
         if let Some(last) = self.known.get(self.last)
@@ -150,12 +152,12 @@ pub(crate) fn parse(doc: &str) -> Result<Element, Error> {
     loop {
         let (resolved, event) = reader
             .read_resolved_event()
-            .map_err(|e| Error::Xml(e.to_string()))?;
+            .map_err(|e| Error::Xml(XmlError::Syntax(e.to_string())))?;
         match event {
             Event::Start(ref start) | Event::Empty(ref start) => {
                 let is_empty = matches!(event, Event::Empty(_));
                 if root.is_some() {
-                    return Err(Error::Xml("content after the root element".into()));
+                    return Err(Error::Xml(XmlError::OutsideRoot));
                 }
                 count += 1;
                 if count > MAX_ELEMENTS {
@@ -168,7 +170,7 @@ pub(crate) fn parse(doc: &str) -> Result<Element, Error> {
                 let name = start.local_name().as_ref().to_owned();
                 let mut attrs = Vec::new();
                 for attr in start.attributes() {
-                    let attr = attr.map_err(|e| Error::Xml(e.to_string()))?;
+                    let attr = attr.map_err(|e| Error::Xml(XmlError::Syntax(e.to_string())))?;
                     let key = attr.key.0;
                     if key == "xmlns" || key.starts_with("xmlns:") {
                         continue;
@@ -176,7 +178,7 @@ pub(crate) fn parse(doc: &str) -> Result<Element, Error> {
                     let (attr_ns, local) = reader.resolver().resolve_attribute(attr.key);
                     let value = attr
                         .normalized_value(quick_xml::XmlVersion::Implicit1_0)
-                        .map_err(|e| Error::Xml(e.to_string()))?;
+                        .map_err(|e| Error::Xml(XmlError::Syntax(e.to_string())))?;
                     attrs.push(Attr {
                         ns: bound(&attr_ns)?,
                         name: local.as_ref().to_owned(),
@@ -199,7 +201,7 @@ pub(crate) fn parse(doc: &str) -> Result<Element, Error> {
                 // check_end_names guarantees a matching open element.
                 let element = stack
                     .pop()
-                    .ok_or_else(|| Error::Xml("unbalanced end tag".into()))?;
+                    .ok_or_else(|| Error::Xml(XmlError::UnbalancedEndTag))?;
                 close(&mut stack, &mut root, element, &reader, &mut namespaces);
             }
             Event::Text(text) => {
@@ -207,22 +209,22 @@ pub(crate) fn parse(doc: &str) -> Result<Element, Error> {
                 match stack.last_mut() {
                     Some(top) => top.text.push_str(&content),
                     None if content.trim().is_empty() => {}
-                    None => return Err(Error::Xml("text outside the root element".into())),
+                    None => return Err(Error::Xml(XmlError::OutsideRoot)),
                 }
             }
             Event::CData(data) => {
                 let content = data.xml10_content();
                 match stack.last_mut() {
                     Some(top) => top.text.push_str(&content),
-                    None => return Err(Error::Xml("CDATA outside the root element".into())),
+                    None => return Err(Error::Xml(XmlError::OutsideRoot)),
                 }
             }
             Event::GeneralRef(reference) => {
                 let c = if reference.is_char_ref() {
                     reference
                         .resolve_char_ref()
-                        .map_err(|e| Error::Xml(e.to_string()))?
-                        .ok_or_else(|| Error::Xml("bad character reference".into()))?
+                        .map_err(|e| Error::Xml(XmlError::Syntax(e.to_string())))?
+                        .ok_or_else(|| Error::Xml(XmlError::BadCharacterReference))?
                 } else {
                     match &*reference.xml10_content() {
                         "amp" => '&',
@@ -235,7 +237,7 @@ pub(crate) fn parse(doc: &str) -> Result<Element, Error> {
                 };
                 match stack.last_mut() {
                     Some(top) => top.text.push(c),
-                    None => return Err(Error::Xml("reference outside the root element".into())),
+                    None => return Err(Error::Xml(XmlError::OutsideRoot)),
                 }
             }
             Event::DocType(_) => return Err(Error::DocType),
@@ -244,9 +246,9 @@ pub(crate) fn parse(doc: &str) -> Result<Element, Error> {
         }
     }
     if !stack.is_empty() {
-        return Err(Error::Xml("document ends inside an element".into()));
+        return Err(Error::Xml(XmlError::Incomplete));
     }
-    root.ok_or_else(|| Error::Xml("no root element".into()))
+    root.ok_or_else(|| Error::Xml(XmlError::Incomplete))
 }
 
 fn close(
