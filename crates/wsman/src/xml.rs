@@ -199,9 +199,7 @@ pub(crate) fn parse(doc: &str) -> Result<Element, Error> {
             }
             Event::End(_) => {
                 // check_end_names guarantees a matching open element.
-                let element = stack
-                    .pop()
-                    .ok_or_else(|| Error::Xml(XmlError::UnbalancedEndTag))?;
+                let element = stack.pop().ok_or(Error::Xml(XmlError::UnbalancedEndTag))?;
                 close(&mut stack, &mut root, element, &reader, &mut namespaces);
             }
             Event::Text(text) => {
@@ -224,7 +222,7 @@ pub(crate) fn parse(doc: &str) -> Result<Element, Error> {
                     reference
                         .resolve_char_ref()
                         .map_err(|e| Error::Xml(XmlError::Syntax(e.to_string())))?
-                        .ok_or_else(|| Error::Xml(XmlError::BadCharacterReference))?
+                        .ok_or(Error::Xml(XmlError::BadCharacterReference))?
                 } else {
                     match &*reference.xml10_content() {
                         "amp" => '&',
@@ -248,7 +246,7 @@ pub(crate) fn parse(doc: &str) -> Result<Element, Error> {
     if !stack.is_empty() {
         return Err(Error::Xml(XmlError::Incomplete));
     }
-    root.ok_or_else(|| Error::Xml(XmlError::Incomplete))
+    root.ok_or(Error::Xml(XmlError::Incomplete))
 }
 
 fn close(
