@@ -8,22 +8,61 @@ pub const HEADER: usize = 3;
 /// Largest payload.
 pub const MAX_DATA: usize = u16::MAX as usize;
 
-/// Error codes of [`Frame::Error`].
-pub mod error_code {
-    /// Bytes that are not a valid frame, or a frame at the wrong time.
-    pub const PROTOCOL: u8 = 1;
-    /// No common protocol version.
-    pub const VERSION: u8 = 2;
-    /// Bad or revoked token.
-    pub const NOT_AUTHORIZED: u8 = 3;
-    /// Channel limit reached.
-    pub const TOO_MANY_CHANNELS: u8 = 4;
-    /// Unknown channel or request.
-    pub const UNKNOWN: u8 = 5;
-    /// Data beyond the granted window.
-    pub const FLOW_CONTROL: u8 = 6;
-    /// Failure on the sender's side.
-    pub const INTERNAL: u8 = 7;
+/// Error codes of [`Frame::Error`]. Codes without a name here are kept as `Other`, so every
+/// frame re-encodes to its own bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// 1: bytes that are not a valid frame, or a frame at the wrong time.
+    Protocol,
+    /// 2: no common protocol version.
+    Version,
+    /// 3: bad or revoked token.
+    NotAuthorized,
+    /// 4: channel limit reached.
+    TooManyChannels,
+    /// 5: unknown channel or request.
+    Unknown,
+    /// 6: data beyond the granted window.
+    FlowControl,
+    /// 7: failure on the sender's side.
+    Internal,
+    /// Any other code.
+    Other(u8),
+}
+
+impl ErrorCode {
+    const NAMED: [Self; 7] = [
+        Self::Protocol,
+        Self::Version,
+        Self::NotAuthorized,
+        Self::TooManyChannels,
+        Self::Unknown,
+        Self::FlowControl,
+        Self::Internal,
+    ];
+
+    /// The code for a byte on the wire.
+    pub fn from_byte(byte: u8) -> Self {
+        Self::NAMED
+            .into_iter()
+            .find(|code| code.to_byte() == byte)
+            .unwrap_or(Self::Other(byte))
+    }
+
+    /// The byte on the wire.
+    pub const fn to_byte(self) -> u8 {
+        match self {
+            Self::Protocol => 1,
+            Self::Version => 2,
+            Self::NotAuthorized => 3,
+            Self::TooManyChannels => 4,
+            Self::Unknown => 5,
+            Self::FlowControl => 6,
+            Self::Internal => 7,
+            Self::Other(byte) => byte,
+        }
+    }
 }
 
 /// Flags of [`Frame::Result`].
@@ -100,8 +139,8 @@ pub enum Frame<'a> {
     },
     /// 0x0A.
     Error {
-        /// See [`error_code`].
-        code: u8,
+        /// What went wrong.
+        code: ErrorCode,
         /// Human-readable explanation.
         message: &'a str,
     },
@@ -293,7 +332,7 @@ pub fn decode(buf: &[u8]) -> Result<Option<(Frame<'_>, usize)>, DecodeError> {
         },
         0x09 => Frame::Reauthorize { token: r.token()? },
         0x0A => {
-            let code = r.u8()?;
+            let code = ErrorCode::from_byte(r.u8()?);
             let message =
                 std::str::from_utf8(r.rest()).map_err(|_| DecodeError::BadPayload(kind))?;
             Frame::Error { code, message }
@@ -426,7 +465,7 @@ impl Frame<'_> {
                     out.push(*flags);
                 }
                 Self::Error { code, message } => {
-                    out.push(*code);
+                    out.push(code.to_byte());
                     out.extend_from_slice(message.as_bytes());
                 }
                 Self::Hello { min, max, name } => {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use oobkit_runloop::{Timer, TimerTable};
 
-use crate::codec::{Frame, MAX_CHANNEL_DATA, decode, error_code};
+use crate::codec::{ErrorCode, Frame, MAX_CHANNEL_DATA, decode};
 
 /// `text` cut to at most `max` bytes at a character boundary, for fields with a length limit
 /// (names: 255 bytes; error messages: one frame).
@@ -51,10 +51,10 @@ pub enum CloseReason {
         max: u8,
     },
     /// The peer sent an Error frame.
-    #[error("peer error {code}: {message}")]
+    #[error("peer error {}: {message}", .code.to_byte())]
     PeerError {
         /// Code.
-        code: u8,
+        code: ErrorCode,
         /// Message.
         message: String,
     },
@@ -168,7 +168,7 @@ impl Core {
         frame.encode(&mut self.out).expect("frame fits");
     }
 
-    fn fail(&mut self, code: u8, reason: CloseReason) {
+    fn fail(&mut self, code: ErrorCode, reason: CloseReason) {
         if self.closed.is_none() {
             let message = reason.to_string();
             self.send(&Frame::Error {
@@ -343,10 +343,10 @@ fn feed(
                 consumed += used;
                 if let Err(reason) = on_frame(core, frame) {
                     let code = match reason {
-                        CloseReason::FlowControl(_) => error_code::FLOW_CONTROL,
-                        CloseReason::NotAuthorized(_) => error_code::NOT_AUTHORIZED,
-                        CloseReason::Version { .. } => error_code::VERSION,
-                        _ => error_code::PROTOCOL,
+                        CloseReason::FlowControl(_) => ErrorCode::FlowControl,
+                        CloseReason::NotAuthorized(_) => ErrorCode::NotAuthorized,
+                        CloseReason::Version { .. } => ErrorCode::Version,
+                        _ => ErrorCode::Protocol,
                     };
                     if matches!(reason, CloseReason::PeerError { .. } | CloseReason::Revoked) {
                         core.closed = Some(reason);
@@ -360,7 +360,7 @@ fn feed(
                 }
             }
             Err(e) => {
-                core.fail(error_code::PROTOCOL, CloseReason::Protocol(e.into()));
+                core.fail(ErrorCode::Protocol, CloseReason::Protocol(e.into()));
                 return;
             }
         }
@@ -534,7 +534,7 @@ impl AgentSession {
                 (
                     _,
                     Frame::Error {
-                        code: error_code::NOT_AUTHORIZED,
+                        code: ErrorCode::NotAuthorized,
                         message,
                     },
                 ) => {
@@ -998,7 +998,7 @@ impl ServerSession {
     /// The token is not valid.
     pub fn reject(&mut self, why: &str) {
         self.core.fail(
-            error_code::NOT_AUTHORIZED,
+            ErrorCode::NotAuthorized,
             CloseReason::NotAuthorized(why.to_owned()),
         );
     }

@@ -48,7 +48,7 @@ fn every_frame() -> Vec<Frame<'static>> {
         },
         Frame::Reauthorize { token: [3; 16] },
         Frame::Error {
-            code: 3,
+            code: oobkit_rrmt::codec::ErrorCode::NotAuthorized,
             message: "token revoked",
         },
         Frame::Hello {
