@@ -155,6 +155,7 @@ async fn serve(stream: Box<dyn Io>, shared: &Shared, websocket: bool) -> std::io
     let (mut rd, mut wr) = tokio::io::split(stream);
     let mut console: Option<Console> = None;
     let mut open: Option<OpenSession<'_>> = None;
+    let mut requested: Option<SessionKind> = None;
     let mut net_buf = vec![0u8; 16 * 1024];
     let mut con_buf = vec![0u8; 16 * 1024];
     let mut reason = String::from("connection closed");
@@ -164,12 +165,27 @@ async fn serve(stream: Box<dyn Io>, shared: &Shared, websocket: bool) -> std::io
         while let Some(event) = session.poll_event() {
             match event {
                 Event::StartRequested(kind) => {
-                    let status = lock(&shared.sessions).start(kind, &lock(&shared.device));
+                    // Only answered here; the slot is taken once the client authenticated,
+                    // so clients that ask and stall cannot keep the owner out.
+                    let status = lock(&shared.sessions).answer(kind, &lock(&shared.device));
                     if status == StartStatus::Success {
-                        open = Some(OpenSession { shared, kind });
+                        requested = Some(kind);
                     }
                     tracing::info!("{kind:?} session requested: {status:?}");
                     session.answer_start(Instant::now(), status);
+                }
+                Event::Authenticated { .. } => {
+                    if let Some(kind) = requested.take() {
+                        if !lock(&shared.sessions).claim(kind) {
+                            tracing::info!("{kind:?} session opened by another client meanwhile");
+                            wr.shutdown().await.ok();
+                            return Ok(
+                                "busy: another session of the type opened during authentication"
+                                    .into(),
+                            );
+                        }
+                        open = Some(OpenSession { shared, kind });
+                    }
                 }
                 Event::SolReady => {
                     let mut started = Console::start(&shared.config.sol)?;

@@ -475,3 +475,40 @@ async fn sol_over_the_tls_redirection_port_with_a_pinned_certificate() {
         })
     ));
 }
+
+/// Clients that ask for SOL and never authenticate hold no slot: the owner still gets SOL
+/// (issue: one unauthenticated StartRedirectionSession used to reserve SOL for 30 s).
+#[tokio::test]
+async fn half_open_sessions_do_not_take_the_slot() {
+    let sim = start().await;
+    let addr = sim.redir_addr.unwrap();
+    let mut stalled = Vec::new();
+    for _ in 0..30 {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        stream.write_all(b"\x10\x00\x00\x00SOL ").await.unwrap();
+        let mut reply = [0u8; 13];
+        stream.read_exact(&mut reply).await.unwrap();
+        assert_eq!(
+            reply[..2],
+            [0x11, 0x00],
+            "each is told success, nothing is reserved"
+        );
+        stalled.push(stream);
+    }
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let mut client = ClientSession::new(
+        ClientSessionConfig::new(
+            SessionKind::Sol,
+            "admin",
+            PASSWORD,
+            &oobkit_io::random_hex16(),
+        ),
+        Instant::now(),
+    );
+    let events = drive(&mut stream, &mut client, |_, events| {
+        events.contains(&Event::SolReady)
+    })
+    .await;
+    assert!(events.contains(&Event::SolReady), "{events:?}");
+    drop(stalled);
+}
