@@ -13,6 +13,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod failures;
 pub mod redirection;
 pub mod tls;
 pub mod websocket;
@@ -23,6 +24,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 
+pub use failures::{AuthFailures, MAX_TRACKED_ADDRESSES};
 pub use tls::{ServerIdentity, TlsPolicy, format_fingerprint, parse_fingerprint};
 pub use websocket::{WebSocket, redirection_websocket, websocket_connect};
 pub use wsman_client::WsmanClient;

@@ -37,6 +37,11 @@ pub struct SimConfig {
     pub firmware: String,
     /// Most connections served at once (more wait in the accept backlog).
     pub max_connections: usize,
+    /// Failed logins (Digest on the web port, in-band on the redirection ports) an address
+    /// may make within `failure_window` before its connections are refused until it passes.
+    pub max_failed_logins: u32,
+    /// See `max_failed_logins`.
+    pub failure_window: Duration,
     /// A connection idle this long is closed.
     pub idle_timeout: Duration,
     /// Raw redirection port (AMT: 16994), if wanted.
@@ -90,7 +95,8 @@ impl std::fmt::Debug for SimConfig {
 }
 
 impl SimConfig {
-    /// Loopback on any free port, user `admin`, firmware 16.1.25, 64 connections, 120 s idle.
+    /// Loopback on any free port, user `admin`, firmware 16.1.25, 64 connections, 120 s idle,
+    /// 20 failed logins per address per minute.
     pub fn loopback(password: &str) -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -100,6 +106,8 @@ impl SimConfig {
             password: password.into(),
             firmware: "16.1.25".into(),
             max_connections: 64,
+            max_failed_logins: 20,
+            failure_window: Duration::from_secs(60),
             idle_timeout: Duration::from_secs(120),
             redir_listen: None,
             redir_tls_listen: None,
@@ -126,6 +134,8 @@ pub(crate) struct Shared {
     pub(crate) limit: Semaphore,
     /// Redirection session types open now (one of each at a time, as on AMT).
     pub(crate) sessions: Mutex<oobkit_sim::SessionGate>,
+    /// Failed logins by address on every port (AMT slows down after failures too).
+    failures: Mutex<oobkit_io::AuthFailures>,
 }
 
 /// A running simulator. Dropping it does not stop it; it lives as long as the runtime.
@@ -200,6 +210,10 @@ impl Simulator {
             device: Mutex::new(device),
             web: Mutex::new(web),
             sessions: Mutex::default(),
+            failures: Mutex::new(oobkit_io::AuthFailures::new(
+                config.max_failed_logins,
+                config.failure_window,
+            )),
         });
         let http = TcpListener::bind(config.listen).await?;
         let http_addr = http.local_addr()?;
@@ -301,6 +315,10 @@ pub(crate) async fn accept_loop(
         let shared = Arc::clone(&shared);
         let tls = tls.clone();
         tokio::spawn(async move {
+            if lock(&shared.failures).blocked(peer.ip(), std::time::Instant::now()) {
+                tracing::info!("{peer}: refused after too many failed logins");
+                return;
+            }
             let Ok(_permit) = shared.limit.try_acquire() else {
                 tracing::warn!(
                     "{peer}: connection limit ({}) reached, closing",
@@ -337,13 +355,17 @@ fn serve_http(
     peer: SocketAddr,
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
     Box::pin(async move {
-        if let Err(e) = serve_connection(stream, &shared).await {
+        if let Err(e) = serve_connection(stream, &shared, peer.ip()).await {
             tracing::debug!("{peer}: {e}");
         }
     })
 }
 
-async fn serve_connection(mut stream: Box<dyn Io>, shared: &Shared) -> std::io::Result<()> {
+async fn serve_connection(
+    mut stream: Box<dyn Io>,
+    shared: &Shared,
+    peer: std::net::IpAddr,
+) -> std::io::Result<()> {
     let mut reader = RequestReader::new();
     let mut buf = vec![0u8; 16 * 1024];
     loop {
@@ -384,6 +406,9 @@ async fn serve_connection(mut stream: Box<dyn Io>, shared: &Shared) -> std::io::
             WebReply::Response { bytes, refused } => {
                 if let Some(e) = refused {
                     tracing::info!("{} {}: 401, {e}", request.method, request.target);
+                    if !e.is_stale() {
+                        record_failure(shared, peer);
+                    }
                 }
                 stream.write_all(&bytes).await?;
                 if request.closes() {
@@ -392,7 +417,7 @@ async fn serve_connection(mut stream: Box<dyn Io>, shared: &Shared) -> std::io::
             }
             WebReply::WebSocket { bytes } => {
                 stream.write_all(&bytes).await?;
-                return redirection::serve_websocket(stream, shared).await;
+                return redirection::serve_websocket(stream, shared, peer).await;
             }
             _ => return Ok(()),
         }
@@ -404,6 +429,18 @@ async fn bad_request(stream: &mut Box<dyn Io>, why: &str) -> std::io::Result<()>
     stream
         .write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
         .await
+}
+
+/// Counts a failed login of `ip`, saying so once when it reaches the limit.
+pub(crate) fn record_failure(shared: &Shared, ip: std::net::IpAddr) {
+    let mut failures = lock(&shared.failures);
+    if failures.record(ip, std::time::Instant::now()) {
+        tracing::warn!(
+            "{ip}: {} failed logins; refusing it for {:?}",
+            shared.config.max_failed_logins,
+            failures.window()
+        );
+    }
 }
 
 /// What the managed machine would show: the consent code on its screen, power changes.

@@ -46,6 +46,10 @@ struct Cli {
     /// Most connections served at once.
     #[arg(long, default_value_t = 64)]
     max_connections: usize,
+    /// Failed logins an address may make per minute before its connections are refused for
+    /// the rest of that minute (web and redirection ports alike).
+    #[arg(long, default_value_t = 20)]
+    max_failed_logins: u32,
     /// Raw redirection port (SOL, KVM, IDE-R; AMT: 16994).
     #[arg(long, default_value = "127.0.0.1:16994")]
     redir_listen: SocketAddr,
@@ -100,6 +104,7 @@ async fn main() -> ExitCode {
     config.user = cli.user;
     config.firmware = cli.firmware;
     config.max_connections = cli.max_connections;
+    config.max_failed_logins = cli.max_failed_logins;
     config.redir_listen = Some(cli.redir_listen);
     config.redir_tls_listen = cli.redir_tls_listen;
     {

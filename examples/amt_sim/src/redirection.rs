@@ -22,7 +22,7 @@ pub(crate) fn serve_raw(
     peer: std::net::SocketAddr,
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
     Box::pin(async move {
-        match serve(stream, &shared, false).await {
+        match serve(stream, &shared, peer.ip(), false).await {
             Ok(reason) => tracing::info!("{peer}: redirection session ended: {reason}"),
             Err(e) => tracing::info!("{peer}: redirection connection failed: {e}"),
         }
@@ -117,7 +117,11 @@ async fn read_stream<R: AsyncRead + Unpin>(r: &mut R, buf: &mut [u8]) -> std::io
 
 /// `/ws-redirection`: the redirection protocol in websocket binary messages, after HTTP Digest
 /// authenticated the user (so the in-band step is an empty Kerberos message).
-pub(crate) async fn serve_websocket(stream: Box<dyn Io>, shared: &Shared) -> std::io::Result<()> {
+pub(crate) async fn serve_websocket(
+    stream: Box<dyn Io>,
+    shared: &Shared,
+    peer: std::net::IpAddr,
+) -> std::io::Result<()> {
     use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
     let mut config = WebSocketConfig::default();
     config.max_message_size = Some(1 << 20);
@@ -126,12 +130,23 @@ pub(crate) async fn serve_websocket(stream: Box<dyn Io>, shared: &Shared) -> std
         tokio_tungstenite::WebSocketStream::from_raw_socket(stream, Role::Server, Some(config))
             .await;
     // The session reads and writes a byte stream, as on the raw port.
-    let reason = serve(oobkit_io::websocket::into_byte_stream(ws), shared, true).await?;
+    let reason = serve(
+        oobkit_io::websocket::into_byte_stream(ws),
+        shared,
+        peer,
+        true,
+    )
+    .await?;
     tracing::info!("websocket redirection session ended: {reason}");
     Ok(())
 }
 
-async fn serve(stream: Box<dyn Io>, shared: &Shared, websocket: bool) -> std::io::Result<String> {
+async fn serve(
+    stream: Box<dyn Io>,
+    shared: &Shared,
+    peer: std::net::IpAddr,
+    websocket: bool,
+) -> std::io::Result<String> {
     let (realm, firmware) = {
         let device = lock(&shared.device);
         let fw = &device.config().firmware;
@@ -210,7 +225,12 @@ async fn serve(stream: Box<dyn Io>, shared: &Shared, websocket: bool) -> std::io
                         early.extend_from_slice(&bytes);
                     }
                 }
-                Event::Closed(why) => reason = why.to_string(),
+                Event::Closed(why) => {
+                    if why == oobkit_redir::CloseReason::ClientAuthFailed {
+                        crate::record_failure(shared, peer);
+                    }
+                    reason = why.to_string();
+                }
                 _ => {}
             }
         }

@@ -512,3 +512,36 @@ async fn half_open_sessions_do_not_take_the_slot() {
     assert!(events.contains(&Event::SolReady), "{events:?}");
     drop(stalled);
 }
+
+/// Wrong passwords are limited per address, as real AMT slows down after failures: after the
+/// limit the address is refused on every port, the right password included, for the window.
+#[tokio::test]
+async fn wrong_passwords_lock_the_address_out() {
+    let mut config = SimConfig::loopback(PASSWORD);
+    config.redir_listen = Some("127.0.0.1:0".parse().unwrap());
+    config.max_failed_logins = 5;
+    let sim = Simulator::start(config).await.unwrap();
+    let endpoint = oobkit_io::Endpoint::plain("127.0.0.1", sim.http_addr.port());
+    for attempt in 0..5 {
+        let mut client = oobkit_io::WsmanClient::new(endpoint.clone(), "admin", "wrong");
+        let result = client.call(oobkit_wsman::ops::get_power_state()).await;
+        assert!(
+            matches!(result, Err(oobkit_io::IoError::AuthRejected)),
+            "attempt {attempt}: {result:?}"
+        );
+    }
+    let mut right = oobkit_io::WsmanClient::new(endpoint, "admin", PASSWORD);
+    let result = right.call(oobkit_wsman::ops::get_power_state()).await;
+    assert!(
+        !matches!(result, Ok(_) | Err(oobkit_io::IoError::AuthRejected)),
+        "refused at the connection: {result:?}"
+    );
+    // The redirection port refuses the address too.
+    let mut stream = TcpStream::connect(sim.redir_addr.unwrap()).await.unwrap();
+    let _ = stream.write_all(b"\x10\x00\x00\x00SOL ").await;
+    let mut reply = [0u8; 13];
+    assert!(
+        stream.read_exact(&mut reply).await.is_err(),
+        "closed without a reply"
+    );
+}

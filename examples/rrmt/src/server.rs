@@ -155,7 +155,10 @@ impl Server {
                 REALM,
                 oobkit_io::random_bytes(),
             ))),
-            failures: Mutex::default(),
+            failures: Mutex::new(oobkit_io::AuthFailures::new(
+                config.max_failed_auths,
+                config.failure_window,
+            )),
             agent_slots: Arc::new(Semaphore::new(config.max_agents)),
             admin_slots: Arc::new(Semaphore::new(config.max_admins)),
             next_connection: AtomicU64::new(1),
@@ -203,7 +206,7 @@ struct Shared {
     agents: Mutex<HashMap<String, AgentHandle>>,
     admins: HashMap<String, AdminSecrets>,
     digest: Mutex<DigestServer>,
-    failures: Mutex<Failures>,
+    failures: Mutex<oobkit_io::AuthFailures>,
     agent_slots: Arc<Semaphore>,
     admin_slots: Arc<Semaphore>,
     next_connection: AtomicU64,
@@ -243,50 +246,15 @@ struct AgentHandle {
     connection: u64,
 }
 
-/// Failed authorizations by address, bounded.
-#[derive(Debug, Default)]
-struct Failures {
-    by_address: HashMap<IpAddr, (u32, Instant)>,
-}
-
-/// Most addresses tracked; beyond it expired entries are dropped first, then the table is
-/// cleared (failing open for brute-force counting is better than growing without bound).
-const MAX_TRACKED_ADDRESSES: usize = 100_000;
-
-impl Failures {
-    fn blocked(&mut self, ip: IpAddr, now: Instant, config: &ServerConfig) -> bool {
-        match self.by_address.get(&ip) {
-            Some(&(count, since)) if now.duration_since(since) < config.failure_window => {
-                count >= config.max_failed_auths
-            }
-            Some(_) => {
-                self.by_address.remove(&ip);
-                false
-            }
-            None => false,
-        }
-    }
-
-    fn record(&mut self, ip: IpAddr, now: Instant, config: &ServerConfig) {
-        if self.by_address.len() >= MAX_TRACKED_ADDRESSES {
-            self.by_address
-                .retain(|_, (_, since)| now.duration_since(*since) < config.failure_window);
-            if self.by_address.len() >= MAX_TRACKED_ADDRESSES {
-                self.by_address.clear();
-            }
-        }
-        let entry = self.by_address.entry(ip).or_insert((0, now));
-        if now.duration_since(entry.1) >= config.failure_window {
-            *entry = (0, now);
-        }
-        entry.0 += 1;
-        if entry.0 == config.max_failed_auths {
-            tracing::warn!(
-                "{ip}: {} failed authorizations; refusing it for {:?}",
-                entry.0,
-                config.failure_window
-            );
-        }
+/// Counts a failed authorization of `ip`, saying so once when it reaches the limit.
+fn record_failure(shared: &Shared, ip: IpAddr, now: Instant) {
+    let mut failures = lock(&shared.failures);
+    if failures.record(ip, now) {
+        tracing::warn!(
+            "{ip}: {} failed authorizations; refusing it for {:?}",
+            shared.config.max_failed_auths,
+            failures.window()
+        );
     }
 }
 
@@ -430,7 +398,7 @@ async fn accept_loop(
     let mut refused_at_limit = 0u64;
     loop {
         let (tcp, peer) = oobkit_io::accept(&listener).await;
-        if lock(&shared.failures).blocked(peer.ip(), Instant::now(), &shared.config) {
+        if lock(&shared.failures).blocked(peer.ip(), Instant::now()) {
             tracing::debug!("{peer}: refused (too many failed authorizations)");
             continue;
         }
@@ -504,7 +472,7 @@ async fn handshake(
     )
     .await;
     if wrong_password {
-        lock(&shared.failures).record(peer.ip(), Instant::now(), &shared.config);
+        record_failure(&shared, peer.ip(), Instant::now());
     }
     let ws = result.map_err(|e| e.to_string())?;
     Ok((ws, user))
@@ -646,7 +614,7 @@ async fn serve_agent(mut ws: WebSocketStream<Tls>, peer: SocketAddr, shared: &Sh
                                 "unknown token"
                             };
                             tracing::warn!("agent {name:?} from {peer} refused: {why}");
-                            lock(&shared.failures).record(peer.ip(), now, &shared.config);
+                            record_failure(&shared, peer.ip(), now);
                             session.reject(why);
                         }
                     }
@@ -1263,24 +1231,6 @@ fn generate_identity(names: &[String], cert: &Path, key: &Path) -> Result<(), Se
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn failed_authorizations_block_an_address_for_the_window() {
-        let mut config = ServerConfig::new("/nonexistent");
-        config.max_failed_auths = 3;
-        config.failure_window = Duration::from_secs(60);
-        let mut failures = Failures::default();
-        let (ip, other) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
-        let start = Instant::now();
-        for _ in 0..2 {
-            failures.record(ip, start, &config);
-        }
-        assert!(!failures.blocked(ip, start, &config));
-        failures.record(ip, start, &config);
-        assert!(failures.blocked(ip, start + Duration::from_secs(59), &config));
-        assert!(!failures.blocked(other, start, &config));
-        assert!(!failures.blocked(ip, start + Duration::from_secs(61), &config));
-    }
 
     #[test]
     fn the_server_holds_an_agent_to_the_output_cap() {
