@@ -472,7 +472,7 @@ async fn handshake(
     )
     .await;
     if wrong_password {
-        record_failure(&shared, peer.ip(), Instant::now());
+        record_failure(shared, peer.ip(), Instant::now());
     }
     let ws = result.map_err(|e| e.to_string())?;
     Ok((ws, user))
@@ -614,7 +614,7 @@ async fn serve_agent(mut ws: WebSocketStream<Tls>, peer: SocketAddr, shared: &Sh
                                 "unknown token"
                             };
                             tracing::warn!("agent {name:?} from {peer} refused: {why}");
-                            record_failure(&shared, peer.ip(), now);
+                            record_failure(shared, peer.ip(), now);
                             session.reject(why);
                         }
                     }
