@@ -79,8 +79,13 @@ check_programs() {
 
 install_vncdotool() {
   local venv=target/vncdotool-venv
-  if [ -x "$venv/bin/vncdo" ] &&
-    "$venv/bin/pip" show vncdotool 2>/dev/null | grep -qx "Version: $VNCDOTOOL_VERSION"; then
+  local installed=""
+  if [ -x "$venv/bin/pip" ]; then
+    # Read the whole output first: `grep -q` would close the pipe early and, with pipefail,
+    # turn pip's SIGPIPE into "not installed".
+    installed=$("$venv/bin/pip" show vncdotool 2>/dev/null | sed -n 's/^Version: //p')
+  fi
+  if [ -x "$venv/bin/vncdo" ] && [ "$installed" = "$VNCDOTOOL_VERSION" ]; then
     say "vncdotool $VNCDOTOOL_VERSION present in $venv"
     return
   fi
