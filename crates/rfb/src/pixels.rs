@@ -61,20 +61,35 @@ impl PixelFormat {
         b
     }
 
-    /// A format a client asks for; `None` for colour maps or an unusable depth.
+    /// A format a client asks for, validated as RFC 6143 section 7.4 describes it: 8, 16 or
+    /// 32 bits per pixel, depth at most that, true colour, each maximum `2^n - 1` and each
+    /// colour (maximum shifted into place) inside the pixel. `None` for what cannot be
+    /// served: colour maps, a shift past the pixel, a maximum that is not all ones.
     pub fn from_bytes(b: &[u8; 16]) -> Option<Self> {
-        if !matches!(b[0], 8 | 16 | 32) || b[3] == 0 {
+        let (bits_per_pixel, depth, true_colour) = (b[0], b[1], b[3] != 0);
+        if !matches!(bits_per_pixel, 8 | 16 | 32) || depth > bits_per_pixel || !true_colour {
             return None;
         }
+        let max = [
+            u16::from_be_bytes([b[4], b[5]]),
+            u16::from_be_bytes([b[6], b[7]]),
+            u16::from_be_bytes([b[8], b[9]]),
+        ];
+        let shift = [b[10], b[11], b[12]];
+        for (max, shift) in max.iter().zip(shift) {
+            let fits = u64::from(*max)
+                .checked_shl(u32::from(shift))
+                .is_some_and(|top| top < 1u64 << bits_per_pixel);
+            let all_ones = *max == u16::MAX || (*max).wrapping_add(1).is_power_of_two();
+            if *max == 0 || !all_ones || !fits {
+                return None;
+            }
+        }
         Some(Self {
-            bits_per_pixel: b[0],
+            bits_per_pixel,
             big_endian: b[2] != 0,
-            max: [
-                u16::from_be_bytes([b[4], b[5]]),
-                u16::from_be_bytes([b[6], b[7]]),
-                u16::from_be_bytes([b[8], b[9]]),
-            ],
-            shift: [b[10].min(31), b[11].min(31), b[12].min(31)],
+            max,
+            shift,
         })
     }
 
@@ -87,7 +102,8 @@ impl PixelFormat {
     pub fn encode(&self, rgb: [u8; 3], out: &mut Vec<u8>) {
         let mut value: u32 = 0;
         for ((channel, max), shift) in rgb.iter().zip(self.max).zip(self.shift) {
-            value |= (u32::from(*channel) * u32::from(max) / 255).wrapping_shl(u32::from(shift));
+            // from_bytes guarantees the shifted maximum fits the pixel.
+            value |= (u32::from(*channel) * u32::from(max) / 255) << shift;
         }
         let n = self.bytes_per_pixel();
         if self.big_endian {
@@ -139,4 +155,53 @@ pub fn test_pattern_update(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn format(bpp: u8, depth: u8, max: u16, shifts: [u8; 3]) -> [u8; 16] {
+        let mut b = [0u8; 16];
+        b[0] = bpp;
+        b[1] = depth;
+        b[3] = 1;
+        for i in 0..3 {
+            b[4 + 2 * i..6 + 2 * i].copy_from_slice(&max.to_be_bytes());
+        }
+        b[10..13].copy_from_slice(&shifts);
+        b
+    }
+
+    #[test]
+    fn formats_are_validated_as_rfc_6143_says() {
+        assert_eq!(
+            PixelFormat::from_bytes(&PixelFormat::DEFAULT.to_bytes()),
+            Some(PixelFormat::DEFAULT)
+        );
+        // RGB565 and RGB332 are fine.
+        assert!(PixelFormat::from_bytes(&format(16, 16, 31, [11, 5, 0])).is_some());
+        assert!(PixelFormat::from_bytes(&format(8, 8, 7, [5, 2, 0])).is_some());
+        // A shift of 40 (the simulator used to panic on it), a colour past the pixel, a
+        // maximum that is not all ones, a depth over the pixel, a colour map: refused.
+        assert!(PixelFormat::from_bytes(&format(32, 24, 255, [40, 8, 0])).is_none());
+        assert!(PixelFormat::from_bytes(&format(16, 16, 255, [16, 8, 0])).is_none());
+        assert!(PixelFormat::from_bytes(&format(32, 24, 200, [16, 8, 0])).is_none());
+        assert!(PixelFormat::from_bytes(&format(16, 24, 31, [11, 5, 0])).is_none());
+        let mut map = PixelFormat::DEFAULT.to_bytes();
+        map[3] = 0;
+        assert!(PixelFormat::from_bytes(&map).is_none());
+    }
+
+    #[test]
+    fn any_accepted_format_encodes_without_overflow() {
+        for bytes in 0..=255u8 {
+            let b = format(8, 8, 7, [bytes % 9, 2, 0]);
+            if let Some(f) = PixelFormat::from_bytes(&b) {
+                let mut out = Vec::new();
+                f.encode([255, 255, 255], &mut out);
+                assert_eq!(out.len(), 1);
+            }
+        }
+    }
 }
