@@ -92,9 +92,15 @@ impl Element {
     }
 }
 
+/// A namespace URI as declared, with its escapes resolved: the resolver hands out the
+/// attribute's raw text (`xmlns="&amp;"` is the URI `&`).
+fn unescaped(raw: &str) -> Result<std::borrow::Cow<'_, str>, Error> {
+    quick_xml::escape::unescape(raw).map_err(|e| Error::Xml(XmlError::Syntax(e.to_string())))
+}
+
 fn bound(result: &ResolveResult<'_>) -> Result<String, Error> {
     match result {
-        ResolveResult::Bound(ns) => Ok(ns.0.to_owned()),
+        ResolveResult::Bound(ns) => Ok(unescaped(ns.0)?.into_owned()),
         ResolveResult::Unbound => Ok(String::new()),
         ResolveResult::Unknown(prefix) => {
             Err(Error::Xml(XmlError::UndeclaredPrefix(prefix.to_string())))
@@ -113,12 +119,13 @@ struct Namespaces {
 impl Namespaces {
     fn get(&mut self, result: &ResolveResult<'_>) -> Result<Rc<str>, Error> {
         let uri = match result {
-            ResolveResult::Bound(ns) => ns.0,
-            ResolveResult::Unbound => "",
+            ResolveResult::Bound(ns) => unescaped(ns.0)?,
+            ResolveResult::Unbound => "".into(),
             ResolveResult::Unknown(prefix) => {
                 return Err(Error::Xml(XmlError::UndeclaredPrefix(prefix.to_string())));
             }
         };
+        let uri = &*uri;
         if let Some(last) = self.known.get(self.last)
             && &**last == uri
         {
