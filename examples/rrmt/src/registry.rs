@@ -255,6 +255,16 @@ impl Registry {
         Ok(())
     }
 
+    /// Completes every exec and shell entry a previous run left open (the server was killed
+    /// while they ran): they say "server stopped" and when that was noticed. Returns how many.
+    pub fn close_interrupted(&self, now: i64) -> Result<usize, RegistryError> {
+        Ok(self.db.execute(
+            "UPDATE audit SET ended = ?1, outcome = 'server stopped'
+             WHERE ended IS NULL AND action IN ('exec', 'shell')",
+            params![now],
+        )?)
+    }
+
     /// The last `limit` audit entries, oldest first.
     pub fn audit(&self, limit: u32) -> Result<Vec<AuditRecord>, RegistryError> {
         let mut statement = self.db.prepare_cached(
@@ -344,9 +354,20 @@ mod tests {
             registry.revoke("nope", 106),
             Err(RegistryError::UnknownHost(_))
         ));
+        // An exec still running when the server was killed is closed at the next start.
+        registry
+            .audit_start(107, "admin", "127.0.0.1", "web1", "exec", "sleep 99")
+            .unwrap();
+        assert_eq!(registry.close_interrupted(200).unwrap(), 1);
+        assert_eq!(registry.close_interrupted(201).unwrap(), 0);
         let audit = registry.audit(10).unwrap();
-        assert_eq!(audit.len(), 1);
+        assert_eq!(audit.len(), 2);
         assert_eq!((audit[0].exit, audit[0].ended), (Some(0), Some(103)));
+        let last = audit.last().unwrap();
+        assert_eq!(
+            (last.ended, last.outcome.as_deref()),
+            (Some(200), Some("server stopped"))
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -134,6 +134,13 @@ impl Server {
     pub async fn start(config: ServerConfig) -> Result<Self, ServerError> {
         std::fs::create_dir_all(&config.data_dir)?;
         let registry = Registry::open(&config.data_dir.join("registry.sqlite"))?;
+        let interrupted = registry.close_interrupted(crate::now_secs())?;
+        if interrupted > 0 {
+            tracing::warn!(
+                "{interrupted} exec or shell audit entries were left open by a previous run; \
+                 closed as \"server stopped\""
+            );
+        }
         let admins: HashMap<String, AdminSecrets> = registry.admins()?.into_iter().collect();
         if admins.is_empty() {
             tracing::warn!(
