@@ -191,6 +191,32 @@ impl TlsFlags {
     }
 }
 
+/// Makes `dir` and the files in it private to this user: the directory 0700, every file 0600
+/// (the registry holds the administrators' HA1, enough to answer Digest; the key file signs
+/// the server's TLS). Wider modes are narrowed, with a warning naming what was open.
+pub fn make_private(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let narrow = |path: &std::path::Path, mode: u32| -> std::io::Result<()> {
+        let current = std::fs::metadata(path)?.permissions().mode() & 0o777;
+        if current & !mode != 0 {
+            tracing::warn!(
+                "{} was mode {current:o}, readable by others; narrowing it to {mode:o}",
+                path.display()
+            );
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+        }
+        Ok(())
+    };
+    narrow(dir, 0o700)?;
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_file() {
+            narrow(&path, 0o600)?;
+        }
+    }
+    Ok(())
+}
+
 /// Writes a file only its owner can read (keys, tokens), atomically: a temporary file beside
 /// it is renamed over it, so a crash leaves the old contents or the new, never half.
 pub fn write_private_file(path: &std::path::Path, contents: &[u8]) -> std::io::Result<()> {

@@ -149,6 +149,8 @@ impl Server {
             );
         }
         let (acceptor, fingerprint) = tls_acceptor(&config)?;
+        // Last: SQLite's -wal and -shm files and a generated key and certificate exist now.
+        crate::make_private(&config.data_dir)?;
         let agents_listener = TcpListener::bind(config.agent_listen).await?;
         let admin_listener = TcpListener::bind(config.admin_listen).await?;
         let agent_addr = agents_listener.local_addr()?;

@@ -93,7 +93,10 @@ impl TestServer {
     async fn restart(mut self, extra: &[&str]) -> Self {
         // Killed, not stopped politely: nothing may depend on an orderly shutdown.
         self.child.kill().await.unwrap();
-        Self::start(&self.dir, self.agent_port, self.admin_port, extra).await
+        // The new server owns the directory now; the old one's Drop must not remove it (it
+        // did, and the restart test passed only because the files were still open).
+        let dir = std::mem::take(&mut self.dir);
+        Self::start(&dir, self.agent_port, self.admin_port, extra).await
     }
 
     fn cli(&self) -> Command {
@@ -194,7 +197,9 @@ impl TestServer {
 
 impl Drop for TestServer {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if !self.dir.as_os_str().is_empty() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 
@@ -444,4 +449,42 @@ async fn repeated_failed_authorizations_shut_an_address_out() {
     let (code, _, err) = server.run(&["hosts"]).await;
     assert_eq!(code, 255);
     assert!(!err.contains("refused the user name"), "{err}");
+}
+
+/// The data directory holds the administrators' HA1 and the TLS key: 0700 and 0600, narrowed at
+/// start when something made them wider, and another local user cannot read the registry.
+#[tokio::test]
+async fn the_data_directory_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    let server = TestServer::create("modes", &[]).await;
+    let registry = server.dir.join("registry.sqlite");
+    assert_eq!(mode(&server.dir), 0o700);
+    for entry in std::fs::read_dir(&server.dir).unwrap() {
+        let path = entry.unwrap().path();
+        // SQLite may remove a journal file between the listing and the look.
+        if let Ok(meta) = std::fs::metadata(&path) {
+            assert_eq!(
+                meta.permissions().mode() & 0o777,
+                0o600,
+                "{}",
+                path.display()
+            );
+        }
+    }
+    // Widened behind its back: the next start narrows it again.
+    std::fs::set_permissions(&server.dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&registry, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let server = server.restart(&[]).await;
+    assert_eq!((mode(&server.dir), mode(&registry)), (0o700, 0o600));
+    // As another user (util-linux setpriv; CI runs as root, which can switch users).
+    if rustix::process::geteuid().is_root() {
+        let output = std::process::Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "cat"])
+            .arg(&registry)
+            .output()
+            .expect("setpriv (util-linux) runs");
+        assert!(!output.status.success(), "nobody read the registry");
+        assert!(String::from_utf8_lossy(&output.stderr).contains("Permission denied"));
+    }
 }

@@ -108,7 +108,8 @@ fn add_admin(data_dir: &std::path::Path, name: &str) -> ExitCode {
         .and_then(|r| {
             r.set_admin(name, &admin_secrets(name, &password))
                 .map_err(|e| e.to_string())
-        });
+        })
+        .and_then(|()| rrmt::make_private(data_dir).map_err(|e| e.to_string()));
     match result {
         Ok(()) => {
             println!("administrator {name} saved in {}", data_dir.display());
