@@ -15,6 +15,29 @@
 //! ```
 #![forbid(unsafe_code)]
 
+/// The Content-Length of a head: every value (repeated headers and comma lists alike) must be
+/// the same run of digits (no sign, no spaces inside), else the length is ambiguous.
+fn content_length(headers: &[(String, String)]) -> Result<Option<usize>, Error> {
+    let mut length = None;
+    for (_, value) in headers
+        .iter()
+        .filter(|(name, _)| name.eq_ignore_ascii_case("content-length"))
+    {
+        for part in value.split(',') {
+            let part = part.trim();
+            if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(Error::BadContentLength);
+            }
+            let value: usize = part.parse().map_err(|_| Error::BodyTooLarge)?;
+            if length.is_some_and(|seen| seen != value) {
+                return Err(Error::AmbiguousLength);
+            }
+            length = Some(value);
+        }
+    }
+    Ok(length)
+}
+
 /// Why bytes are not an acceptable HTTP/1.1 message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -28,9 +51,16 @@ pub enum Error {
     /// The body is longer than the reader's limit.
     #[error("body over the size limit")]
     BodyTooLarge,
-    /// Content-Length is not a number.
+    /// Content-Length is not a run of digits.
     #[error("bad Content-Length")]
     BadContentLength,
+    /// Content-Length values that differ, or Content-Length with Transfer-Encoding: two
+    /// parties could read the length differently (request smuggling), so it is refused.
+    #[error("ambiguous message length (differing Content-Length, or with Transfer-Encoding)")]
+    AmbiguousLength,
+    /// A request whose Transfer-Encoding does not end in chunked (RFC 9112 section 6.3).
+    #[error("unsupported Transfer-Encoding")]
+    BadTransferEncoding,
     /// A chunk-size line is not hexadecimal, not text, or too long.
     #[error("bad chunk-size line")]
     BadChunkSize,
@@ -254,14 +284,26 @@ impl ResponseReader {
                 }
                 StartLine::Request { .. } => false,
             };
+            // RFC 9112 section 6.3, strictly: a message whose length two parties could read
+            // differently (request smuggling) is refused, not guessed at.
+            let transfer_encoding = find("transfer-encoding");
+            let content_length = content_length(&headers)?;
             let framing = if no_body {
                 Framing::Length(0)
-            } else if find("transfer-encoding")
-                .is_some_and(|te| te.to_ascii_lowercase().ends_with("chunked"))
-            {
-                Framing::Chunked(ChunkState::Size)
-            } else if let Some(len) = find("content-length") {
-                let len: usize = len.parse().map_err(|_| Error::BadContentLength)?;
+            } else if let Some(te) = transfer_encoding {
+                let chunked_last = te
+                    .rsplit(',')
+                    .next()
+                    .is_some_and(|last| last.trim().eq_ignore_ascii_case("chunked"));
+                if content_length.is_some() {
+                    return Err(Error::AmbiguousLength);
+                }
+                match (chunked_last, self.is_request) {
+                    (true, _) => Framing::Chunked(ChunkState::Size),
+                    (false, true) => return Err(Error::BadTransferEncoding),
+                    (false, false) => Framing::UntilClose,
+                }
+            } else if let Some(len) = content_length {
                 if len > self.body_limit() {
                     return Err(Error::BodyTooLarge);
                 }
@@ -532,6 +574,39 @@ mod tests {
     }
 
     #[test]
+    fn requests_whose_length_could_be_read_two_ways_are_refused() {
+        let refused = |request: &[u8]| RequestReader::new().next(request).unwrap_err();
+        // RFC 9112 section 6.3: chunked must be the final coding of a request.
+        assert_eq!(
+            refused(b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n"),
+            Error::BadTransferEncoding
+        );
+        assert_eq!(
+            refused(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked, gzip\r\n\r\n"),
+            Error::BadTransferEncoding
+        );
+        // Content-Length with Transfer-Encoding, and differing lengths: smuggling shapes.
+        assert_eq!(
+            refused(b"POST / HTTP/1.1\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            Error::AmbiguousLength
+        );
+        assert_eq!(
+            refused(b"POST / HTTP/1.1\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\n"),
+            Error::AmbiguousLength
+        );
+        assert_eq!(
+            refused(b"POST / HTTP/1.1\r\nContent-Length: 0x10\r\n\r\n"),
+            Error::BadContentLength
+        );
+        // Chunked after other codings is the framing; `gzip, chunked` reads as chunked.
+        let request = RequestReader::new()
+            .next(b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert!(request.body.is_empty());
+    }
+
+    #[test]
     fn content_length_close_and_chunked() {
         let r = read_all(&[b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabcEXTRA"]).unwrap();
         assert_eq!(r.body, b"abc");
@@ -553,6 +628,21 @@ mod tests {
         );
         assert!(read_all(&[b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999\r\n\r\n"]).is_err());
         assert!(read_all(&[b"garbage\r\n\r\n"]).is_err());
+        assert_eq!(
+            read_all(&[b"HTTP/1.1 200 OK\r\nContent-Length: +3\r\n\r\nabc"]),
+            Err(Error::BadContentLength)
+        );
+        // The same length twice (or as a list) is one length; differing ones are not.
+        assert_eq!(
+            read_all(&[b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 3, 3\r\n\r\nabc"])
+                .unwrap()
+                .body,
+            b"abc"
+        );
+        assert_eq!(
+            read_all(&[b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd"]),
+            Err(Error::AmbiguousLength)
+        );
         let huge = format!(
             "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n",
             MAX_BODY + 1
