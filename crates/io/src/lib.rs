@@ -196,6 +196,29 @@ pub fn init_logging(default_filter: &str) {
         .init();
 }
 
+/// Waits for a request to stop: SIGINT (Ctrl-C), SIGTERM (service managers, `kill`) or SIGHUP
+/// (the terminal went away). Returning from `main` then drops every task, and with them the
+/// child processes spawned with `kill_on_drop` (a SOL console's program): a stop by any of
+/// these signals leaves no orphans, where the default action of SIGTERM would.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut streams = Vec::new();
+    for kind in [
+        SignalKind::interrupt(),
+        SignalKind::terminate(),
+        SignalKind::hangup(),
+    ] {
+        match signal(kind) {
+            Ok(stream) => streams.push(stream),
+            Err(e) => tracing::warn!("cannot watch signal {kind:?}: {e}"),
+        }
+    }
+    if streams.is_empty() {
+        return std::future::pending().await;
+    }
+    futures_util::future::select_all(streams.iter_mut().map(|s| Box::pin(s.recv()))).await;
+}
+
 /// Sleeps until a session's next deadline (its `poll_timeout`); forever when it has none, so
 /// it can stand in a `select!` beside the reads.
 pub async fn sleep_until(deadline: Option<std::time::Instant>) {

@@ -200,7 +200,7 @@ pub type Handler = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send
 
 /// Serves local clients one at a time, as AMT allows one session of a type: `serve` gets the
 /// accepted connection; a client arriving while another is served goes to `refuse` (which
-/// tells it why). Returns when the launched client exits or on Ctrl-C.
+/// tells it why). Returns when the launched client exits or on SIGINT, SIGTERM or SIGHUP.
 pub async fn serve_one_at_a_time(
     listener: tokio::net::TcpListener,
     mut child: Option<tokio::process::Child>,
@@ -214,7 +214,7 @@ pub async fn serve_one_at_a_time(
         let (stream, peer) = tokio::select! {
             accepted = oobkit_io::accept(&listener) => accepted,
             () = client_exit(&mut child) => return,
-            _ = tokio::signal::ctrl_c() => return,
+            () = oobkit_io::shutdown_signal() => return,
         };
         if busy.swap(true, Ordering::AcqRel) {
             tokio::spawn(refuse(stream));

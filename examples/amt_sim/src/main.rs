@@ -147,11 +147,8 @@ async fn main() -> ExitCode {
     if let Some(addr) = sim.redir_tls_addr {
         println!("listening on {addr} (redirection over TLS)");
     }
-    match tokio::signal::ctrl_c().await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("amt_sim: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    // On SIGINT, SIGTERM or SIGHUP: return, so the runtime drops every session and with them
+    // the SOL console programs (kill_on_drop); the default SIGTERM left them running.
+    oobkit_io::shutdown_signal().await;
+    ExitCode::SUCCESS
 }

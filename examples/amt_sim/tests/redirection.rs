@@ -545,3 +545,80 @@ async fn wrong_passwords_lock_the_address_out() {
         "closed without a reply"
     );
 }
+
+/// SIGTERM to the simulator during a SOL session ends the console's program too (it used to
+/// leave `script` and its shell running).
+#[tokio::test]
+async fn sigterm_leaves_no_console_program_behind() {
+    use tokio::io::AsyncBufReadExt;
+    let mut sim = tokio::process::Command::new(env!("CARGO_BIN_EXE_amt_sim"))
+        .args(["--listen", "127.0.0.1:0", "--redir-listen", "127.0.0.1:0"])
+        .args(["--sol-command", "/bin/sh -i"])
+        .env("AMT_SIM_PASSWORD", PASSWORD)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(sim.stdout.take().unwrap()).lines();
+    let redir: std::net::SocketAddr = loop {
+        let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+            .await
+            .expect("the simulator starts")
+            .unwrap()
+            .expect("a listening line");
+        if let Some(rest) = line.strip_prefix("listening on ")
+            && rest.ends_with("(redirection: SOL, KVM, IDE-R)")
+        {
+            break rest.split_whitespace().next().unwrap().parse().unwrap();
+        }
+    };
+    let mut stream = TcpStream::connect(redir).await.unwrap();
+    let mut client = ClientSession::new(
+        ClientSessionConfig::new(
+            SessionKind::Sol,
+            "admin",
+            PASSWORD,
+            &oobkit_io::random_hex16(),
+        ),
+        Instant::now(),
+    );
+    let mut sent = false;
+    let events = drive(&mut stream, &mut client, |c, events| {
+        if !sent && events.contains(&Event::SolReady) {
+            c.send_sol(b"echo pid=$$.\n");
+            sent = true;
+        }
+        sol_text(events).contains(".\r\n")
+    })
+    .await;
+    let text = sol_text(&events);
+    let shell: u32 = text
+        .split("pid=")
+        .nth(2)
+        .or_else(|| text.split("pid=").nth(1))
+        .and_then(|rest| rest.split('.').next())
+        .and_then(|pid| pid.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no shell pid in {text:?}"));
+    assert!(std::path::Path::new(&format!("/proc/{shell}")).exists());
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &sim.id().unwrap().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    tokio::time::timeout(Duration::from_secs(10), sim.wait())
+        .await
+        .expect("the simulator stops on SIGTERM")
+        .unwrap();
+    let gone = async {
+        while std::path::Path::new(&format!("/proc/{shell}")).exists() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    assert!(
+        tokio::time::timeout(Duration::from_secs(5), gone)
+            .await
+            .is_ok(),
+        "the console's shell {shell} outlived the simulator"
+    );
+}

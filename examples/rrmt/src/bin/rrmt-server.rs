@@ -148,17 +148,7 @@ async fn serve(cli: Cli) -> ExitCode {
         "certificate SHA-256: {}",
         oobkit_io::format_fingerprint(&server.fingerprint)
     );
-    let mut terminate =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = async {
-            match terminate.as_mut() {
-                Some(s) => { s.recv().await; }
-                None => std::future::pending().await,
-            }
-        } => {}
-    }
+    oobkit_io::shutdown_signal().await;
     tracing::info!("stopping ({} agents connected)", server.online_agents());
     ExitCode::SUCCESS
 }
