@@ -91,18 +91,26 @@ async fn serve_viewer(mut local: TcpStream, target: &RedirTarget) -> std::io::Re
             Ok(format!("viewer closed the session ({} bytes to the device)", result.unwrap_or(0)))
         }
         result = down => {
-            let bytes = result.unwrap_or(0);
             let after = started.elapsed().as_secs();
-            if after < 30 {
-                Ok(format!(
-                    "the AMT closed the KVM session {after} s after it started ({bytes} bytes received). AMT closes \
-                     silently when the screen in the viewer's pixel format exceeds its 9,216,000-byte display buffer \
-                     (use 8 or 16 bits per pixel: TigerVNC -LowColorLevel=1 or -FullColor=0), when user consent is \
-                     required (amt consent start), or when another viewer takes over"
-                ))
-            } else {
-                Ok(format!("the AMT closed the KVM session after {after} s ({bytes} bytes); AMT ends idle sessions after about 3 minutes without input"))
-            }
+            // Say what is known: a broken connection is not a silent close, and a silent close
+            // has several known causes, none of which the AMT names.
+            Ok(match result {
+                Err(e) => format!(
+                    "the connection to the AMT failed {after} s into the KVM session: {e} (the device \
+                     or the network went away; nothing says the session itself was refused)"
+                ),
+                Ok(bytes) if after < 30 => format!(
+                    "the AMT closed the KVM session {after} s after it started ({bytes} bytes \
+                     received) without giving a reason. Known causes: the screen in the viewer's pixel \
+                     format exceeds its 9,216,000-byte display buffer (use 8 or 16 bits per pixel: \
+                     TigerVNC -LowColorLevel=1 or -FullColor=0), user consent is required (amt consent \
+                     start), or another viewer took over"
+                ),
+                Ok(bytes) => format!(
+                    "the AMT closed the KVM session after {after} s ({bytes} bytes) without giving a \
+                     reason; AMT ends sessions after about 3 minutes without input"
+                ),
+            })
         }
     }
 }

@@ -464,13 +464,13 @@ async fn handshake(
 ) -> Result<(WebSocketStream<Tls>, Option<String>), String> {
     let tls = acceptor.accept(tcp).await.map_err(|e| e.to_string())?;
     let mut user = None;
-    let mut wrong_password = false;
+    let mut refused = None;
     // The error type is tungstenite's callback contract.
     #[allow(clippy::result_large_err)]
     let callback = |request: &Request, response: Response| match role {
         Role::Agent if request.uri().path() == AGENT_PATH => Ok(response),
         Role::Admin if request.uri().path() == ADMIN_PATH => {
-            admin_authorization(shared, request, response, &mut user, &mut wrong_password)
+            admin_authorization(shared, request, response, &mut user, &mut refused)
         }
         _ => Err(plain_error(http::StatusCode::NOT_FOUND, "not found")),
     };
@@ -480,7 +480,8 @@ async fn handshake(
         Some(ws_config(&shared.config)),
     )
     .await;
-    if wrong_password {
+    if let Some(why) = refused {
+        tracing::warn!("{peer}: administrator authentication failed, {why}");
         record_failure(shared, peer.ip(), Instant::now());
     }
     let ws = result.map_err(|e| e.to_string())?;
@@ -494,7 +495,7 @@ fn admin_authorization(
     request: &Request,
     response: Response,
     user: &mut Option<String>,
-    wrong_password: &mut bool,
+    refused: &mut Option<String>,
 ) -> Result<Response, ErrorResponse> {
     let now = oobkit_io::unix_now();
     let uri = request
@@ -532,11 +533,16 @@ fn admin_authorization(
         }
         Ok(Verdict::Challenge {
             www_authenticate,
-            refused,
+            refused: why,
         }) => {
-            if let Some(e) = refused.filter(|e| !e.is_stale()) {
-                tracing::warn!("administrator authentication failed: {e}");
-                *wrong_password = true;
+            if let Some(e) = why.filter(|e| !e.is_stale()) {
+                // Who tried, as the answer names them (unverified, and length-limited, so
+                // the log says what was claimed without letting a peer flood it).
+                let claimed = answer
+                    .and_then(|a| oobkit_digest::Authorization::parse(a).ok())
+                    .map(|a| a.username.chars().take(64).collect::<String>())
+                    .unwrap_or_default();
+                *refused = Some(format!("user {claimed:?}: {e}"));
             }
             www_authenticate
         }
