@@ -529,6 +529,12 @@ impl RequestReader {
     pub fn has_partial(&self) -> bool {
         !self.0.buf.is_empty() || self.0.head.is_some()
     }
+
+    /// Whether the unfinished request's head is complete (its body is being read): servers give
+    /// the head and the body deadlines of their own.
+    pub fn in_body(&self) -> bool {
+        self.0.head.is_some()
+    }
 }
 
 fn find_crlf(buf: &[u8]) -> Option<usize> {

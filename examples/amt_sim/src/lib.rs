@@ -35,15 +35,21 @@ pub struct SimConfig {
     pub password: String,
     /// Firmware version reported.
     pub firmware: String,
-    /// Most connections served at once (more wait in the accept backlog).
+    /// Most connections served at once on each port (the web and redirection ports have pools
+    /// of their own, so filling one does not shut the others).
     pub max_connections: usize,
     /// Failed logins (Digest on the web port, in-band on the redirection ports) an address
     /// may make within `failure_window` before its connections are refused until it passes.
     pub max_failed_logins: u32,
     /// See `max_failed_logins`.
     pub failure_window: Duration,
-    /// A connection idle this long is closed.
+    /// A connection idle this long between requests is closed.
     pub idle_timeout: Duration,
+    /// A request's head must arrive within this from its first byte (a client trickling one
+    /// byte a second cannot hold a connection for longer).
+    pub head_timeout: Duration,
+    /// A request's body must arrive within this after its head.
+    pub body_timeout: Duration,
     /// Raw redirection port (AMT: 16994), if wanted.
     pub redir_listen: Option<SocketAddr>,
     /// TLS redirection port (AMT: 16995), if wanted.
@@ -109,6 +115,8 @@ impl SimConfig {
             max_failed_logins: 20,
             failure_window: Duration::from_secs(60),
             idle_timeout: Duration::from_secs(120),
+            head_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
             redir_listen: None,
             redir_tls_listen: None,
             // Real AMT offers digest only; user/password too, so that clients that speak
@@ -131,7 +139,6 @@ pub(crate) struct Shared {
     pub(crate) config: SimConfig,
     pub(crate) device: Mutex<Device>,
     web: Mutex<WebPort>,
-    pub(crate) limit: Semaphore,
     /// Redirection session types open now (one of each at a time, as on AMT).
     pub(crate) sessions: Mutex<oobkit_sim::SessionGate>,
     /// Failed logins by address on every port (AMT slows down after failures too).
@@ -205,7 +212,6 @@ impl Simulator {
             oobkit_io::random_bytes(),
         );
         let shared = Arc::new(Shared {
-            limit: Semaphore::new(config.max_connections),
             config: config.clone(),
             device: Mutex::new(device),
             web: Mutex::new(web),
@@ -217,7 +223,13 @@ impl Simulator {
         });
         let http = TcpListener::bind(config.listen).await?;
         let http_addr = http.local_addr()?;
-        tokio::spawn(accept_loop(http, None, Arc::clone(&shared), serve_http));
+        tokio::spawn(accept_loop(
+            http,
+            None,
+            Arc::clone(&shared),
+            serve_http,
+            SERVICE_UNAVAILABLE,
+        ));
         // One identity for every TLS port, as on a real device.
         let tls = if config.tls_listen.is_some() || config.redir_tls_listen.is_some() {
             Some(tls_acceptor(&config)?)
@@ -234,6 +246,8 @@ impl Simulator {
                 Some(acceptor.clone()),
                 Arc::clone(&shared),
                 serve_http,
+                // Before the TLS handshake nothing readable can be said.
+                b"",
             ));
         }
         let mut redir_addr = None;
@@ -245,6 +259,7 @@ impl Simulator {
                 None,
                 Arc::clone(&shared),
                 redirection::serve_raw,
+                b"",
             ));
         }
         let mut redir_tls_addr = None;
@@ -257,6 +272,7 @@ impl Simulator {
                 Some(acceptor),
                 Arc::clone(&shared),
                 redirection::serve_raw,
+                b"",
             ));
         }
         Ok(Self {
@@ -302,28 +318,39 @@ pub(crate) type Serve = fn(
     SocketAddr,
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
-/// Accepts connections for every port of the simulator: the connection limit, the TLS
-/// handshake (with its own 10 s limit) when the port has TLS, then `serve`.
+/// What a web connection that finds the pool full is told.
+const SERVICE_UNAVAILABLE: &[u8] =
+    b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+
+/// Accepts connections for one port of the simulator: the failed-login refusal, the port's
+/// own connection pool (`busy` is sent to a connection that finds it full: a 503 on the plain
+/// web port), the TLS handshake (with its own 10 s limit) when the port has TLS, then `serve`.
 pub(crate) async fn accept_loop(
     listener: TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
     shared: Arc<Shared>,
     serve: Serve,
+    busy: &'static [u8],
 ) {
+    let limit = Arc::new(Semaphore::new(shared.config.max_connections));
     loop {
         let (tcp, peer) = oobkit_io::accept(&listener).await;
         let shared = Arc::clone(&shared);
         let tls = tls.clone();
+        let limit = Arc::clone(&limit);
         tokio::spawn(async move {
             if lock(&shared.failures).blocked(peer.ip(), std::time::Instant::now()) {
                 tracing::info!("{peer}: refused after too many failed logins");
                 return;
             }
-            let Ok(_permit) = shared.limit.try_acquire() else {
+            let Ok(_permit) = limit.try_acquire() else {
                 tracing::warn!(
-                    "{peer}: connection limit ({}) reached, closing",
+                    "{peer}: connection limit ({}) of the port reached, closing",
                     shared.config.max_connections
                 );
+                let mut tcp = tcp;
+                // Told, not just dropped, and never waited on for long.
+                let _ = tokio::time::timeout(Duration::from_secs(1), tcp.write_all(busy)).await;
                 return;
             };
             tcp.set_nodelay(true).ok();
@@ -368,14 +395,35 @@ async fn serve_connection(
 ) -> std::io::Result<()> {
     let mut reader = RequestReader::new();
     let mut buf = vec![0u8; 16 * 1024];
+    let (mut head_started, mut body_started) = (None, None);
     loop {
         // A request already buffered (pipelined) first, then more bytes from the peer.
         let request = match reader.next(&[]) {
             Ok(Some(request)) => request,
             Ok(None) => {
-                let read = tokio::time::timeout(shared.config.idle_timeout, stream.read(&mut buf));
-                let n = match read.await {
+                // Idle between requests; within one, the head and then the body each have a
+                // deadline from when they started, which trickled bytes do not move.
+                let now = tokio::time::Instant::now();
+                let deadline = match (reader.has_partial(), reader.in_body()) {
+                    (false, _) => {
+                        head_started = None;
+                        body_started = None;
+                        now + shared.config.idle_timeout
+                    }
+                    (true, false) => *head_started.get_or_insert(now) + shared.config.head_timeout,
+                    (true, true) => *body_started.get_or_insert(now) + shared.config.body_timeout,
+                };
+                let n = match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
                     Ok(n) => n?,
+                    Err(_) if reader.has_partial() => {
+                        tracing::info!("{peer}: request not complete in time, closing");
+                        let _ = tokio::time::timeout(
+                            Duration::from_secs(1),
+                            stream.write_all(b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
+                        )
+                        .await;
+                        return Ok(());
+                    }
                     Err(_) => return Ok(()), // idle
                 };
                 if n == 0 {
@@ -389,6 +437,7 @@ async fn serve_connection(
             }
             Err(e) => return bad_request(&mut stream, &e.to_string()).await,
         };
+        (head_started, body_started) = (None, None);
         let reply = {
             let ctx = Context {
                 now_unix: oobkit_io::unix_now(),

@@ -625,3 +625,78 @@ async fn sigterm_leaves_no_console_program_behind() {
         "the console's shell {shell} outlived the simulator"
     );
 }
+
+/// Slow senders cannot hold the simulator: a request head has a deadline from its first byte
+/// (trickled bytes do not move it), a full web pool answers 503, and the redirection port has a
+/// pool of its own, so SOL works while the web port is flooded.
+#[tokio::test]
+async fn slow_senders_are_cut_off_and_do_not_shut_other_ports() {
+    let mut config = SimConfig::loopback(PASSWORD);
+    config.redir_listen = Some("127.0.0.1:0".parse().unwrap());
+    config.max_connections = 8;
+    config.head_timeout = Duration::from_secs(2);
+    let sim = Simulator::start(config).await.unwrap();
+    let web = sim.http_addr;
+    // Eight clients trickle a request head, a byte every 300 ms.
+    let trickle = (0..8).map(|_| {
+        tokio::spawn(async move {
+            let mut stream = TcpStream::connect(web).await.unwrap();
+            let started = tokio::time::Instant::now();
+            for byte in b"POST /wsman HTTP/1.1\r\nHost: x\r\n".iter().cycle() {
+                if stream.write_all(&[*byte]).await.is_err() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                if started.elapsed() > Duration::from_secs(10) {
+                    panic!("a trickling client was served for 10 s");
+                }
+            }
+            let mut rest = Vec::new();
+            let _ = stream.read_to_end(&mut rest).await;
+            (
+                started.elapsed(),
+                String::from_utf8_lossy(&rest).into_owned(),
+            )
+        })
+    });
+    let trickle: Vec<_> = trickle.collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The web pool is full: a ninth connection is told so.
+    let mut ninth = TcpStream::connect(web).await.unwrap();
+    let mut answer = Vec::new();
+    ninth.read_to_end(&mut answer).await.unwrap();
+    assert!(
+        answer.starts_with(b"HTTP/1.1 503 "),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    // The redirection port is not affected.
+    let mut stream = TcpStream::connect(sim.redir_addr.unwrap()).await.unwrap();
+    let mut client = ClientSession::new(
+        ClientSessionConfig::new(
+            SessionKind::Sol,
+            "admin",
+            PASSWORD,
+            &oobkit_io::random_hex16(),
+        ),
+        Instant::now(),
+    );
+    let events = drive(&mut stream, &mut client, |_, events| {
+        events.contains(&Event::SolReady)
+    })
+    .await;
+    assert!(events.contains(&Event::SolReady), "{events:?}");
+    // The trickling clients are cut off at the head deadline, with a 408.
+    for handle in trickle {
+        let (held, said) = handle.await.unwrap();
+        assert!(held < Duration::from_secs(4), "held {held:?}");
+        assert!(said.starts_with("HTTP/1.1 408 "), "{said}");
+    }
+    // And the web port serves again.
+    let endpoint = oobkit_io::Endpoint::plain("127.0.0.1", web.port());
+    let mut right = oobkit_io::WsmanClient::new(endpoint, "admin", PASSWORD);
+    right
+        .call(oobkit_wsman::ops::get_power_state())
+        .await
+        .unwrap();
+}
