@@ -50,6 +50,9 @@ pub struct SimConfig {
     pub head_timeout: Duration,
     /// A request's body must arrive within this after its head.
     pub body_timeout: Duration,
+    /// A client (or console program) that takes no bytes for this long is dropped: writes are
+    /// bounded, so one that stops reading cannot hold a session slot.
+    pub write_timeout: Duration,
     /// Raw redirection port (AMT: 16994), if wanted.
     pub redir_listen: Option<SocketAddr>,
     /// TLS redirection port (AMT: 16995), if wanted.
@@ -117,6 +120,7 @@ impl SimConfig {
             idle_timeout: Duration::from_secs(120),
             head_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(10),
             redir_listen: None,
             redir_tls_listen: None,
             // Real AMT offers digest only; user/password too, so that clients that speak
@@ -459,7 +463,10 @@ async fn serve_connection(
                         record_failure(shared, peer);
                     }
                 }
-                stream.write_all(&bytes).await?;
+                // Bounded: a client that sends requests but never reads replies is dropped.
+                tokio::time::timeout(shared.config.write_timeout, stream.write_all(&bytes))
+                    .await
+                    .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
                 if request.closes() {
                     return Ok(());
                 }

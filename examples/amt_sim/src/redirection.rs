@@ -83,14 +83,28 @@ impl Console {
         })
     }
 
-    /// Serial bytes from the client; what the console answers at once goes to `session`.
-    async fn input(&mut self, bytes: &[u8], session: &mut DeviceSession) -> std::io::Result<()> {
+    /// Serial bytes from the client; what the console answers at once goes to `session`. A
+    /// program that stops reading its input does not stall the session: after `limit` the
+    /// bytes are dropped, as a serial line with no one listening would.
+    async fn input(
+        &mut self,
+        bytes: &[u8],
+        session: &mut DeviceSession,
+        limit: std::time::Duration,
+    ) -> std::io::Result<()> {
         match self {
             Self::Simulated(console) => {
                 console.handle_input(bytes);
                 Self::drain(console, session);
             }
-            Self::Program { stdin, .. } => stdin.write_all(bytes).await?,
+            Self::Program { stdin, .. } => {
+                if tokio::time::timeout(limit, stdin.write_all(bytes))
+                    .await
+                    .is_err()
+                {
+                    tracing::info!("the SOL console program is not reading; input dropped");
+                }
+            }
             Self::Echo => session.send_sol(bytes),
             Self::Gone => {}
         }
@@ -213,7 +227,9 @@ async fn serve(
                 }
                 Event::SolData(bytes) => {
                     if let Some(console) = &mut console {
-                        console.input(&bytes, &mut session).await?;
+                        console
+                            .input(&bytes, &mut session, shared.config.write_timeout)
+                            .await?;
                     }
                 }
                 Event::RfbHandoff => {
@@ -235,7 +251,18 @@ async fn serve(
             }
         }
         while let Some(bytes) = session.poll_transmit() {
-            wr.write_all(&bytes).await?;
+            // Bounded: a client that stops reading is dropped and its slot freed, instead of
+            // holding the session (and every later request's BUSY) forever.
+            match tokio::time::timeout(shared.config.write_timeout, wr.write_all(&bytes)).await {
+                Ok(written) => written?,
+                Err(_) => {
+                    let _ = tokio::time::timeout(shared.config.write_timeout, wr.shutdown()).await;
+                    return Ok(format!(
+                        "the client stopped reading for {:?}; session dropped",
+                        shared.config.write_timeout
+                    ));
+                }
+            }
         }
         if let Some(early) = rfb.take() {
             // From here the connection is raw RFB; the bytes read with the 0x41 go first.

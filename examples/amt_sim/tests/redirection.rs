@@ -700,3 +700,54 @@ async fn slow_senders_are_cut_off_and_do_not_shut_other_ports() {
         .await
         .unwrap();
 }
+
+/// A SOL client that stops reading while the console floods is dropped after the write
+/// deadline and the slot is free again (it used to block the device side forever, and every
+/// later client heard BUSY).
+#[tokio::test]
+async fn a_client_that_stops_reading_loses_the_session() {
+    let mut config = SimConfig::loopback(PASSWORD);
+    config.redir_listen = Some("127.0.0.1:0".parse().unwrap());
+    config.sol = amt_sim::SolBackend::Command("yes flood".into());
+    config.write_timeout = Duration::from_secs(1);
+    let sim = Simulator::start(config).await.unwrap();
+    let addr = sim.redir_addr.unwrap();
+    let open = |stream: TcpStream| async move {
+        let mut stream = stream;
+        let mut client = ClientSession::new(
+            ClientSessionConfig::new(
+                SessionKind::Sol,
+                "admin",
+                PASSWORD,
+                &oobkit_io::random_hex16(),
+            ),
+            Instant::now(),
+        );
+        let events = drive(&mut stream, &mut client, |_, events| {
+            events.contains(&Event::SolReady)
+                || events.iter().any(|e| matches!(e, Event::Closed(_)))
+        })
+        .await;
+        (stream, events)
+    };
+    let (stalled, events) = open(TcpStream::connect(addr).await.unwrap()).await;
+    assert!(events.contains(&Event::SolReady), "{events:?}");
+    // `stalled` is never read again; the console keeps writing.
+    let started = tokio::time::Instant::now();
+    let second = loop {
+        let (stream, events) = open(TcpStream::connect(addr).await.unwrap()).await;
+        if events.contains(&Event::SolReady) {
+            break stream;
+        }
+        assert!(
+            events.contains(&Event::Closed(CloseReason::Busy)),
+            "{events:?}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(8),
+            "the non-reading client still holds SOL"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    drop((stalled, second));
+}
