@@ -63,6 +63,10 @@ pub struct ServerConfig {
     pub heartbeat_secs: u16,
     /// TLS plus websocket handshake limit.
     pub handshake_timeout: Duration,
+    /// Handshakes in progress at once from one address, on each port. Handshakes have their own
+    /// budget: they never hold the slots of connected agents or administrators, and one address
+    /// flooding handshakes cannot keep others from completing theirs.
+    pub max_handshakes_per_address: u32,
     /// An administrator connection with no request for this long is closed (not during a
     /// shell or a running command).
     pub admin_idle_timeout: Duration,
@@ -93,6 +97,7 @@ impl ServerConfig {
             failure_window: Duration::from_secs(600),
             heartbeat_secs: 30,
             handshake_timeout: Duration::from_secs(10),
+            max_handshakes_per_address: 16,
             admin_idle_timeout: Duration::from_secs(900),
             default_timeout_ms: 60_000,
             default_output_cap: 16 << 20,
@@ -170,6 +175,7 @@ impl Server {
             )),
             agent_slots: Arc::new(Semaphore::new(config.max_agents)),
             admin_slots: Arc::new(Semaphore::new(config.max_admins)),
+            handshakes: Mutex::default(),
             next_connection: AtomicU64::new(1),
             config,
         });
@@ -218,6 +224,8 @@ struct Shared {
     failures: Mutex<oobkit_io::AuthFailures>,
     agent_slots: Arc<Semaphore>,
     admin_slots: Arc<Semaphore>,
+    /// Handshakes in progress by address (both ports).
+    handshakes: Mutex<HashMap<IpAddr, u32>>,
     next_connection: AtomicU64,
     /// The bound agents' port and the certificate fingerprint, told to administrators who
     /// create tokens so that they can paste the agent's command line as printed.
@@ -411,19 +419,20 @@ async fn accept_loop(
             tracing::debug!("{peer}: refused (too many failed authorizations)");
             continue;
         }
-        let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
+        let Some(in_handshake) = HandshakeSlot::take(&shared, peer.ip()) else {
             refused_at_limit += 1;
             if refused_at_limit.is_power_of_two() {
                 tracing::warn!(
-                    "{role:?} connection limit reached; refused {refused_at_limit} so far (latest {peer})"
+                    "{role:?}: {} handshakes at once from {} reached; refused {refused_at_limit} so far",
+                    shared.config.max_handshakes_per_address,
+                    peer.ip()
                 );
             }
             continue;
         };
         tcp.set_nodelay(true).ok();
-        let (acceptor, shared) = (acceptor.clone(), Arc::clone(&shared));
+        let (acceptor, shared, slots) = (acceptor.clone(), Arc::clone(&shared), Arc::clone(&slots));
         tokio::spawn(async move {
-            let _permit = permit;
             // Boxed: a task's future is as large as its largest state, and the handshake's
             // (TLS and HTTP parsing) would otherwise stay reserved for the connection's life.
             let handshake = tokio::time::timeout(
@@ -431,19 +440,62 @@ async fn accept_loop(
                 Box::pin(handshake(acceptor, tcp, peer, &shared, role)),
             )
             .await;
+            drop(in_handshake);
             match handshake {
-                Ok(Ok((ws, user))) => match role {
-                    Role::Agent => Box::pin(serve_agent(ws, peer, &shared)).await,
-                    Role::Admin => {
-                        if let Some(user) = user {
-                            Box::pin(serve_admin(ws, peer, &shared, &user)).await;
+                Ok(Ok((ws, user))) => {
+                    // Only now does the connection count against the role's limit.
+                    let Ok(_permit) = slots.try_acquire_owned() else {
+                        tracing::warn!("{peer}: {role:?} connection limit reached, closing");
+                        return;
+                    };
+                    match role {
+                        Role::Agent => Box::pin(serve_agent(ws, peer, &shared)).await,
+                        Role::Admin => {
+                            if let Some(user) = user {
+                                Box::pin(serve_admin(ws, peer, &shared, &user)).await;
+                            }
                         }
                     }
-                },
+                }
                 Ok(Err(e)) => tracing::debug!("{peer}: handshake failed: {e}"),
                 Err(_) => tracing::debug!("{peer}: handshake timed out"),
             }
         });
+    }
+}
+
+/// A handshake in progress from one address, counted until dropped.
+struct HandshakeSlot {
+    shared: Arc<Shared>,
+    ip: IpAddr,
+}
+
+impl HandshakeSlot {
+    /// A slot if `ip` has fewer than the allowed handshakes in progress. The table holds only
+    /// addresses with handshakes in progress, so it is bounded by the connections open.
+    fn take(shared: &Arc<Shared>, ip: IpAddr) -> Option<Self> {
+        let mut handshakes = lock(&shared.handshakes);
+        let count = handshakes.entry(ip).or_insert(0);
+        if *count >= shared.config.max_handshakes_per_address {
+            return None;
+        }
+        *count += 1;
+        Some(Self {
+            shared: Arc::clone(shared),
+            ip,
+        })
+    }
+}
+
+impl Drop for HandshakeSlot {
+    fn drop(&mut self) {
+        let mut handshakes = lock(&self.shared.handshakes);
+        if let Some(count) = handshakes.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                handshakes.remove(&self.ip);
+            }
+        }
     }
 }
 

@@ -488,3 +488,25 @@ async fn the_data_directory_is_private() {
         assert!(String::from_utf8_lossy(&output.stderr).contains("Permission denied"));
     }
 }
+
+/// Handshakes that never finish hold neither the administrators' slots nor, beyond a small
+/// per-address budget, anyone else's chance to connect: 40 silent connections from 127.0.0.2
+/// (never a TLS ClientHello) and an administrator from 127.0.0.1 is still served, with
+/// --max-admins 4.
+#[tokio::test]
+async fn a_handshake_flood_does_not_keep_an_administrator_out() {
+    let server = TestServer::create("flood", &["--max-admins", "4"]).await;
+    let admin = std::net::SocketAddr::from(([127, 0, 0, 1], server.admin_port));
+    let mut flood = Vec::new();
+    for _ in 0..40 {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+        if let Ok(stream) = socket.connect(admin).await {
+            flood.push(stream);
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (code, out, err) = server.run(&["hosts"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    drop(flood);
+}

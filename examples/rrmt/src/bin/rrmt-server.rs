@@ -44,6 +44,10 @@ struct Cli {
     /// Most administrator connections at once.
     #[arg(long, default_value_t = 64)]
     max_admins: usize,
+    /// TLS and websocket handshakes in progress at once from one address, per port. They do
+    /// not count against --max-agents or --max-admins until they complete.
+    #[arg(long, default_value_t = 16)]
+    max_handshakes_per_address: u32,
     /// Most shells open on one agent.
     #[arg(long, default_value_t = 8)]
     max_channels: u16,
@@ -130,6 +134,7 @@ async fn serve(cli: Cli) -> ExitCode {
     config.names = cli.cert_names;
     config.max_agents = cli.max_agents;
     config.max_admins = cli.max_admins;
+    config.max_handshakes_per_address = cli.max_handshakes_per_address;
     config.max_channels = cli.max_channels;
     config.max_message = cli.max_message;
     config.max_failed_auths = cli.max_failed_auths;
