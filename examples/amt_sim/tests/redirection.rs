@@ -136,6 +136,19 @@ async fn amtterm_refused_when_sol_disabled_or_password_wrong() {
     );
 }
 
+/// A SOL client with the simulator's credentials and a fresh cnonce.
+fn sol_client() -> ClientSession {
+    ClientSession::new(
+        ClientSessionConfig::new(
+            SessionKind::Sol,
+            "admin",
+            PASSWORD,
+            &oobkit_io::random_hex16(),
+        ),
+        Instant::now(),
+    )
+}
+
 /// Drives an oobkit-redir client over a TCP stream until `stop` says so; returns its events.
 async fn drive<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
     stream: &mut S,
@@ -185,15 +198,7 @@ async fn oobkit_client_digest_sol_and_busy() {
     let sim = start().await;
     let addr = sim.redir_addr.unwrap();
     let mut stream = TcpStream::connect(addr).await.unwrap();
-    let mut client = ClientSession::new(
-        ClientSessionConfig::new(
-            SessionKind::Sol,
-            "admin",
-            PASSWORD,
-            &oobkit_io::random_hex16(),
-        ),
-        Instant::now(),
-    );
+    let mut client = sol_client();
     let mut sent = false;
     let events = drive(&mut stream, &mut client, |c, events| {
         if !sent && events.contains(&Event::SolReady) {
@@ -496,15 +501,7 @@ async fn half_open_sessions_do_not_take_the_slot() {
         stalled.push(stream);
     }
     let mut stream = TcpStream::connect(addr).await.unwrap();
-    let mut client = ClientSession::new(
-        ClientSessionConfig::new(
-            SessionKind::Sol,
-            "admin",
-            PASSWORD,
-            &oobkit_io::random_hex16(),
-        ),
-        Instant::now(),
-    );
+    let mut client = sol_client();
     let events = drive(&mut stream, &mut client, |_, events| {
         events.contains(&Event::SolReady)
     })
@@ -583,15 +580,7 @@ async fn sigterm_leaves_no_console_program_behind() {
         }
     };
     let mut stream = TcpStream::connect(redir).await.unwrap();
-    let mut client = ClientSession::new(
-        ClientSessionConfig::new(
-            SessionKind::Sol,
-            "admin",
-            PASSWORD,
-            &oobkit_io::random_hex16(),
-        ),
-        Instant::now(),
-    );
+    let mut client = sol_client();
     let mut sent = false;
     let events = drive(&mut stream, &mut client, |c, events| {
         if !sent && events.contains(&Event::SolReady) {
@@ -672,15 +661,7 @@ async fn slow_senders_are_cut_off_and_do_not_shut_other_ports() {
     );
     // The redirection port is not affected.
     let mut stream = TcpStream::connect(sim.redir_addr.unwrap()).await.unwrap();
-    let mut client = ClientSession::new(
-        ClientSessionConfig::new(
-            SessionKind::Sol,
-            "admin",
-            PASSWORD,
-            &oobkit_io::random_hex16(),
-        ),
-        Instant::now(),
-    );
+    let mut client = sol_client();
     let events = drive(&mut stream, &mut client, |_, events| {
         events.contains(&Event::SolReady)
     })
@@ -714,15 +695,7 @@ async fn a_client_that_stops_reading_loses_the_session() {
     let addr = sim.redir_addr.unwrap();
     let open = |stream: TcpStream| async move {
         let mut stream = stream;
-        let mut client = ClientSession::new(
-            ClientSessionConfig::new(
-                SessionKind::Sol,
-                "admin",
-                PASSWORD,
-                &oobkit_io::random_hex16(),
-            ),
-            Instant::now(),
-        );
+        let mut client = sol_client();
         let events = drive(&mut stream, &mut client, |_, events| {
             events.contains(&Event::SolReady)
                 || events.iter().any(|e| matches!(e, Event::Closed(_)))
