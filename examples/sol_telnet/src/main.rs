@@ -42,7 +42,25 @@ struct Cli {
 async fn serve_client(mut local: TcpStream, target: &RedirTarget) -> std::io::Result<String> {
     local.set_nodelay(true).ok();
     local.write_all(&telnet::GREETING).await?;
-    let mut session = match open_session(target, SessionKind::Sol).await {
+    // The telnet client may leave while the AMT takes its time (a device that accepts TCP and
+    // never answers takes the whole handshake deadline): then stop at once, so the bridge is
+    // free for the next client. What it types meanwhile is kept for the session.
+    let mut early = Vec::new();
+    let opening = open_session(target, SessionKind::Sol);
+    tokio::pin!(opening);
+    let opened = loop {
+        let mut chunk = [0u8; 1024];
+        tokio::select! {
+            opened = &mut opening => break opened,
+            n = local.read(&mut chunk) => match n {
+                Ok(0) | Err(_) => return Ok("telnet client left before the SOL session opened".into()),
+                // Bounded: type-ahead beyond 64 KiB while the device is silent is dropped.
+                Ok(n) if early.len() < 64 * 1024 => early.extend_from_slice(&chunk[..n]),
+                Ok(_) => {}
+            },
+        }
+    };
+    let mut session = match opened {
         Ok(s) => s,
         Err(e) => {
             local
@@ -56,6 +74,13 @@ async fn serve_client(mut local: TcpStream, target: &RedirTarget) -> std::io::Re
     let mut decoder = telnet::Decoder::default();
     let mut buf = vec![0u8; 16 * 1024];
     let (mut data, mut replies, mut out) = (Vec::new(), Vec::new(), Vec::new());
+    if !early.is_empty() {
+        decoder.decode(&early, &mut data, &mut replies);
+        if !replies.is_empty() {
+            local.write_all(&replies).await?;
+        }
+        session.send(&data);
+    }
     loop {
         tokio::select! {
             n = local.read(&mut buf) => {
