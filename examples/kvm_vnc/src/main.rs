@@ -66,7 +66,25 @@ async fn refuse(local: &mut TcpStream, reason: &str) -> std::io::Result<()> {
 
 async fn serve_viewer(mut local: TcpStream, target: &RedirTarget) -> std::io::Result<String> {
     local.set_nodelay(true).ok();
-    let session = match open_session(target, SessionKind::Kvm).await {
+    // RFB viewers wait for the server to speak first, so anything readable now is the viewer
+    // leaving: then stop at once instead of holding the bridge for the AMT's handshake.
+    let opening = open_session(target, SessionKind::Kvm);
+    tokio::pin!(opening);
+    let opened = loop {
+        tokio::select! {
+            opened = &mut opening => break opened,
+            ready = local.readable() => {
+                ready?;
+                let mut probe = [0u8; 1];
+                match local.try_read(&mut probe) {
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                    Ok(0) | Err(_) => return Ok("viewer left before the KVM session opened".into()),
+                    Ok(_) => return Ok("viewer spoke before the server (not RFB); closed".into()),
+                }
+            }
+        }
+    };
+    let session = match opened {
         Ok(s) => s,
         Err(e) => {
             let reason = format!("AMT KVM session refused: {e}");
