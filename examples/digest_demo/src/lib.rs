@@ -33,8 +33,11 @@ pub struct Settings {
     pub nonce_lifetime: u32,
     /// Most connections served at once; more are answered 503 and closed.
     pub max_connections: usize,
-    /// A connection idle this long is closed.
+    /// A connection idle this long between requests is closed.
     pub idle_timeout: Duration,
+    /// A request must arrive whole within this from its first byte (408 and close otherwise;
+    /// a byte a second does not move it). Writes to the client have the same limit.
+    pub request_timeout: Duration,
     /// The clock given to the Digest server, in seconds; [`now_secs`] unless a test moves
     /// time itself.
     pub clock: Arc<dyn Fn() -> u64 + Send + Sync>,
@@ -51,6 +54,7 @@ impl Settings {
             nonce_lifetime: 300,
             max_connections: 64,
             idle_timeout: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(10),
             clock: Arc::new(now_secs),
         }
     }
@@ -132,15 +136,44 @@ impl DemoServer {
 }
 
 fn handle_connection(mut stream: TcpStream, shared: &Shared) -> io::Result<()> {
-    stream.set_read_timeout(Some(shared.settings.idle_timeout))?;
+    let settings = &shared.settings;
+    stream.set_write_timeout(Some(settings.request_timeout))?;
     let mut reader = RequestReader::new();
     let mut buf = [0u8; 4096];
+    let mut request_started: Option<std::time::Instant> = None;
     loop {
         // A pipelined request already buffered first, then more bytes.
         let request = match reader.next(&[]) {
             Ok(Some(request)) => request,
             Ok(None) => {
-                let n = stream.read(&mut buf)?;
+                // Idle between requests; within one, a deadline from its first byte.
+                let wait = if reader.has_partial() {
+                    let started = *request_started.get_or_insert_with(std::time::Instant::now);
+                    let left = settings.request_timeout.saturating_sub(started.elapsed());
+                    if left.is_zero() {
+                        let _ = stream.write_all(
+                            b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                        );
+                        return Err(io::ErrorKind::TimedOut.into());
+                    }
+                    left
+                } else {
+                    request_started = None;
+                    settings.idle_timeout
+                };
+                stream.set_read_timeout(Some(wait))?;
+                let n = match stream.read(&mut buf) {
+                    // The deadline is checked above on the next turn (408), idle just closes.
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                        ) && reader.has_partial() =>
+                    {
+                        continue;
+                    }
+                    other => other?,
+                };
                 if n == 0 {
                     return Ok(());
                 }
@@ -152,6 +185,7 @@ fn handle_connection(mut stream: TcpStream, shared: &Shared) -> io::Result<()> {
             }
             Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e)),
         };
+        request_started = None;
         stream.write_all(&respond(shared, &request))?;
         if request.closes() {
             return Ok(());
