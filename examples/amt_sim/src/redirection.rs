@@ -268,7 +268,7 @@ async fn serve(
             // From here the connection is raw RFB; the bytes read with the 0x41 go first.
             let reader = std::io::Cursor::new(early).chain(rd);
             let mut stream = tokio::io::join(reader, wr);
-            return serve_kvm(&mut stream, &shared.config.kvm).await;
+            return serve_kvm(&mut stream, &shared.config).await;
         }
         if session.is_closed() {
             wr.shutdown().await.ok();
@@ -301,11 +301,11 @@ async fn serve(
 
 async fn serve_kvm<S: AsyncRead + tokio::io::AsyncWrite + Unpin>(
     stream: &mut S,
-    backend: &KvmBackend,
+    config: &crate::SimConfig,
 ) -> std::io::Result<String> {
-    match backend {
-        KvmBackend::Pattern { width, height } => {
-            Ok(match crate::rfb::serve(stream, *width, *height).await? {
+    match &config.kvm {
+        KvmBackend::Pattern { width, height } => Ok(
+            match crate::rfb::serve(stream, *width, *height, config.write_timeout).await? {
                 RfbEnd::Closed => "KVM session closed by the client".into(),
                 RfbEnd::DisplayBufferLimit(size) => {
                     format!(
@@ -314,8 +314,8 @@ async fn serve_kvm<S: AsyncRead + tokio::io::AsyncWrite + Unpin>(
                     )
                 }
                 RfbEnd::Protocol(why) => format!("KVM: bad RFB from the client: {why}"),
-            })
-        }
+            },
+        ),
         KvmBackend::Forward(target) => {
             let mut vnc = tokio::net::TcpStream::connect(target).await?;
             let (up, down) =

@@ -31,17 +31,29 @@ pub enum RfbEnd {
 }
 
 /// Serves RFB on `stream` (everything after the 0x41 reply), with a `width` x `height` screen.
+/// Every write is bounded by `write_timeout`: a viewer that stops reading loses the session
+/// (and frees the KVM slot) instead of holding it.
 pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     width: u16,
     height: u16,
+    write_timeout: std::time::Duration,
 ) -> std::io::Result<RfbEnd> {
+    async fn write<S: AsyncWrite + Unpin>(
+        stream: &mut S,
+        bytes: &[u8],
+        limit: std::time::Duration,
+    ) -> std::io::Result<()> {
+        tokio::time::timeout(limit, stream.write_all(bytes))
+            .await
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))?
+    }
     let init = ServerInit::new(width, height, "Intel(r) AMT KVM (oobkit simulator)");
     let mut handshake = ServerHandshake::new(Security::None, init, Instant::now());
     let mut buf = vec![0u8; 16 * 1024];
     let mut pending = loop {
         while let Some(bytes) = handshake.poll_transmit() {
-            stream.write_all(&bytes).await?;
+            write(stream, &bytes, write_timeout).await?;
         }
         match handshake.poll_event() {
             Some(HandshakeEvent::Ready { leftover, .. }) => break leftover,
@@ -89,13 +101,13 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
                     // Nothing changes on this screen: answer slowly with an empty update, so
                     // that a polling client neither spins nor waits forever.
                     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-                    stream.write_all(&[0, 0, 0, 0]).await?;
+                    write(stream, &[0, 0, 0, 0], write_timeout).await?;
                     continue;
                 }
                 let update =
                     test_pattern_update(width, height, &format, desktop_size && !sent_size);
                 sent_size = true;
-                stream.write_all(&update).await?;
+                write(stream, &update, write_timeout).await?;
             }
             // Input and cut text (AMT's KvmExtCmd rides in it) change nothing here.
             _ => {}

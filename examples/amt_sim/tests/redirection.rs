@@ -724,3 +724,62 @@ async fn a_client_that_stops_reading_loses_the_session() {
     };
     drop((stalled, second));
 }
+
+/// A KVM viewer that asks for screens and stops reading loses the session after the write
+/// deadline, and KVM is free again (its writes were unbounded).
+#[tokio::test]
+async fn a_kvm_viewer_that_stops_reading_loses_the_session() {
+    let mut config = SimConfig::loopback(PASSWORD);
+    config.redir_listen = Some("127.0.0.1:0".parse().unwrap());
+    config.write_timeout = Duration::from_secs(1);
+    let sim = Simulator::start(config).await.unwrap();
+    let addr = sim.redir_addr.unwrap();
+    let open = || async move {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        let mut client = ClientSession::new(
+            ClientSessionConfig::new(
+                SessionKind::Kvm,
+                "admin",
+                PASSWORD,
+                &oobkit_io::random_hex16(),
+            ),
+            Instant::now(),
+        );
+        let events = drive(&mut stream, &mut client, |_, events| {
+            events.contains(&Event::RfbHandoff)
+                || events.iter().any(|e| matches!(e, Event::Closed(_)))
+        })
+        .await;
+        (stream, events)
+    };
+    let (mut stalled, events) = open().await;
+    assert!(events.contains(&Event::RfbHandoff), "{events:?}");
+    // Version, security None, ClientInit, then full screens asked for and never read.
+    stalled.write_all(b"RFB 003.008\n\x01\x01").await.unwrap();
+    for _ in 0..20 {
+        if stalled
+            .write_all(b"\x03\x00\x00\x00\x00\x00\x04\x00\x03\x00")
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    let started = tokio::time::Instant::now();
+    loop {
+        let (_stream, events) = open().await;
+        if events.contains(&Event::RfbHandoff) {
+            break;
+        }
+        assert!(
+            events.contains(&Event::Closed(CloseReason::Busy)),
+            "{events:?}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(8),
+            "the non-reading viewer still holds KVM"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    drop(stalled);
+}
