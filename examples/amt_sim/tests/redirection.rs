@@ -136,6 +136,41 @@ async fn amtterm_refused_when_sol_disabled_or_password_wrong() {
     );
 }
 
+/// Opens a `kind` session on the redirection port at `addr`, driven until it is ready (SOL up,
+/// or the handoff to RFB) or closed; returns the connection and the events.
+async fn open_session(addr: std::net::SocketAddr, kind: SessionKind) -> (TcpStream, Vec<Event>) {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let mut client = ClientSession::new(
+        ClientSessionConfig::new(kind, "admin", PASSWORD, &oobkit_io::random_hex16()),
+        Instant::now(),
+    );
+    let events = drive(&mut stream, &mut client, |_, events| {
+        events.contains(&Event::SolReady)
+            || events.contains(&Event::RfbHandoff)
+            || events.iter().any(|e| matches!(e, Event::Closed(_)))
+    })
+    .await;
+    (stream, events)
+}
+
+/// Opens a `kind` session every 250 ms until one is ready, within 8 s; meanwhile only BUSY is
+/// an acceptable answer. Fails with `still_held` when the slot stays taken.
+async fn once_free(addr: std::net::SocketAddr, kind: SessionKind, still_held: &str) -> TcpStream {
+    let started = tokio::time::Instant::now();
+    loop {
+        let (stream, events) = open_session(addr, kind).await;
+        if events.contains(&Event::SolReady) || events.contains(&Event::RfbHandoff) {
+            return stream;
+        }
+        assert!(
+            events.contains(&Event::Closed(CloseReason::Busy)),
+            "{events:?}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(8), "{still_held}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 /// A SOL client with the simulator's credentials and a fresh cnonce.
 fn sol_client() -> ClientSession {
     ClientSession::new(
@@ -693,35 +728,15 @@ async fn a_client_that_stops_reading_loses_the_session() {
     config.write_timeout = Duration::from_secs(1);
     let sim = Simulator::start(config).await.unwrap();
     let addr = sim.redir_addr.unwrap();
-    let open = |stream: TcpStream| async move {
-        let mut stream = stream;
-        let mut client = sol_client();
-        let events = drive(&mut stream, &mut client, |_, events| {
-            events.contains(&Event::SolReady)
-                || events.iter().any(|e| matches!(e, Event::Closed(_)))
-        })
-        .await;
-        (stream, events)
-    };
-    let (stalled, events) = open(TcpStream::connect(addr).await.unwrap()).await;
+    let (stalled, events) = open_session(addr, SessionKind::Sol).await;
     assert!(events.contains(&Event::SolReady), "{events:?}");
     // `stalled` is never read again; the console keeps writing.
-    let started = tokio::time::Instant::now();
-    let second = loop {
-        let (stream, events) = open(TcpStream::connect(addr).await.unwrap()).await;
-        if events.contains(&Event::SolReady) {
-            break stream;
-        }
-        assert!(
-            events.contains(&Event::Closed(CloseReason::Busy)),
-            "{events:?}"
-        );
-        assert!(
-            started.elapsed() < Duration::from_secs(8),
-            "the non-reading client still holds SOL"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    };
+    let second = once_free(
+        addr,
+        SessionKind::Sol,
+        "the non-reading client still holds SOL",
+    )
+    .await;
     drop((stalled, second));
 }
 
@@ -734,25 +749,7 @@ async fn a_kvm_viewer_that_stops_reading_loses_the_session() {
     config.write_timeout = Duration::from_secs(1);
     let sim = Simulator::start(config).await.unwrap();
     let addr = sim.redir_addr.unwrap();
-    let open = || async move {
-        let mut stream = TcpStream::connect(addr).await.unwrap();
-        let mut client = ClientSession::new(
-            ClientSessionConfig::new(
-                SessionKind::Kvm,
-                "admin",
-                PASSWORD,
-                &oobkit_io::random_hex16(),
-            ),
-            Instant::now(),
-        );
-        let events = drive(&mut stream, &mut client, |_, events| {
-            events.contains(&Event::RfbHandoff)
-                || events.iter().any(|e| matches!(e, Event::Closed(_)))
-        })
-        .await;
-        (stream, events)
-    };
-    let (mut stalled, events) = open().await;
+    let (mut stalled, events) = open_session(addr, SessionKind::Kvm).await;
     assert!(events.contains(&Event::RfbHandoff), "{events:?}");
     // Version, security None, ClientInit, then full screens asked for and never read.
     stalled.write_all(b"RFB 003.008\n\x01\x01").await.unwrap();
@@ -765,21 +762,12 @@ async fn a_kvm_viewer_that_stops_reading_loses_the_session() {
             break;
         }
     }
-    let started = tokio::time::Instant::now();
-    loop {
-        let (_stream, events) = open().await;
-        if events.contains(&Event::RfbHandoff) {
-            break;
-        }
-        assert!(
-            events.contains(&Event::Closed(CloseReason::Busy)),
-            "{events:?}"
-        );
-        assert!(
-            started.elapsed() < Duration::from_secs(8),
-            "the non-reading viewer still holds KVM"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    let second = once_free(
+        addr,
+        SessionKind::Kvm,
+        "the non-reading viewer still holds KVM",
+    )
+    .await;
+    drop(second);
     drop(stalled);
 }
