@@ -66,3 +66,54 @@ pub async fn spawn_listening(
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     (child, port)
 }
+
+/// A stand-in for a device that accepts TCP connections and never answers; it keeps them open
+/// until dropped.
+pub struct SilentDevice {
+    /// Where it listens.
+    pub addr: std::net::SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SilentDevice {
+    /// Listens on a free loopback port.
+    pub async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a loopback port");
+        let addr = listener.local_addr().expect("bound");
+        let task = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                held.push(stream); // accepted, never answered
+            }
+        });
+        Self { addr, task }
+    }
+}
+
+impl Drop for SilentDevice {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A local client of a launcher on `port` connects and leaves after 300 ms; 300 ms later a
+/// second one connects, sends `first_words`, and listens for 1.5 s: what it heard.
+pub async fn leave_then_return(port: u16, first_words: &[u8]) -> String {
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let first = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("the launcher accepts");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(first);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut second = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("the launcher accepts again");
+    let _ = second.write_all(first_words).await;
+    let mut heard = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_millis(1500), second.read_to_end(&mut heard)).await;
+    String::from_utf8_lossy(&heard).into_owned()
+}

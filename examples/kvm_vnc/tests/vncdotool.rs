@@ -98,37 +98,17 @@ async fn a_refused_viewer_is_told_why_in_rfb() {
 /// once: the next viewer is not told "another viewer is using the KVM session".
 #[tokio::test]
 async fn a_viewer_leaving_a_silent_device_frees_the_bridge() {
-    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let device = silent.local_addr().unwrap();
-    let held = tokio::spawn(async move {
-        let mut connections = Vec::new();
-        while let Ok((stream, _)) = silent.accept().await {
-            connections.push(stream); // accepted, never answered
-        }
-    });
-    let port_arg = device.port().to_string();
+    let device = oobkit_testkit::SilentDevice::start().await;
+    let port_arg = device.addr.port().to_string();
     let mut command = Command::new(env!("CARGO_BIN_EXE_kvm_vnc"));
     command
         .args(["--viewer", "none", "--listen", "127.0.0.1:0"])
         .args(["--host", "127.0.0.1", "--port", &port_arg])
         .env("AMT_PASSWORD", "irrelevant");
     let (_bridge, port) = oobkit_testkit::spawn_listening(&mut command, "vnc").await;
-    let first = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    drop(first);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let mut second = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .unwrap();
-    let _ = second.write_all(b"RFB 003.008\n").await;
-    let mut seen = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_millis(1500), second.read_to_end(&mut seen)).await;
-    let text = String::from_utf8_lossy(&seen);
+    let heard = oobkit_testkit::leave_then_return(port, b"RFB 003.008\n").await;
     assert!(
-        !text.contains("another viewer"),
-        "the bridge stayed busy: {text}"
+        !heard.contains("another viewer"),
+        "the bridge stayed busy: {heard}"
     );
-    held.abort();
 }

@@ -174,44 +174,21 @@ async fn clients_one_after_another_and_a_second_one_is_told_why() {
 /// client has left (it did for the whole 30 s handshake deadline).
 #[tokio::test]
 async fn a_client_leaving_a_silent_device_frees_the_bridge() {
-    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let device = silent.local_addr().unwrap();
-    let held = tokio::spawn(async move {
-        let mut connections = Vec::new();
-        while let Ok((stream, _)) = silent.accept().await {
-            connections.push(stream); // accepted, never answered
-        }
-    });
+    let device = oobkit_testkit::SilentDevice::start().await;
     let mut command = Command::new(env!("CARGO_BIN_EXE_sol_telnet"));
     command
         .args(["--client", "none", "--listen", "127.0.0.1:0"])
-        .args(["--host", "127.0.0.1", "--port", &device.port().to_string()])
+        .args([
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &device.addr.port().to_string(),
+        ])
         .env("AMT_PASSWORD", "irrelevant");
     let (_bridge, port) = oobkit_testkit::spawn_listening(&mut command, "telnet").await;
-    let first = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    drop(first);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let mut second = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .unwrap();
-    let mut seen = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_millis(1500), async {
-        let mut buf = [0u8; 512];
-        while let Ok(n) = second.read(&mut buf).await {
-            if n == 0 {
-                break;
-            }
-            seen.extend_from_slice(&buf[..n]);
-        }
-    })
-    .await;
-    let text = String::from_utf8_lossy(&seen);
+    let heard = oobkit_testkit::leave_then_return(port, b"").await;
     assert!(
-        !text.contains("another client"),
-        "the bridge stayed busy: {text}"
+        !heard.contains("another client"),
+        "the bridge stayed busy: {heard}"
     );
-    held.abort();
 }
