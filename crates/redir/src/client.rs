@@ -8,7 +8,7 @@
 use crate::link::Link;
 use std::time::{Duration, Instant};
 
-use oobkit_runloop::{Timer, TimerTable};
+use oobkit_runloop::TimerTable;
 
 use bytes::Bytes;
 use oobkit_digest::{Algorithm, Exchange, Qop, Secret, compute_response};
@@ -107,28 +107,17 @@ enum State {
 /// closes anyway: a device that stopped answering must not keep the session open.
 pub const END_CONFIRM_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The client's deadlines, in the order they are handled when several fall due together.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ClientTimer {
-    /// Everything before the session is active.
-    Handshake,
-    /// SOL: nothing heard from the device for four heartbeat intervals.
-    DeadPeer,
-    /// The device has not confirmed the end of SOL.
-    EndConfirm,
-    /// SOL: the next keepalive (0x2B).
-    Keepalive,
-}
-
-impl Timer for ClientTimer {
-    const ALL: &'static [Self] = &[
-        Self::Handshake,
-        Self::DeadPeer,
-        Self::EndConfirm,
-        Self::Keepalive,
-    ];
-    fn index(self) -> usize {
-        self as usize
+oobkit_runloop::timers! {
+    /// The client's deadlines, in the order they are handled when several fall due together.
+    enum ClientTimer {
+        /// Everything before the session is active.
+        Handshake,
+        /// SOL: nothing heard from the device for four heartbeat intervals.
+        DeadPeer,
+        /// The device has not confirmed the end of SOL.
+        EndConfirm,
+        /// SOL: the next keepalive (0x2B).
+        Keepalive,
     }
 }
 
@@ -138,7 +127,7 @@ pub struct ClientSession {
     state: State,
     link: Link,
     seq: u32,
-    timers: TimerTable<ClientTimer, 4>,
+    timers: TimerTable<ClientTimer, { ClientTimer::COUNT }>,
     /// Data queued before SOL is active.
     pending: Vec<u8>,
     max_tx: usize,

@@ -8,7 +8,7 @@
 use crate::link::Link;
 use std::time::{Duration, Instant};
 
-use oobkit_runloop::{Timer, TimerTable};
+use oobkit_runloop::TimerTable;
 
 use bytes::Bytes;
 use oobkit_digest::{Algorithm, Exchange, Qop, Secret, compute_response};
@@ -84,21 +84,15 @@ enum State {
     Closed,
 }
 
-/// The device's deadlines, in the order they are handled when several fall due together.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum DeviceTimer {
-    /// Everything before the session is active.
-    Handshake,
-    /// SOL: nothing from the client for HostSessionRxTimeout.
-    ClientSilent,
-    /// SOL: the next heartbeat to the client.
-    Heartbeat,
-}
-
-impl Timer for DeviceTimer {
-    const ALL: &'static [Self] = &[Self::Handshake, Self::ClientSilent, Self::Heartbeat];
-    fn index(self) -> usize {
-        self as usize
+oobkit_runloop::timers! {
+    /// The device's deadlines, in the order they are handled when several fall due together.
+    enum DeviceTimer {
+        /// Everything before the session is active.
+        Handshake,
+        /// SOL: nothing from the client for HostSessionRxTimeout.
+        ClientSilent,
+        /// SOL: the next heartbeat to the client.
+        Heartbeat,
     }
 }
 
@@ -109,7 +103,7 @@ pub struct DeviceSession {
     state: State,
     link: Link,
     host_seq: u32,
-    timers: TimerTable<DeviceTimer, 3>,
+    timers: TimerTable<DeviceTimer, { DeviceTimer::COUNT }>,
     rx_timeout: Option<Duration>,
     heartbeat: Option<Duration>,
     max_tx: usize,

@@ -3,7 +3,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use oobkit_runloop::{Timer, TimerTable};
+use oobkit_runloop::TimerTable;
 
 use crate::PixelFormat;
 
@@ -102,15 +102,9 @@ enum State {
     Done,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum HandshakeTimer {
-    Deadline,
-}
-
-impl Timer for HandshakeTimer {
-    const ALL: &'static [Self] = &[Self::Deadline];
-    fn index(self) -> usize {
-        0
+oobkit_runloop::timers! {
+    enum HandshakeTimer {
+        Deadline,
     }
 }
 
@@ -124,7 +118,7 @@ pub struct ServerHandshake {
     inbuf: Vec<u8>,
     out: Vec<u8>,
     events: VecDeque<HandshakeEvent>,
-    timers: TimerTable<HandshakeTimer, 1>,
+    timers: TimerTable<HandshakeTimer, { HandshakeTimer::COUNT }>,
 }
 
 impl ServerHandshake {

@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use oobkit_runloop::{Timer, TimerTable};
+use oobkit_runloop::TimerTable;
 
 use crate::codec::{ErrorCode, Frame, MAX_CHANNEL_DATA, decode};
 
@@ -107,21 +107,15 @@ struct Channel {
     recv_window: u64,
 }
 
-/// A session's deadlines, in the order they are handled when several fall due together.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum SessionTimer {
-    /// Hello, authorization and provisioning.
-    Handshake,
-    /// Nothing heard for three heartbeat intervals.
-    DeadPeer,
-    /// Nothing heard for one heartbeat interval: send a Ping.
-    Keepalive,
-}
-
-impl Timer for SessionTimer {
-    const ALL: &'static [Self] = &[Self::Handshake, Self::DeadPeer, Self::Keepalive];
-    fn index(self) -> usize {
-        self as usize
+oobkit_runloop::timers! {
+    /// A session's deadlines, in the order they are handled when several fall due together.
+    enum SessionTimer {
+        /// Hello, authorization and provisioning.
+        Handshake,
+        /// Nothing heard for three heartbeat intervals.
+        DeadPeer,
+        /// Nothing heard for one heartbeat interval: send a Ping.
+        Keepalive,
     }
 }
 
@@ -135,7 +129,7 @@ struct Core {
     /// When the peer was last heard from: the heartbeat timers start from it.
     last_rx: Instant,
     ping_nonce: u64,
-    timers: TimerTable<SessionTimer, 3>,
+    timers: TimerTable<SessionTimer, { SessionTimer::COUNT }>,
     channels: BTreeMap<u32, Channel>,
     /// Whether the end was reported as an event.
     reported_close: bool,

@@ -244,6 +244,32 @@ pub fn check_run_down<M: Machine + ?Sized>(
     now
 }
 
+/// Declares a machine's timer enum: the variants in handling order (the ones that end the
+/// session first), with [`Timer`] and a `COUNT` for the table's size:
+/// `TimerTable<MyTimer, { MyTimer::COUNT }>`.
+#[macro_export]
+macro_rules! timers {
+    ($(#[$meta:meta])* $vis:vis enum $name:ident { $($(#[$vmeta:meta])* $variant:ident,)+ }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        $vis enum $name {
+            $($(#[$vmeta])* $variant,)+
+        }
+
+        impl $name {
+            /// How many timers there are.
+            $vis const COUNT: usize = [$(stringify!($variant)),+].len();
+        }
+
+        impl $crate::Timer for $name {
+            const ALL: &'static [Self] = &[$(Self::$variant),+];
+            fn index(self) -> usize {
+                self as usize
+            }
+        }
+    };
+}
+
 /// Implements [`Machine`] for a type whose inherent methods of the same names already exist
 /// (`handle_input`, `handle_eof`, `handle_timeout`, `poll_transmit`, `poll_event`,
 /// `poll_timeout`), so callers can use either without importing the trait.
