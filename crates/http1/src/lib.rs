@@ -752,7 +752,7 @@ mod writer_tests {
 /// Entry points for the fuzz targets and their corpus-replay tests. Not a stable API.
 #[doc(hidden)]
 pub mod fuzzing {
-    use crate::{ReadStatus, ResponseReader};
+    use crate::{Error, HttpRequest, ReadStatus, RequestReader, ResponseReader};
 
     /// HTTP bytes fed whole and byte by byte must give the same result.
     pub fn http_reader(data: &[u8]) {
@@ -781,6 +781,39 @@ pub mod fuzzing {
         assert_eq!(a.is_ok(), b.is_ok(), "{a:?} vs {b:?}");
         if let (Ok(a), Ok(b)) = (a, b) {
             assert_eq!(a, b);
+        }
+    }
+
+    /// A keep-alive pipeline of requests (what a server reads from a hostile client): fed whole
+    /// and byte by byte, the same requests come out in the same order, ending the same way.
+    pub fn http_request_reader(data: &[u8]) {
+        fn pipeline(chunks: &mut dyn Iterator<Item = &[u8]>) -> (Vec<HttpRequest>, Option<Error>) {
+            let mut reader = RequestReader::new();
+            let mut requests = Vec::new();
+            for chunk in chunks {
+                let mut input = chunk;
+                loop {
+                    match reader.next(input) {
+                        Ok(Some(request)) => requests.push(request),
+                        Ok(None) => break,
+                        Err(e) => return (requests, Some(e)),
+                    }
+                    // Bytes already buffered may hold the next request: ask again with none.
+                    input = &[];
+                }
+            }
+            (requests, None)
+        }
+        let (whole, whole_end) = pipeline(&mut std::iter::once(data));
+        let (split, split_end) = pipeline(&mut data.chunks(1));
+        assert_eq!(whole, split);
+        assert_eq!(
+            whole_end.is_some(),
+            split_end.is_some(),
+            "{whole_end:?} vs {split_end:?}"
+        );
+        for request in &whole {
+            assert!(request.body.len() <= crate::MAX_REQUEST_BODY);
         }
     }
 }
