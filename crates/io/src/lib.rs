@@ -13,8 +13,10 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod budget;
 mod failures;
 pub mod redirection;
+mod relay;
 pub mod tls;
 pub mod websocket;
 mod wsman_client;
@@ -24,7 +26,9 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 
+pub use budget::{BudgetExceeded, PreAuthBudget, PreAuthSlot};
 pub use failures::{AuthFailures, MAX_TRACKED_ADDRESSES};
+pub use relay::{RelayEnd, relay_bounded};
 pub use tls::{ServerIdentity, TlsPolicy, format_fingerprint, parse_fingerprint};
 pub use websocket::{WebSocket, redirection_websocket, websocket_connect};
 pub use wsman_client::WsmanClient;

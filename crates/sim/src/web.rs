@@ -28,6 +28,9 @@ pub enum WebReply {
         bytes: Vec<u8>,
         /// The refused answer's reason, when the request carried one.
         refused: Option<VerifyError>,
+        /// Whether the request was authenticated (servers keep connections that never are in
+        /// a smaller budget of their own).
+        authenticated: bool,
     },
     /// Send this `101 Switching Protocols` response, then serve the redirection protocol in
     /// websocket binary messages on the connection.
@@ -97,6 +100,7 @@ impl WebPort {
             Ok(Verdict::Authorized(_)) => WebReply::Response {
                 bytes: self.wsman(device, request, ctx),
                 refused: None,
+                authenticated: true,
             },
             Ok(Verdict::Challenge {
                 www_authenticate,
@@ -112,6 +116,7 @@ impl WebPort {
                         .header("Server", &self.server_header)
                         .body(LOGON_FAILED.as_bytes()),
                     refused,
+                    authenticated: false,
                 }
             }
             // The challenge could not be rendered (a realm with control characters): only a
@@ -119,6 +124,7 @@ impl WebPort {
             Err(_) => WebReply::Response {
                 bytes: self.empty(500, "Internal Server Error"),
                 refused: None,
+                authenticated: false,
             },
         }
     }
@@ -153,6 +159,7 @@ impl WebPort {
             _ => WebReply::Response {
                 bytes: self.empty(400, "Bad Request"),
                 refused: None,
+                authenticated: true,
             },
         }
     }
@@ -222,10 +229,15 @@ mod tests {
             random: 1,
         };
         let post = request(b"POST /wsman HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
-        let WebReply::Response { bytes, refused } = web.handle(&mut device, &post, ctx, [3; 8])
+        let WebReply::Response {
+            bytes,
+            refused,
+            authenticated,
+        } = web.handle(&mut device, &post, ctx, [3; 8])
         else {
             panic!("an upgrade without credentials");
         };
+        assert!(!authenticated);
         let text = String::from_utf8(bytes).unwrap();
         assert!(
             text.starts_with(

@@ -117,3 +117,19 @@ pub async fn leave_then_return(port: u16, first_words: &[u8]) -> String {
     let _ = tokio::time::timeout(Duration::from_millis(1500), second.read_to_end(&mut heard)).await;
     String::from_utf8_lossy(&heard).into_owned()
 }
+
+/// The resident memory of process `pid` (this process when `None`) in KiB, from
+/// `/proc/PID/status` (`VmRSS`): the figure hostile-client tests read before, during and after
+/// an attack to show that memory stays bounded.
+pub fn resident_kib(pid: Option<u32>) -> Result<u64, String> {
+    let path = match pid {
+        Some(pid) => format!("/proc/{pid}/status"),
+        None => "/proc/self/status".to_owned(),
+    };
+    let status = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| format!("no VmRSS in {path}"))
+}

@@ -38,6 +38,12 @@ pub struct SimConfig {
     /// Most connections served at once on each port (the web and redirection ports have pools
     /// of their own, so filling one does not shut the others).
     pub max_connections: usize,
+    /// Connections that have not authenticated yet, from one address, on each port. They have
+    /// a budget of their own and take a place in the port's pool only once authenticated, so
+    /// clients that connect and never log in cannot keep the owner out.
+    pub max_unauthenticated_per_address: u32,
+    /// Connections that have not authenticated yet, from all addresses, on each port.
+    pub max_unauthenticated: u32,
     /// Failed logins (Digest on the web port, in-band on the redirection ports) an address
     /// may make within `failure_window` before its connections are refused until it passes.
     pub max_failed_logins: u32,
@@ -104,7 +110,8 @@ impl std::fmt::Debug for SimConfig {
 }
 
 impl SimConfig {
-    /// Loopback on any free port, user `admin`, firmware 16.1.25, 64 connections, 120 s idle,
+    /// Loopback on any free port, user `admin`, firmware 16.1.25, 64 authenticated
+    /// connections per port (and 32 more not yet authenticated, 8 per address), 120 s idle,
     /// 20 failed logins per address per minute.
     pub fn loopback(password: &str) -> Self {
         Self {
@@ -115,6 +122,8 @@ impl SimConfig {
             password: password.into(),
             firmware: "16.1.25".into(),
             max_connections: 64,
+            max_unauthenticated_per_address: 8,
+            max_unauthenticated: 32,
             max_failed_logins: 20,
             failure_window: Duration::from_secs(60),
             idle_timeout: Duration::from_secs(120),
@@ -320,7 +329,31 @@ pub(crate) type Serve = fn(
     Box<dyn Io>,
     Arc<Shared>,
     SocketAddr,
+    Admission,
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// A connection's place on its port: until it authenticates, one in the port's budget for
+/// unauthenticated connections; from then on, one in the port's pool.
+pub(crate) struct Admission {
+    unauthenticated: Option<oobkit_io::PreAuthSlot>,
+    pool: Arc<Semaphore>,
+    place: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl Admission {
+    /// The connection authenticated: it trades its unauthenticated place for one in the pool.
+    /// `false` when the pool is full (the connection is then closed).
+    pub(crate) fn authenticated(&mut self) -> bool {
+        if self.place.is_none() {
+            match Arc::clone(&self.pool).try_acquire_owned() {
+                Ok(place) => self.place = Some(place),
+                Err(_) => return false,
+            }
+        }
+        self.unauthenticated = None;
+        true
+    }
+}
 
 /// What a web connection that finds the pool full is told.
 const SERVICE_UNAVAILABLE: &[u8] =
@@ -336,18 +369,32 @@ pub(crate) async fn accept_loop(
     serve: Serve,
     busy: &'static [u8],
 ) {
-    let limit = Arc::new(Semaphore::new(shared.config.max_connections));
+    let pool = Arc::new(Semaphore::new(shared.config.max_connections));
+    let unauthenticated = oobkit_io::PreAuthBudget::new(
+        shared.config.max_unauthenticated_per_address,
+        shared.config.max_unauthenticated,
+    );
     loop {
         let (tcp, peer) = oobkit_io::accept(&listener).await;
         let shared = Arc::clone(&shared);
         let tls = tls.clone();
-        let limit = Arc::clone(&limit);
+        let pool = Arc::clone(&pool);
+        let unauthenticated = unauthenticated.clone();
         tokio::spawn(async move {
             if lock(&shared.failures).blocked(peer.ip(), std::time::Instant::now()) {
                 tracing::info!("{peer}: refused after too many failed logins");
                 return;
             }
-            let Ok(_permit) = limit.try_acquire() else {
+            let slot = match unauthenticated.take(peer.ip()) {
+                Ok(slot) => slot,
+                Err(full) => {
+                    tracing::warn!("{peer}: refused, {full}");
+                    let mut tcp = tcp;
+                    let _ = tokio::time::timeout(Duration::from_secs(1), tcp.write_all(busy)).await;
+                    return;
+                }
+            };
+            if pool.available_permits() == 0 {
                 tracing::warn!(
                     "{peer}: connection limit ({}) of the port reached, closing",
                     shared.config.max_connections
@@ -375,7 +422,12 @@ pub(crate) async fn accept_loop(
                     }
                 }
             };
-            serve(stream, Arc::clone(&shared), peer).await;
+            let admission = Admission {
+                unauthenticated: Some(slot),
+                pool,
+                place: None,
+            };
+            serve(stream, Arc::clone(&shared), peer, admission).await;
         });
     }
 }
@@ -384,9 +436,10 @@ fn serve_http(
     stream: Box<dyn Io>,
     shared: Arc<Shared>,
     peer: SocketAddr,
+    admission: Admission,
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
     Box::pin(async move {
-        if let Err(e) = serve_connection(stream, &shared, peer.ip()).await {
+        if let Err(e) = serve_connection(stream, &shared, peer.ip(), admission).await {
             tracing::debug!("{peer}: {e}");
         }
     })
@@ -396,6 +449,7 @@ async fn serve_connection(
     mut stream: Box<dyn Io>,
     shared: &Shared,
     peer: std::net::IpAddr,
+    mut admission: Admission,
 ) -> std::io::Result<()> {
     let mut reader = RequestReader::new();
     let mut buf = vec![0u8; 16 * 1024];
@@ -456,7 +510,23 @@ async fn serve_connection(
             reply
         };
         match reply {
-            WebReply::Response { bytes, refused } => {
+            WebReply::Response {
+                bytes,
+                refused,
+                authenticated,
+            } => {
+                if authenticated && !admission.authenticated() {
+                    tracing::warn!(
+                        "{peer}: connection limit ({}) of the port reached, closing",
+                        shared.config.max_connections
+                    );
+                    let _ = tokio::time::timeout(
+                        Duration::from_secs(1),
+                        stream.write_all(SERVICE_UNAVAILABLE),
+                    )
+                    .await;
+                    return Ok(());
+                }
                 if let Some(e) = refused {
                     tracing::info!("{} {}: 401, {e}", request.method, request.target);
                     if !e.is_stale() {
@@ -472,8 +542,18 @@ async fn serve_connection(
                 }
             }
             WebReply::WebSocket { bytes } => {
-                stream.write_all(&bytes).await?;
-                return redirection::serve_websocket(stream, shared, peer).await;
+                if !admission.authenticated() {
+                    let _ = tokio::time::timeout(
+                        Duration::from_secs(1),
+                        stream.write_all(SERVICE_UNAVAILABLE),
+                    )
+                    .await;
+                    return Ok(());
+                }
+                tokio::time::timeout(shared.config.write_timeout, stream.write_all(&bytes))
+                    .await
+                    .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+                return redirection::serve_websocket(stream, shared, peer, admission).await;
             }
             _ => return Ok(()),
         }

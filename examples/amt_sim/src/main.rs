@@ -43,9 +43,17 @@ struct Cli {
     /// Firmware version to report (software identity, Server header).
     #[arg(long, default_value = "16.1.25")]
     firmware: String,
-    /// Most connections served at once.
+    /// Most authenticated connections served at once on each port.
     #[arg(long, default_value_t = 64)]
     max_connections: usize,
+    /// Connections not yet authenticated (TLS handshakes, requests without credentials,
+    /// redirection sessions before their login) from one address at once, on each port. They
+    /// never take the places of --max-connections.
+    #[arg(long, default_value_t = 8)]
+    max_unauthenticated_per_address: u32,
+    /// Connections not yet authenticated from all addresses at once, on each port.
+    #[arg(long, default_value_t = 32)]
+    max_unauthenticated: u32,
     /// Failed logins an address may make per minute before its connections are refused for
     /// the rest of that minute (web and redirection ports alike).
     #[arg(long, default_value_t = 20)]
@@ -104,6 +112,8 @@ async fn main() -> ExitCode {
     config.user = cli.user;
     config.firmware = cli.firmware;
     config.max_connections = cli.max_connections;
+    config.max_unauthenticated_per_address = cli.max_unauthenticated_per_address;
+    config.max_unauthenticated = cli.max_unauthenticated;
     config.max_failed_logins = cli.max_failed_logins;
     config.redir_listen = Some(cli.redir_listen);
     config.redir_tls_listen = cli.redir_tls_listen;

@@ -12,7 +12,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
 use crate::rfb::RfbEnd;
-use crate::{KvmBackend, Shared, SolBackend, lock};
+use crate::{Admission, KvmBackend, Shared, SolBackend, lock};
 use oobkit_sim::SerialConsole;
 
 /// A connection on a redirection port (16994, 16995).
@@ -20,9 +20,10 @@ pub(crate) fn serve_raw(
     stream: Box<dyn Io>,
     shared: Arc<Shared>,
     peer: std::net::SocketAddr,
+    admission: Admission,
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
     Box::pin(async move {
-        match serve(stream, &shared, peer.ip(), false).await {
+        match serve(stream, &shared, peer.ip(), false, admission).await {
             Ok(reason) => tracing::info!("{peer}: redirection session ended: {reason}"),
             Err(e) => tracing::info!("{peer}: redirection connection failed: {e}"),
         }
@@ -135,6 +136,7 @@ pub(crate) async fn serve_websocket(
     stream: Box<dyn Io>,
     shared: &Shared,
     peer: std::net::IpAddr,
+    admission: Admission,
 ) -> std::io::Result<()> {
     use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
     let mut config = WebSocketConfig::default();
@@ -149,6 +151,7 @@ pub(crate) async fn serve_websocket(
         shared,
         peer,
         true,
+        admission,
     )
     .await?;
     tracing::info!("websocket redirection session ended: {reason}");
@@ -160,6 +163,7 @@ async fn serve(
     shared: &Shared,
     peer: std::net::IpAddr,
     websocket: bool,
+    mut admission: Admission,
 ) -> std::io::Result<String> {
     let (realm, firmware) = {
         let device = lock(&shared.device);
@@ -204,6 +208,13 @@ async fn serve(
                     session.answer_start(Instant::now(), status);
                 }
                 Event::Authenticated { .. } => {
+                    if !admission.authenticated() {
+                        wr.shutdown().await.ok();
+                        return Ok(format!(
+                            "connection limit ({}) of the port reached after authentication",
+                            shared.config.max_connections
+                        ));
+                    }
                     if let Some(kind) = requested.take() {
                         if !lock(&shared.sessions).claim(kind) {
                             tracing::info!("{kind:?} session opened by another client meanwhile");
@@ -317,13 +328,28 @@ async fn serve_kvm<S: AsyncRead + tokio::io::AsyncWrite + Unpin>(
             },
         ),
         KvmBackend::Forward(target) => {
-            let mut vnc = tokio::net::TcpStream::connect(target).await?;
-            let (up, down) =
-                tokio::io::copy_bidirectional_with_sizes(stream, &mut vnc, 256 * 1024, 256 * 1024)
-                    .await?;
-            Ok(format!(
-                "KVM forwarded to {target}: {up} bytes up, {down} down"
-            ))
+            let vnc =
+                tokio::time::timeout(config.write_timeout, tokio::net::TcpStream::connect(target))
+                    .await
+                    .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+            // Bounded writes both ways: a viewer (or VNC server) that stops reading ends the
+            // session and frees KVM.
+            Ok(
+                match oobkit_io::relay_bounded(stream, vnc, config.write_timeout).await {
+                    oobkit_io::RelayEnd::StoppedReading { a: true } => format!(
+                        "KVM forwarded to {target}: the client stopped reading for {:?}; dropped",
+                        config.write_timeout
+                    ),
+                    oobkit_io::RelayEnd::StoppedReading { .. } => format!(
+                        "KVM forwarded to {target}: the VNC server stopped reading for {:?}; dropped",
+                        config.write_timeout
+                    ),
+                    oobkit_io::RelayEnd::Closed { a_to_b, b_to_a } => {
+                        format!("KVM forwarded to {target}: {a_to_b} bytes up, {b_to_a} down")
+                    }
+                    _ => format!("KVM forwarded to {target}: ended"),
+                },
+            )
         }
     }
 }

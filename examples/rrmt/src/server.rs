@@ -67,6 +67,9 @@ pub struct ServerConfig {
     /// budget: they never hold the slots of connected agents or administrators, and one address
     /// flooding handshakes cannot keep others from completing theirs.
     pub max_handshakes_per_address: u32,
+    /// Handshakes in progress at once from all addresses, on each port (the same budget's
+    /// overall cap).
+    pub max_handshakes: u32,
     /// An administrator connection with no request for this long is closed (not during a
     /// shell or a running command).
     pub admin_idle_timeout: Duration,
@@ -98,6 +101,7 @@ impl ServerConfig {
             heartbeat_secs: 30,
             handshake_timeout: Duration::from_secs(10),
             max_handshakes_per_address: 16,
+            max_handshakes: 512,
             admin_idle_timeout: Duration::from_secs(900),
             default_timeout_ms: 60_000,
             default_output_cap: 16 << 20,
@@ -175,7 +179,6 @@ impl Server {
             )),
             agent_slots: Arc::new(Semaphore::new(config.max_agents)),
             admin_slots: Arc::new(Semaphore::new(config.max_admins)),
-            handshakes: Mutex::default(),
             next_connection: AtomicU64::new(1),
             config,
         });
@@ -225,7 +228,6 @@ struct Shared {
     agent_slots: Arc<Semaphore>,
     admin_slots: Arc<Semaphore>,
     /// Handshakes in progress by address (both ports).
-    handshakes: Mutex<HashMap<IpAddr, u32>>,
     next_connection: AtomicU64,
     /// The bound agents' port and the certificate fingerprint, told to administrators who
     /// create tokens so that they can paste the agent's command line as printed.
@@ -412,6 +414,12 @@ async fn accept_loop(
         Role::Agent => Arc::clone(&shared.agent_slots),
         Role::Admin => Arc::clone(&shared.admin_slots),
     };
+    // Handshakes (TLS, then the websocket upgrade) have a budget of their own, per port: they
+    // never hold the slots of connected agents or administrators.
+    let handshakes = oobkit_io::PreAuthBudget::new(
+        shared.config.max_handshakes_per_address,
+        shared.config.max_handshakes,
+    );
     let mut refused_at_limit = 0u64;
     loop {
         let (tcp, peer) = oobkit_io::accept(&listener).await;
@@ -419,16 +427,17 @@ async fn accept_loop(
             tracing::debug!("{peer}: refused (too many failed authorizations)");
             continue;
         }
-        let Some(in_handshake) = HandshakeSlot::take(&shared, peer.ip()) else {
-            refused_at_limit += 1;
-            if refused_at_limit.is_power_of_two() {
-                tracing::warn!(
-                    "{role:?}: {} handshakes at once from {} reached; refused {refused_at_limit} so far",
-                    shared.config.max_handshakes_per_address,
-                    peer.ip()
-                );
+        let in_handshake = match handshakes.take(peer.ip()) {
+            Ok(slot) => slot,
+            Err(full) => {
+                refused_at_limit += 1;
+                if refused_at_limit.is_power_of_two() {
+                    tracing::warn!(
+                        "{role:?}: refused {peer}: {full} (refused {refused_at_limit} so far)"
+                    );
+                }
+                continue;
             }
-            continue;
         };
         tcp.set_nodelay(true).ok();
         let (acceptor, shared, slots) = (acceptor.clone(), Arc::clone(&shared), Arc::clone(&slots));
@@ -461,41 +470,6 @@ async fn accept_loop(
                 Err(_) => tracing::debug!("{peer}: handshake timed out"),
             }
         });
-    }
-}
-
-/// A handshake in progress from one address, counted until dropped.
-struct HandshakeSlot {
-    shared: Arc<Shared>,
-    ip: IpAddr,
-}
-
-impl HandshakeSlot {
-    /// A slot if `ip` has fewer than the allowed handshakes in progress. The table holds only
-    /// addresses with handshakes in progress, so it is bounded by the connections open.
-    fn take(shared: &Arc<Shared>, ip: IpAddr) -> Option<Self> {
-        let mut handshakes = lock(&shared.handshakes);
-        let count = handshakes.entry(ip).or_insert(0);
-        if *count >= shared.config.max_handshakes_per_address {
-            return None;
-        }
-        *count += 1;
-        Some(Self {
-            shared: Arc::clone(shared),
-            ip,
-        })
-    }
-}
-
-impl Drop for HandshakeSlot {
-    fn drop(&mut self) {
-        let mut handshakes = lock(&self.shared.handshakes);
-        if let Some(count) = handshakes.get_mut(&self.ip) {
-            *count -= 1;
-            if *count == 0 {
-                handshakes.remove(&self.ip);
-            }
-        }
     }
 }
 

@@ -53,13 +53,7 @@ async fn main() -> ExitCode {
 }
 
 fn resident_kib(pid: u32) -> Result<u64, String> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .map_err(|e| format!("cannot read the server's memory: {e}"))?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .ok_or_else(|| "no VmRSS".into())
+    oobkit_testkit::resident_kib(Some(pid))
 }
 
 async fn run(cli: Cli) -> Result<(), String> {

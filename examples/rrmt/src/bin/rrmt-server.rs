@@ -48,6 +48,9 @@ struct Cli {
     /// not count against --max-agents or --max-admins until they complete.
     #[arg(long, default_value_t = 16)]
     max_handshakes_per_address: u32,
+    /// TLS and websocket handshakes in progress at once from all addresses, per port.
+    #[arg(long, default_value_t = 512)]
+    max_handshakes: u32,
     /// Most shells open on one agent.
     #[arg(long, default_value_t = 8)]
     max_channels: u16,
@@ -135,6 +138,7 @@ async fn serve(cli: Cli) -> ExitCode {
     config.max_agents = cli.max_agents;
     config.max_admins = cli.max_admins;
     config.max_handshakes_per_address = cli.max_handshakes_per_address;
+    config.max_handshakes = cli.max_handshakes;
     config.max_channels = cli.max_channels;
     config.max_message = cli.max_message;
     config.max_failed_auths = cli.max_failed_auths;
