@@ -48,6 +48,9 @@ pub enum RedirError {
     Stream(#[from] std::io::Error),
 }
 
+/// The send backlog at which callers stop taking input for the device (see [`Session::send`]).
+pub const MAX_SEND_BACKLOG: usize = 256 * 1024;
+
 /// An open session: the connection and the client state machine.
 ///
 /// Writing is part of waiting: [`Session::wait`] sends what the machine has queued while it
@@ -121,8 +124,13 @@ impl Session {
         {
             return Ok(Some(event));
         }
+        // Forget what was written: at once when all of it was, else once it is most of the
+        // buffer, so a device that never quite catches up cannot grow it.
         if self.written == self.out.len() {
             self.out.clear();
+            self.written = 0;
+        } else if self.written >= 64 * 1024 && self.written * 2 >= self.out.len() {
+            self.out.drain(..self.written);
             self.written = 0;
         }
         while let Some(bytes) = self.client.poll_transmit() {
@@ -194,9 +202,19 @@ impl Session {
     }
 
     /// Queues serial bytes for the host (split to the device's MaxTxBuffer); the next
-    /// [`Session::wait`] sends them.
+    /// [`Session::wait`] sends them. Callers stop reading their source while
+    /// [`Session::backlog`] is at [`MAX_SEND_BACKLOG`] or more, so a device that reads slowly
+    /// (or not at all) pushes back instead of filling memory.
     pub fn send(&mut self, data: &[u8]) {
         self.client.send_sol(data);
+        while let Some(bytes) = self.client.poll_transmit() {
+            self.out.extend_from_slice(&bytes);
+        }
+    }
+
+    /// Bytes queued for the device and not yet written.
+    pub fn backlog(&self) -> usize {
+        self.out.len() - self.written
     }
 
     /// Writes everything queued, outside any `select!`.

@@ -6,25 +6,42 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-/// How a relay ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum RelayEnd {
-    /// One side closed (or failed); the other was shut down.
-    Closed {
-        /// Bytes from `a` to `b`.
-        a_to_b: u64,
-        /// Bytes from `b` to `a`.
-        b_to_a: u64,
-    },
-    /// A side took no bytes for the write limit and was dropped.
-    StoppedReading {
-        /// `true` when it was `a` (the first stream) that stopped reading.
-        a: bool,
-    },
+/// One of the relay's two streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// The first stream given to [`relay_bounded`].
+    A,
+    /// The second.
+    B,
 }
 
-/// Copies both ways until either side closes, each write bounded by `write_timeout`.
+/// What ended a relay, and on which side.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EndCause {
+    /// The side closed its sending direction (end of stream).
+    Closed,
+    /// Reading from or writing to the side failed.
+    Failed(String),
+    /// The side took no bytes for the write limit and was dropped.
+    StoppedReading,
+}
+
+/// How a relay ended: the side that ended it, why, and the bytes moved each way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayEnd {
+    /// The side that closed, failed or stopped reading.
+    pub side: Side,
+    /// What it did.
+    pub cause: EndCause,
+    /// Bytes written from `a` to `b`.
+    pub a_to_b: u64,
+    /// Bytes written from `b` to `a`.
+    pub b_to_a: u64,
+}
+
+/// Copies both ways until either side closes, fails or stops reading; each write is bounded
+/// by `write_timeout`. Both sides are shut down (bounded too) before it returns.
 pub async fn relay_bounded<A, B>(a: A, b: B, write_timeout: Duration) -> RelayEnd
 where
     A: AsyncRead + AsyncWrite + Unpin,
@@ -32,29 +49,49 @@ where
 {
     let (mut a_read, mut a_write) = tokio::io::split(a);
     let (mut b_read, mut b_write) = tokio::io::split(b);
-    let mut totals = (0u64, 0u64);
-    let end = {
-        let a_to_b = pump(&mut a_read, &mut b_write, write_timeout, &mut totals.0);
-        let b_to_a = pump(&mut b_read, &mut a_write, write_timeout, &mut totals.1);
+    let (mut a_to_b, mut b_to_a) = (0u64, 0u64);
+    let (side, cause) = {
+        let up = pump(
+            &mut a_read,
+            &mut b_write,
+            write_timeout,
+            &mut a_to_b,
+            Side::A,
+            Side::B,
+        );
+        let down = pump(
+            &mut b_read,
+            &mut a_write,
+            write_timeout,
+            &mut b_to_a,
+            Side::B,
+            Side::A,
+        );
         tokio::select! {
-            stalled = a_to_b => stalled.then_some(false),
-            stalled = b_to_a => stalled.then_some(true),
+            end = up => end,
+            end = down => end,
         }
     };
     // Shutting down is a write too: bounded as well.
     let _ = tokio::time::timeout(write_timeout, a_write.shutdown()).await;
     let _ = tokio::time::timeout(write_timeout, b_write.shutdown()).await;
-    match end {
-        Some(a) => RelayEnd::StoppedReading { a },
-        None => RelayEnd::Closed {
-            a_to_b: totals.0,
-            b_to_a: totals.1,
-        },
+    RelayEnd {
+        side,
+        cause,
+        a_to_b,
+        b_to_a,
     }
 }
 
-/// One direction until EOF or an error (`false`) or a write that timed out (`true`).
-async fn pump<R, W>(from: &mut R, to: &mut W, write_timeout: Duration, total: &mut u64) -> bool
+/// One direction, `from_side` to `to_side`, until one of them ends it.
+async fn pump<R, W>(
+    from: &mut R,
+    to: &mut W,
+    write_timeout: Duration,
+    total: &mut u64,
+    from_side: Side,
+    to_side: Side,
+) -> (Side, EndCause)
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -62,13 +99,14 @@ where
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         let n = match from.read(&mut buf).await {
-            Ok(0) | Err(_) => return false,
+            Ok(0) => return (from_side, EndCause::Closed),
+            Err(e) => return (from_side, EndCause::Failed(e.to_string())),
             Ok(n) => n,
         };
         match tokio::time::timeout(write_timeout, to.write_all(&buf[..n])).await {
             Ok(Ok(())) => *total += n as u64,
-            Ok(Err(_)) => return false,
-            Err(_) => return true,
+            Ok(Err(e)) => return (to_side, EndCause::Failed(e.to_string())),
+            Err(_) => return (to_side, EndCause::StoppedReading),
         }
     }
 }
@@ -93,7 +131,9 @@ mod tests {
         drop(a_far);
         assert_eq!(
             relay.await.unwrap(),
-            RelayEnd::Closed {
+            RelayEnd {
+                side: Side::A,
+                cause: EndCause::Closed,
                 a_to_b: 4,
                 b_to_a: 5
             }
@@ -116,7 +156,7 @@ mod tests {
             .await
             .expect("the relay must end on the write limit")
             .unwrap();
-        assert_eq!(end, RelayEnd::StoppedReading { a: true });
+        assert_eq!((end.side, end.cause), (Side::A, EndCause::StoppedReading));
         flood.abort();
         drop(a_far);
     }

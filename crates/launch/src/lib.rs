@@ -50,6 +50,22 @@ pub struct AmtArgs {
     pub user: String,
 }
 
+/// The flag that bounds a stalled local client, shared by the launchers: they serve one
+/// client at a time, so one that stops reading would otherwise keep everyone else out.
+#[derive(Clone, Copy, Debug, clap::Args)]
+pub struct StallArgs {
+    /// Seconds the local client (or the AMT) may take no bytes before the session is ended.
+    #[arg(long, default_value_t = 30, value_name = "SECS")]
+    pub stall_timeout: u64,
+}
+
+impl StallArgs {
+    /// The limit (at least a second).
+    pub fn limit(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.stall_timeout.max(1))
+    }
+}
+
 /// Prints a line for the user. A closed stdout must not stop a bridge (println! would panic).
 pub fn say(line: &str) {
     use std::io::Write;

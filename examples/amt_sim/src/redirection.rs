@@ -334,22 +334,23 @@ async fn serve_kvm<S: AsyncRead + tokio::io::AsyncWrite + Unpin>(
                     .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
             // Bounded writes both ways: a viewer (or VNC server) that stops reading ends the
             // session and frees KVM.
-            Ok(
-                match oobkit_io::relay_bounded(stream, vnc, config.write_timeout).await {
-                    oobkit_io::RelayEnd::StoppedReading { a: true } => format!(
-                        "KVM forwarded to {target}: the client stopped reading for {:?}; dropped",
-                        config.write_timeout
-                    ),
-                    oobkit_io::RelayEnd::StoppedReading { .. } => format!(
-                        "KVM forwarded to {target}: the VNC server stopped reading for {:?}; dropped",
-                        config.write_timeout
-                    ),
-                    oobkit_io::RelayEnd::Closed { a_to_b, b_to_a } => {
-                        format!("KVM forwarded to {target}: {a_to_b} bytes up, {b_to_a} down")
-                    }
-                    _ => format!("KVM forwarded to {target}: ended"),
-                },
-            )
+            let end = oobkit_io::relay_bounded(stream, vnc, config.write_timeout).await;
+            let who = match end.side {
+                oobkit_io::Side::A => "the client",
+                oobkit_io::Side::B => "the VNC server",
+            };
+            let what = match end.cause {
+                oobkit_io::EndCause::StoppedReading => format!(
+                    "{who} stopped reading for {:?}; dropped",
+                    config.write_timeout
+                ),
+                oobkit_io::EndCause::Failed(e) => format!("{who} failed: {e}"),
+                _ => format!("{who} closed"),
+            };
+            Ok(format!(
+                "KVM forwarded to {target}: {what} ({} bytes up, {} down)",
+                end.a_to_b, end.b_to_a
+            ))
         }
     }
 }

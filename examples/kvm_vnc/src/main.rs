@@ -7,7 +7,10 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use oobkit_io::redirection::{RedirTarget, open_session};
-use oobkit_launch::{AmtArgs, LocalPort, listen_and_launch, resolve, say, serve_one_at_a_time};
+use oobkit_io::{EndCause, Side};
+use oobkit_launch::{
+    AmtArgs, LocalPort, StallArgs, listen_and_launch, resolve, say, serve_one_at_a_time,
+};
 use oobkit_redir::codec::SessionKind;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -30,6 +33,8 @@ struct Cli {
     /// colour, no JPEG), else none.
     #[arg(long)]
     viewer: Option<String>,
+    #[command(flatten)]
+    stall: StallArgs,
 }
 
 const VIEWERS: [(&str, &str, &str); 1] = [(
@@ -64,7 +69,11 @@ async fn refuse(local: &mut TcpStream, reason: &str) -> std::io::Result<()> {
     }
 }
 
-async fn serve_viewer(mut local: TcpStream, target: &RedirTarget) -> std::io::Result<String> {
+async fn serve_viewer(
+    mut local: TcpStream,
+    target: &RedirTarget,
+    stall_limit: Duration,
+) -> std::io::Result<String> {
     local.set_nodelay(true).ok();
     // RFB viewers wait for the server to speak first, so anything readable now is the viewer
     // leaving: then stop at once instead of holding the bridge for the AMT's handshake.
@@ -95,42 +104,39 @@ async fn serve_viewer(mut local: TcpStream, target: &RedirTarget) -> std::io::Re
     let rfb = session.into_rfb();
     local.write_all(&rfb.early).await?;
     let started = Instant::now();
-    let (mut viewer_in, mut viewer_out) = local.split();
-    let (mut device_in, mut device_out) = tokio::io::split(rfb.stream);
-    // Two plain copies: no per-byte work, and each direction waits for its writer
-    // (backpressure both ways).
-    let (up, down) = (
-        tokio::io::copy(&mut viewer_in, &mut device_out),
-        tokio::io::copy(&mut device_in, &mut viewer_out),
-    );
-    tokio::select! {
-        result = up => {
-            let _ = device_out.shutdown().await;
-            Ok(format!("viewer closed the session ({} bytes to the device)", result.unwrap_or(0)))
-        }
-        result = down => {
-            let after = started.elapsed().as_secs();
-            // Say what is known: a broken connection is not a silent close, and a silent close
-            // has several known causes, none of which the AMT names.
-            Ok(match result {
-                Err(e) => format!(
-                    "the connection to the AMT failed {after} s into the KVM session: {e} (the device \
-                     or the network went away; nothing says the session itself was refused)"
-                ),
-                Ok(bytes) if after < 30 => format!(
-                    "the AMT closed the KVM session {after} s after it started ({bytes} bytes \
-                     received) without giving a reason. Known causes: the screen in the viewer's pixel \
-                     format exceeds its 9,216,000-byte display buffer (use 8 or 16 bits per pixel: \
-                     TigerVNC -LowColorLevel=1 or -FullColor=0), user consent is required (amt consent \
-                     start), or another viewer took over"
-                ),
-                Ok(bytes) => format!(
-                    "the AMT closed the KVM session after {after} s ({bytes} bytes) without giving a \
-                     reason; AMT ends sessions after about 3 minutes without input"
-                ),
-            })
-        }
-    }
+    // Both ways with backpressure, each write bounded: a viewer that stops reading (or an AMT
+    // that does) ends the session instead of holding the bridge, and the AMT's KVM, forever.
+    let end = oobkit_io::relay_bounded(local, rfb.stream, stall_limit).await;
+    let after = started.elapsed().as_secs();
+    let (up, down) = (end.a_to_b, end.b_to_a);
+    Ok(match (end.side, end.cause) {
+        (Side::A, EndCause::StoppedReading) => format!(
+            "the viewer took nothing for {} s; session ended so that KVM is free again",
+            stall_limit.as_secs()
+        ),
+        (Side::B, EndCause::StoppedReading) => format!(
+            "the AMT took no viewer input for {} s {after} s into the KVM session; ended",
+            stall_limit.as_secs()
+        ),
+        (Side::A, _) => format!("viewer closed the session ({up} bytes to the device)"),
+        // Say what is known: a broken connection is not a silent close, and a silent close has
+        // several known causes, none of which the AMT names.
+        (Side::B, EndCause::Failed(e)) => format!(
+            "the connection to the AMT failed {after} s into the KVM session: {e} (the device \
+             or the network went away; nothing says the session itself was refused)"
+        ),
+        (Side::B, _) if after < 30 => format!(
+            "the AMT closed the KVM session {after} s after it started ({down} bytes \
+             received) without giving a reason. Known causes: the screen in the viewer's pixel \
+             format exceeds its 9,216,000-byte display buffer (use 8 or 16 bits per pixel: \
+             TigerVNC -LowColorLevel=1 or -FullColor=0), user consent is required (amt consent \
+             start), or another viewer took over"
+        ),
+        (Side::B, _) => format!(
+            "the AMT closed the KVM session after {after} s ({down} bytes) without giving a \
+             reason; AMT ends sessions after about 3 minutes without input"
+        ),
+    })
 }
 
 async fn run(cli: Cli) -> Result<(), String> {
@@ -152,6 +158,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         known: &VIEWERS,
         manual: "connect a VNC viewer to {host}::{port}",
     };
+    let stall_limit = cli.stall.limit();
     // The client starts only once the port listens.
     let (listener, child) = listen_and_launch(cli.listen, port, cli.viewer.as_deref()).await?;
     serve_one_at_a_time(
@@ -160,7 +167,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         |stream, peer| {
             let target = Arc::clone(&target);
             Box::pin(async move {
-                match serve_viewer(stream, &target).await {
+                match serve_viewer(stream, &target, stall_limit).await {
                     Ok(why) => say(&format!("{peer}: {why}")),
                     Err(e) => tracing::info!("{peer}: {e}"),
                 }

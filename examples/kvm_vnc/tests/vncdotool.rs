@@ -112,3 +112,53 @@ async fn a_viewer_leaving_a_silent_device_frees_the_bridge() {
         "the bridge stayed busy: {heard}"
     );
 }
+
+/// A viewer that asks for full screens and stops reading is dropped after --stall-timeout, and
+/// the next viewer gets the screen (the bridge's plain copies used to block on it forever, and
+/// it serves one viewer at a time).
+#[tokio::test]
+async fn a_viewer_that_stops_reading_is_dropped_and_the_next_is_served() {
+    use tokio::io::AsyncWriteExt;
+    let (_bridge, port) = start_bridge(&["--stall-timeout", "1"]).await;
+    let mut stalled = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let mut version = [0u8; 12];
+    tokio::io::AsyncReadExt::read_exact(&mut stalled, &mut version)
+        .await
+        .unwrap();
+    assert_eq!(&version, b"RFB 003.008\n");
+    // Version, security None, ClientInit, then full screens (2.3 MiB each) never read.
+    stalled.write_all(b"RFB 003.008\n\x01\x01").await.unwrap();
+    for _ in 0..20 {
+        let _ = stalled
+            .write_all(b"\x03\x00\x00\x00\x00\x00\x04\x00\x03\x00")
+            .await;
+    }
+    let out = std::env::temp_dir().join(format!("kvm-vnc-stall-{}.png", std::process::id()));
+    // Refused ("another viewer is using the KVM session") until the stalled one is dropped.
+    let started = std::time::Instant::now();
+    loop {
+        let status = tokio::time::timeout(
+            Duration::from_secs(30),
+            Command::new(vncdo())
+                .args(["-s", &format!("127.0.0.1::{port}"), "capture"])
+                .arg(&out)
+                .stderr(std::process::Stdio::null())
+                .status(),
+        )
+        .await
+        .expect("vncdo finishes")
+        .expect("vncdo runs");
+        if status.success() {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "the stalled viewer still holds the bridge"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    std::fs::remove_file(out).ok();
+    drop(stalled);
+}

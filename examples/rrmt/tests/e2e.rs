@@ -496,17 +496,39 @@ async fn the_data_directory_is_private() {
 #[tokio::test]
 async fn a_handshake_flood_does_not_keep_an_administrator_out() {
     let server = TestServer::create("flood", &["--max-admins", "4"]).await;
+    let pid = server.child.id();
+    let resident = || oobkit_testkit::resident_kib(pid).unwrap();
+    let before = resident();
     let admin = std::net::SocketAddr::from(([127, 0, 0, 1], server.admin_port));
     let mut flood = Vec::new();
-    for _ in 0..40 {
-        let socket = tokio::net::TcpSocket::new_v4().unwrap();
-        socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
-        if let Ok(stream) = socket.connect(admin).await {
-            flood.push(stream);
+    for from in ["127.0.0.2:0", "127.0.0.3:0"] {
+        for _ in 0..40 {
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            socket.bind(from.parse().unwrap()).unwrap();
+            if let Ok(mut stream) = socket.connect(admin).await {
+                // Half of them start a TLS record announcing 16 KiB and never send it.
+                if flood.len() % 2 == 0 {
+                    use tokio::io::AsyncWriteExt;
+                    let _ = stream
+                        .write_all(&[0x16, 0x03, 0x01, 0x40, 0x00, 0x01])
+                        .await;
+                }
+                flood.push(stream);
+            }
         }
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
+    let during = resident();
     let (code, out, err) = server.run(&["hosts"]).await;
     assert_eq!(code, 0, "{out}{err}");
     drop(flood);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let after = resident();
+    println!("server resident memory: {before} KiB before, {during} KiB during, {after} KiB after");
+    assert!(
+        during.saturating_sub(before) < 32 * 1024,
+        "{before} KiB before, {during} KiB during"
+    );
+    let (code, out, err) = server.run(&["hosts"]).await;
+    assert_eq!(code, 0, "after the flood: {out}{err}");
 }

@@ -5,10 +5,13 @@ mod telnet;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::Parser;
-use oobkit_io::redirection::{RedirTarget, SolEvent, open_session};
-use oobkit_launch::{AmtArgs, LocalPort, listen_and_launch, resolve, serve_one_at_a_time};
+use oobkit_io::redirection::{MAX_SEND_BACKLOG, RedirTarget, SolEvent, open_session};
+use oobkit_launch::{
+    AmtArgs, LocalPort, StallArgs, listen_and_launch, resolve, serve_one_at_a_time,
+};
 use oobkit_redir::codec::SessionKind;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -37,11 +40,32 @@ struct Cli {
     /// default is the harmless simulated console.
     #[arg(long, conflicts_with = "host")]
     sol_command: Option<String>,
+    #[command(flatten)]
+    stall: StallArgs,
 }
 
-async fn serve_client(mut local: TcpStream, target: &RedirTarget) -> std::io::Result<String> {
+/// Writes to the telnet client, bounded: one that stops reading ends the session (the bridge
+/// serves one client at a time) instead of blocking the bridge forever.
+async fn write_local(local: &mut TcpStream, bytes: &[u8], limit: Duration) -> std::io::Result<()> {
+    match tokio::time::timeout(limit, local.write_all(bytes)).await {
+        Ok(written) => written,
+        Err(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!(
+                "the telnet client took nothing for {} s; session ended",
+                limit.as_secs()
+            ),
+        )),
+    }
+}
+
+async fn serve_client(
+    mut local: TcpStream,
+    target: &RedirTarget,
+    stall: Duration,
+) -> std::io::Result<String> {
     local.set_nodelay(true).ok();
-    local.write_all(&telnet::GREETING).await?;
+    write_local(&mut local, &telnet::GREETING, stall).await?;
     // The telnet client may leave while the AMT takes its time (a device that accepts TCP and
     // never answers takes the whole handshake deadline): then stop at once, so the bridge is
     // free for the next client. What it types meanwhile is kept for the session.
@@ -63,11 +87,8 @@ async fn serve_client(mut local: TcpStream, target: &RedirTarget) -> std::io::Re
     let mut session = match opened {
         Ok(s) => s,
         Err(e) => {
-            local
-                .write_all(
-                    format!("\r\nsol_telnet: cannot open the SOL session: {e}\r\n").as_bytes(),
-                )
-                .await?;
+            let line = format!("\r\nsol_telnet: cannot open the SOL session: {e}\r\n");
+            write_local(&mut local, line.as_bytes(), stall).await?;
             return Ok(format!("SOL session refused: {e}"));
         }
     };
@@ -77,13 +98,14 @@ async fn serve_client(mut local: TcpStream, target: &RedirTarget) -> std::io::Re
     if !early.is_empty() {
         decoder.decode(&early, &mut data, &mut replies);
         if !replies.is_empty() {
-            local.write_all(&replies).await?;
+            write_local(&mut local, &replies, stall).await?;
         }
         session.send(&data);
     }
     loop {
         tokio::select! {
-            n = local.read(&mut buf) => {
+            // Backpressure: no more input is taken while the device has not taken what came.
+            n = local.read(&mut buf), if session.backlog() < MAX_SEND_BACKLOG => {
                 let n = n?;
                 if n == 0 {
                     session.end().await;
@@ -93,7 +115,7 @@ async fn serve_client(mut local: TcpStream, target: &RedirTarget) -> std::io::Re
                 replies.clear();
                 decoder.decode(&buf[..n], &mut data, &mut replies);
                 if !replies.is_empty() {
-                    local.write_all(&replies).await?;
+                    write_local(&mut local, &replies, stall).await?;
                 }
                 session.send(&data);
             }
@@ -101,15 +123,15 @@ async fn serve_client(mut local: TcpStream, target: &RedirTarget) -> std::io::Re
                 Ok(Some(SolEvent::Data(bytes))) => {
                     out.clear();
                     telnet::escape(&bytes, &mut out);
-                    local.write_all(&out).await?;
+                    write_local(&mut local, &out, stall).await?;
                 }
                 Ok(Some(SolEvent::Closed(reason))) => {
-                    local.write_all(format!("\r\n[SOL session ended: {reason}]\r\n").as_bytes()).await?;
+                    write_local(&mut local, format!("\r\n[SOL session ended: {reason}]\r\n").as_bytes(), stall).await?;
                     return Ok(reason.to_string());
                 }
                 Ok(None) => {}
                 Err(e) => {
-                    local.write_all(format!("\r\n[AMT connection failed: {e}]\r\n").as_bytes()).await?;
+                    write_local(&mut local, format!("\r\n[AMT connection failed: {e}]\r\n").as_bytes(), stall).await?;
                     return Ok(e.to_string());
                 }
             },
@@ -149,6 +171,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         known: &CLIENTS,
         manual: "connect with: telnet {host} {port}",
     };
+    let stall = cli.stall.limit();
     // The client starts only once the port listens.
     let (listener, child) = listen_and_launch(cli.listen, port, cli.client.as_deref()).await?;
     serve_one_at_a_time(
@@ -157,7 +180,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         |stream, peer| {
             let target = Arc::clone(&target);
             Box::pin(async move {
-                match serve_client(stream, &target).await {
+                match serve_client(stream, &target, stall).await {
                     Ok(why) => tracing::info!("{peer}: {why}"),
                     Err(e) => tracing::info!("{peer}: {e}"),
                 }

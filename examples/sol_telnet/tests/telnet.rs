@@ -192,3 +192,47 @@ async fn a_client_leaving_a_silent_device_frees_the_bridge() {
         "the bridge stayed busy: {heard}"
     );
 }
+
+/// A telnet client that stops reading while the console floods is dropped after
+/// --stall-timeout, and the next client gets the console (the bridge's unbounded write to it
+/// used to hold the bridge, which serves one client at a time, forever).
+#[tokio::test]
+async fn a_client_that_stops_reading_is_dropped_and_the_next_is_served() {
+    let (_bridge, port) =
+        start_bridge_with(&["--sol-command", "yes flood", "--stall-timeout", "1"]).await;
+    let stalled = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    // Never read: the console's flood fills the socket buffers, then the bridge's writes stall.
+    let started = std::time::Instant::now();
+    loop {
+        let mut telnet = Telnet::connect(port).await;
+        let mut buf = [0u8; 8192];
+        let mut seen = Vec::new();
+        let served = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                let n = telnet.stdout.read(&mut buf).await.unwrap();
+                if n == 0 {
+                    return false;
+                }
+                seen.extend_from_slice(&buf[..n]);
+                if seen.windows(5).any(|w| w == b"flood") {
+                    return true;
+                }
+                if seen.windows(7).any(|w| w == b"another") {
+                    return false;
+                }
+            }
+        })
+        .await;
+        if served == Ok(true) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "the stalled client still holds the bridge"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    drop(stalled);
+}
