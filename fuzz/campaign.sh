@@ -6,7 +6,8 @@
 #
 # Needs cargo-fuzz and a nightly toolchain. Findings stay in fuzz/corpus/<target>/ (ignored by
 # git); crashes in fuzz/artifacts/<target>/ and make the script exit 1. The report goes to
-# fuzz/campaign-report.md (overwritten) and to stdout.
+# fuzz/campaign-report.md (or $CAMPAIGN_REPORT; overwritten) and to stdout. On several cores,
+# run one campaign per core over part of the targets each, with a report each.
 set -euo pipefail
 cd "$(dirname "$0")"
 seconds=${1:-600}
@@ -15,7 +16,7 @@ if [ "$#" -gt 0 ]; then targets=("$@"); else mapfile -t targets < <(cargo +night
 
 cargo +nightly fuzz build --release >/dev/null
 bin=target/x86_64-unknown-linux-gnu/release
-report=campaign-report.md
+report=${CAMPAIGN_REPORT:-campaign-report.md}
 {
   echo "Fuzz campaign, $(date -u +%Y-%m-%dT%H:%MZ), ${seconds} s per target, $(nproc) cores, $(rustc +nightly --version)"
   echo

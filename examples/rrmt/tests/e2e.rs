@@ -309,10 +309,11 @@ async fn exec_passes_output_streams_and_exit_status_through() {
     assert!(out.contains("web1.example"), "{out}");
 }
 
-/// Reads the pty until `needle` appears (10 s at most); returns everything read.
+/// Reads the pty until `needle` appears (30 s at most: a 2 MB flood on a loaded machine);
+/// fails with the end of what was read.
 async fn read_until(pty: &mut Pty, seen: &mut Vec<u8>, needle: &str) {
     let mut buf = [0u8; 4096];
-    tokio::time::timeout(Duration::from_secs(10), async {
+    tokio::time::timeout(Duration::from_secs(30), async {
         while !String::from_utf8_lossy(seen).contains(needle) {
             let n = pty.read(&mut buf).await.unwrap();
             assert!(
@@ -324,7 +325,14 @@ async fn read_until(pty: &mut Pty, seen: &mut Vec<u8>, needle: &str) {
         }
     })
     .await
-    .unwrap_or_else(|_| panic!("no {needle:?} in {:?}", String::from_utf8_lossy(seen)));
+    .unwrap_or_else(|_| {
+        let tail = &seen[seen.len().saturating_sub(400)..];
+        panic!(
+            "no {needle:?} after {} bytes, ending {:?}",
+            seen.len(),
+            String::from_utf8_lossy(tail)
+        )
+    });
 }
 
 #[tokio::test]
