@@ -11,8 +11,7 @@ use quick_xml::events::Event;
 /// 100 real instances from the fixture corpus's Pull replies, written as one compact
 /// PullResponse the way AMT sends it.
 fn pull_100() -> String {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../crates/wsman/tests/fixtures/wsman-responses");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/wsman-responses");
     let mut items: Vec<Instance> = Vec::new();
     let mut stack = vec![dir];
     let mut files = Vec::new();

@@ -22,6 +22,7 @@
 //! assert_eq!(state.text("PowerState"), Some("8"));
 //! # Ok::<(), oobkit_wsman::Error>(())
 //! ```
+mod firmware;
 mod model;
 
 use std::collections::{BTreeMap, VecDeque};

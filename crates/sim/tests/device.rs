@@ -214,7 +214,7 @@ fn enumeration_pages_and_contexts() {
 fn faults_a_real_amt_sends() {
     let mut d = device();
     assert_eq!(
-        fault_name(call(&mut d, &Request::get("IPS_IEEE8021xSettings"))),
+        fault_name(call(&mut d, &Request::get("IPS_NoSuchClass"))),
         (400, "DestinationUnreachable".into())
     );
     assert_eq!(

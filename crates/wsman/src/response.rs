@@ -390,18 +390,30 @@ pub struct Reply<'a> {
 
 impl Reply<'_> {
     fn envelope(&self, action: &str, body_ns: &str, body: &str) -> String {
+        self.envelope_declaring(action, &[body_ns, ns::CIM_COMMON], body)
+    }
+
+    /// The envelope with `g`, `h`, ... bound to `namespaces` in order: AMT declares every
+    /// namespace of the reply on the Envelope (a Pull binds `g` to enumeration, `h` to the
+    /// items' class and `i` to CIM common), and consoles' hand-written parsers rely on it.
+    fn envelope_declaring(&self, action: &str, namespaces: &[&str], body: &str) -> String {
         let mut out = String::with_capacity(1024 + body.len());
         let _ = write!(
             out,
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><a:Envelope xmlns:a=\"{}\" xmlns:b=\"{}\" xmlns:c=\"{}\" xmlns:d=\"{}\" xmlns:e=\"{}\" xmlns:f=\"{}\" xmlns:g=\"{}\" xmlns:h=\"{}\" xmlns:xsi=\"{}\"><a:Header><b:To>{}</b:To><b:RelatesTo>{}</b:RelatesTo><b:Action a:mustUnderstand=\"true\">{}</b:Action><b:MessageID>uuid:00000000-8086-8086-8086-{:012X}</b:MessageID>",
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><a:Envelope xmlns:a=\"{}\" xmlns:b=\"{}\" xmlns:c=\"{}\" xmlns:d=\"{}\" xmlns:e=\"{}\" xmlns:f=\"{}\"",
             ns::SOAP,
             ns::ADDRESSING,
             ns::WSMAN,
             ns::TRUST,
             ns::WSSE,
             ns::CIMBINDING,
-            escape(body_ns),
-            ns::CIM_COMMON,
+        );
+        for (prefix, uri) in ["g", "h", "i", "j"].iter().zip(namespaces) {
+            let _ = write!(out, " xmlns:{prefix}=\"{}\"", escape(uri));
+        }
+        let _ = write!(
+            out,
+            " xmlns:xsi=\"{}\"><a:Header><b:To>{}</b:To><b:RelatesTo>{}</b:RelatesTo><b:Action a:mustUnderstand=\"true\">{}</b:Action><b:MessageID>uuid:00000000-8086-8086-8086-{:012X}</b:MessageID>",
             ns::XSI,
             ns::ANONYMOUS,
             escape(self.relates_to),
@@ -476,17 +488,31 @@ impl Reply<'_> {
             );
         }
         body.push_str("<g:Items>");
+        // As AMT: the items' class namespace is `h`, declared on the Envelope, and the items
+        // are bare `<h:Class>`. An item of another class (a polymorphic enumeration) binds its
+        // own namespace where it stands.
+        let class_ns = items.first().map_or("", |i| i.namespace.as_str());
         for item in items {
             check_names(item)?;
-            // Items are in their class namespace, bound locally since `g` is enumeration.
-            write_instance(&mut body, item, "i", Self::EPR_STYLE);
+            if item.namespace == class_ns {
+                let _ = write!(body, "<h:{}>", item.class);
+                write_properties(&mut body, &item.properties, "h", Self::EPR_STYLE);
+                let _ = write!(body, "</h:{}>", item.class);
+            } else {
+                write_instance(&mut body, item, "j", Self::EPR_STYLE);
+            }
         }
         body.push_str("</g:Items>");
         if next_context.is_none() {
             body.push_str("<g:EndOfSequence></g:EndOfSequence>");
         }
         body.push_str("</g:PullResponse>");
-        Ok(self.envelope(&format!("{}Response", action::PULL), ns::ENUMERATION, &body))
+        let namespaces: &[&str] = if items.is_empty() {
+            &[ns::ENUMERATION]
+        } else {
+            &[ns::ENUMERATION, class_ns, ns::CIM_COMMON]
+        };
+        Ok(self.envelope_declaring(&format!("{}Response", action::PULL), namespaces, &body))
     }
 
     /// A method reply: `<g:Method_OUTPUT>` with `outputs` (put `ReturnValue` last or first as

@@ -18,7 +18,7 @@ fn fixtures() -> Vec<PathBuf> {
     }
     let mut out = Vec::new();
     walk(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/wsman-responses"),
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/wsman-responses"),
         &mut out,
     );
     out.sort();
@@ -96,7 +96,7 @@ fn every_fixture_parses_pretty_and_compact_alike() {
 fn fixture(rel: &str) -> String {
     std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/wsman-responses")
+            .join("../../fixtures/wsman-responses")
             .join(rel),
     )
     .expect(rel)

@@ -261,7 +261,7 @@ async fn failures_are_clear() {
     );
     assert!(!wrong.stderr.contains("not-the-password"));
 
-    let fault = amt_with(&sim, PASSWORD, &[], &["get", "IPS_IEEE8021xSettings"]).await;
+    let fault = amt_with(&sim, PASSWORD, &[], &["get", "IPS_NoSuchClass"]).await;
     assert_eq!(fault.code, 1);
     assert!(
         fault.stderr.contains("DestinationUnreachable (HTTP 400)"),

@@ -585,5 +585,63 @@ pub(crate) fn initial(config: &DeviceConfig) -> BTreeMap<String, Vec<Instance>> 
             ("Tag", "CIM_PhysicalPackage"),
         ],
     ));
+    add_from_firmware(&mut classes);
     classes
+}
+
+/// Every class of the firmware corpus not modelled above gets the instances firmware reported
+/// (see `firmware.rs`): consoles query such classes at first contact (host-based setup state,
+/// authorization, inventory), and an answer in firmware's own words beats a fault. Classes
+/// modelled above keep their coherent, stateful values and gain the properties firmware reports
+/// that the model does not set (with firmware's values), so no console finds one missing;
+/// properties stay in firmware's (alphabetical) order.
+fn add_from_firmware(classes: &mut BTreeMap<String, Vec<Instance>>) {
+    use oobkit_wsman::{Response, ResponseBody};
+    let modelled: Vec<String> = classes.keys().cloned().collect();
+    let mut filled: Vec<String> = Vec::new();
+    for (path, xml) in super::firmware::REPLIES {
+        // Every corpus file parses (the wsman crate's fixture test); a reply that did not would
+        // only leave its class unanswered.
+        let Ok(reply) = Response::parse(xml, 200) else {
+            debug_assert!(false, "{path} does not parse");
+            continue;
+        };
+        let instances = match reply.body {
+            ResponseBody::Instance(instance) => vec![instance],
+            ResponseBody::Items { items, .. } => {
+                items.into_iter().filter_map(|item| item.instance).collect()
+            }
+            _ => Vec::new(),
+        };
+        for instance in instances {
+            if !modelled.contains(&instance.class) {
+                classes
+                    .entry(instance.class.clone())
+                    .or_default()
+                    .push(instance);
+            } else if !filled.contains(&instance.class) {
+                filled.push(instance.class.clone());
+                for ours in classes.get_mut(&instance.class).into_iter().flatten() {
+                    fill_in(ours, &instance);
+                }
+            }
+        }
+    }
+}
+
+/// Adds to `ours` every property of `firmware` it lacks (all values of an array), then sorts
+/// the properties by name, keeping an array's values in order.
+fn fill_in(ours: &mut Instance, firmware: &Instance) {
+    let lacking: Vec<&str> = firmware
+        .properties
+        .iter()
+        .map(|p| p.name.as_str())
+        .filter(|name| ours.get(name).is_none())
+        .collect();
+    for property in &firmware.properties {
+        if lacking.contains(&property.name.as_str()) {
+            ours.properties.push(property.clone());
+        }
+    }
+    ours.properties.sort_by(|a, b| a.name.cmp(&b.name));
 }
