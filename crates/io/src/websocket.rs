@@ -109,38 +109,108 @@ fn http_header(name: &'static str) -> tungstenite::http::HeaderName {
 /// messages cut anywhere (AMT's `/ws-redirection`): a task joins the websocket to one end of an
 /// in-memory pipe and the other end is returned. Writes become binary messages; the stream
 /// ends when the peer closes; dropping the stream closes the websocket.
-pub fn into_byte_stream<S: Io + 'static>(
-    mut ws: tokio_tungstenite::WebSocketStream<S>,
-) -> Box<dyn Io> {
-    let (inner, mut outer) = tokio::io::duplex(64 * 1024);
+///
+/// The two directions are pumped independently: one waiting for the pipe to drain (the reader
+/// of the returned stream is busy writing) never stops the other, which is what kept an
+/// unpaced 1 MiB of SOL input from arriving (the session waited on its writes while the pump
+/// waited on the session's reads).
+pub fn into_byte_stream<S: Io + 'static>(ws: tokio_tungstenite::WebSocketStream<S>) -> Box<dyn Io> {
+    let (inner, outer) = tokio::io::duplex(64 * 1024);
     tokio::spawn(async move {
-        let mut buf = vec![0u8; 16 * 1024];
-        let mut ws_open = true;
-        loop {
+        let (mut sink, mut stream) = ws.split();
+        let (mut outer_read, mut outer_write) = tokio::io::split(outer);
+        {
+            let incoming = async {
+                while let Some(Ok(message)) = stream.next().await {
+                    match message {
+                        Ws::Binary(data) => {
+                            if outer_write.write_all(&data).await.is_err() {
+                                break;
+                            }
+                        }
+                        Ws::Close(_) => break,
+                        _ => {}
+                    }
+                }
+                // The peer closed: the stream's reader sees the end.
+                let _ = outer_write.shutdown().await;
+            };
+            let outgoing = async {
+                let mut buf = vec![0u8; 16 * 1024];
+                loop {
+                    match outer_read.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            if sink
+                                .send(Ws::Binary(buf[..n].to_vec().into()))
+                                .await
+                                .is_err()
+                            {
+                                break;
+                            }
+                        }
+                    }
+                }
+            };
+            tokio::pin!(incoming, outgoing);
             tokio::select! {
-                message = ws.next(), if ws_open => match message {
-                    Some(Ok(Ws::Binary(data))) => {
-                        if outer.write_all(&data).await.is_err() {
-                            break;
-                        }
-                    }
-                    Some(Ok(Ws::Close(_)) | Err(_)) | None => {
-                        ws_open = false;
-                        let _ = outer.shutdown().await;
-                    }
-                    Some(Ok(_)) => {}
-                },
-                n = outer.read(&mut buf) => match n {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => {
-                        if ws.send(Ws::Binary(buf[..n].to_vec().into())).await.is_err() {
-                            break;
-                        }
-                    }
-                },
+                // After the peer's close, what the stream still writes goes out until it ends.
+                () = &mut incoming => (&mut outgoing).await,
+                // The stream was dropped (or the websocket failed): close.
+                () = &mut outgoing => {}
             }
         }
-        let _ = ws.close(None).await;
+        let _ = sink.close().await;
     });
     Box::new(inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio_tungstenite::WebSocketStream;
+    use tokio_tungstenite::tungstenite::protocol::Role;
+
+    /// The byte stream's reader echoes while the peer sends 1 MiB in one message and reads
+    /// the echo concurrently: the pump must carry both directions at once (it waited on the
+    /// echo side's reads while the echo side waited on its writes).
+    #[tokio::test]
+    async fn both_directions_flow_while_either_waits() {
+        let (near, far) = tokio::io::duplex(64 * 1024);
+        let server = WebSocketStream::from_raw_socket(near, Role::Server, None).await;
+        let client = WebSocketStream::from_raw_socket(far, Role::Client, None).await;
+        let mut stream = into_byte_stream(server);
+        let echo = tokio::spawn(async move {
+            let mut buf = vec![0u8; 16 * 1024];
+            loop {
+                match stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => stream.write_all(&buf[..n]).await.unwrap(),
+                }
+            }
+        });
+        let message: Vec<u8> = (0..1u32 << 20).map(|i| (i % 251) as u8).collect();
+        let (mut sink, mut source) = client.split();
+        let expected = message.clone();
+        let send = async move {
+            sink.send(Ws::Binary(message.into())).await.unwrap();
+            sink
+        };
+        let receive = async move {
+            let mut echoed = Vec::new();
+            while echoed.len() < expected.len() {
+                match source.next().await {
+                    Some(Ok(Ws::Binary(data))) => echoed.extend_from_slice(&data),
+                    Some(Ok(_)) => {}
+                    other => panic!("{other:?}"),
+                }
+            }
+            assert!(echoed == expected, "the echo differs");
+        };
+        let both = async { tokio::join!(send, receive) };
+        let (_sink, ()) = tokio::time::timeout(std::time::Duration::from_secs(10), both)
+            .await
+            .expect("the pump stalled");
+        echo.abort();
+    }
 }

@@ -699,3 +699,70 @@ async fn a_kvm_viewer_that_stops_reading_loses_the_session() {
     drop(second);
     drop(stalled);
 }
+
+/// 1 MiB of SOL input sent at once, without pacing, comes back intact from the echo console
+/// over each transport: the raw port, the TLS port and `/ws-redirection` (which used to stall
+/// after a few hundred KB: its pump waited on the session's reads while the session waited on
+/// its writes), and the slot is free afterwards.
+#[tokio::test]
+async fn one_mebibyte_unpaced_both_ways_over_every_transport() {
+    use oobkit_io::redirection::{RedirTarget, SolEvent, open_session};
+    use oobkit_redir::Transport;
+    let mut config = SimConfig::loopback(PASSWORD);
+    config.redir_listen = Some("127.0.0.1:0".parse().unwrap());
+    config.redir_tls_listen = Some("127.0.0.1:0".parse().unwrap());
+    config.sol = amt_sim::SolBackend::Echo;
+    let sim = Simulator::start(config).await.unwrap();
+    let input: Vec<u8> = (0..1u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    let mut tls = oobkit_io::Endpoint::plain("127.0.0.1", sim.redir_tls_addr.unwrap().port());
+    tls.tls = Some(oobkit_io::TlsPolicy::Pin(sim.tls_fingerprint.unwrap()));
+    let targets = [
+        (
+            "raw",
+            oobkit_io::Endpoint::plain("127.0.0.1", sim.redir_addr.unwrap().port()),
+            Transport::Tcp,
+        ),
+        ("tls", tls, Transport::Tcp),
+        (
+            "websocket",
+            oobkit_io::Endpoint::plain("127.0.0.1", sim.http_addr.port()),
+            Transport::AmtWebSocket,
+        ),
+    ];
+    for (name, endpoint, transport) in targets {
+        let target = RedirTarget {
+            endpoint,
+            transport,
+            user: "admin".into(),
+            password: PASSWORD.into(),
+        };
+        // Twice each: the second session shows that the first freed the slot.
+        for round in 0..2 {
+            let mut session = open_session(&target, SessionKind::Sol)
+                .await
+                .unwrap_or_else(|e| panic!("{name} round {round}: {e}"));
+            session.send(&input);
+            let mut echoed = Vec::with_capacity(input.len());
+            let received = tokio::time::timeout(Duration::from_secs(30), async {
+                while echoed.len() < input.len() {
+                    match session.wait().await.unwrap() {
+                        Some(SolEvent::Data(bytes)) => echoed.extend_from_slice(&bytes),
+                        Some(SolEvent::Closed(reason)) => panic!("{name}: closed: {reason}"),
+                        None => {}
+                    }
+                }
+            })
+            .await;
+            assert!(
+                received.is_ok(),
+                "{name} round {round}: stalled after {} of {} bytes",
+                echoed.len(),
+                input.len()
+            );
+            assert!(echoed == input, "{name} round {round}: the bytes differ");
+            session.end().await;
+        }
+    }
+}
