@@ -123,11 +123,7 @@ pub fn into_byte_stream<S: Io + 'static>(ws: tokio_tungstenite::WebSocketStream<
             let incoming = async {
                 while let Some(Ok(message)) = stream.next().await {
                     match message {
-                        Ws::Binary(data) => {
-                            if outer_write.write_all(&data).await.is_err() {
-                                break;
-                            }
-                        }
+                        Ws::Binary(data) if outer_write.write_all(&data).await.is_err() => break,
                         Ws::Close(_) => break,
                         _ => {}
                     }
