@@ -47,6 +47,57 @@ pub enum Security {
     None,
     /// No security type: the connection fails with this reason, which viewers display.
     Refuse(String),
+    /// VNC Authentication (security type 2, RFC 6143 section 7.2.2): the client encrypts a
+    /// random challenge with DES under the password. What AMT offers on port 5900.
+    VncPassword(VncAuth),
+}
+
+/// The secret and the challenge of one VNC Authentication. The challenge is fresh randomness
+/// from the caller (the crate has no RNG); the password never appears in `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct VncAuth {
+    key: [u8; 8],
+    challenge: [u8; 16],
+}
+
+impl std::fmt::Debug for VncAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("VncAuth(<redacted>)")
+    }
+}
+
+impl VncAuth {
+    /// `password` (its first 8 bytes count, as with every VNC server: the protocol's key is 8
+    /// bytes) and a fresh 16-byte `challenge`.
+    pub fn new(password: &str, challenge: [u8; 16]) -> Self {
+        let mut key = [0u8; 8];
+        for (k, b) in key.iter_mut().zip(password.as_bytes()) {
+            // The VNC convention: each key byte with its bits mirrored (DES ignores bit 0 of
+            // each byte, the password's low bits survive this way).
+            *k = b.reverse_bits();
+        }
+        Self { key, challenge }
+    }
+
+    /// The response a client knowing the password sends: the challenge, DES-ECB encrypted.
+    pub fn expected_response(&self) -> [u8; 16] {
+        use des::cipher::{BlockCipherEncrypt, KeyInit};
+        let des = des::Des::new(&self.key.into());
+        let mut out = self.challenge;
+        for half in out.chunks_exact_mut(8) {
+            let block: &mut [u8; 8] = half.try_into().expect("8-byte chunks");
+            let mut array = (*block).into();
+            des.encrypt_block(&mut array);
+            block.copy_from_slice(&array);
+        }
+        out
+    }
+
+    /// Whether `response` is right, compared in constant time.
+    pub fn verify(&self, response: &[u8; 16]) -> bool {
+        use subtle::ConstantTimeEq;
+        self.expected_response().ct_eq(response).into()
+    }
 }
 
 /// What ServerInit announces.
@@ -90,6 +141,9 @@ pub enum HandshakeEvent {
     },
     /// The refusal reason is sent; close the connection after sending it.
     Refused,
+    /// The client's VNC password was wrong; the failure is sent, close after sending it
+    /// (count it against the address, as for any failed login).
+    PasswordRefused,
     /// The client is not speaking RFB as offered, or is too slow; close the connection.
     Failed(&'static str),
 }
@@ -98,6 +152,7 @@ pub enum HandshakeEvent {
 enum State {
     Version,
     SecurityChoice(RfbVersion),
+    VncResponse(RfbVersion),
     ClientInit(RfbVersion),
     Done,
 }
@@ -175,13 +230,44 @@ impl ServerHandshake {
                         return;
                     };
                     self.inbuf.drain(..1);
-                    if choice != 1 {
-                        return self.finish(HandshakeEvent::Failed("security type not offered"));
+                    match (&self.security, choice) {
+                        (Security::None, 1) => {
+                            if version == RfbVersion::V3_8 {
+                                self.out.extend_from_slice(&0u32.to_be_bytes());
+                            }
+                            self.state = State::ClientInit(version);
+                        }
+                        (Security::VncPassword(auth), 2) => {
+                            let challenge = auth.challenge;
+                            self.out.extend_from_slice(&challenge);
+                            self.state = State::VncResponse(version);
+                        }
+                        _ => {
+                            return self
+                                .finish(HandshakeEvent::Failed("security type not offered"));
+                        }
                     }
-                    if version == RfbVersion::V3_8 {
+                }
+                State::VncResponse(version) => {
+                    let Some(response) = self.inbuf.get(..16) else {
+                        return;
+                    };
+                    let response: [u8; 16] = response.try_into().expect("16 bytes");
+                    self.inbuf.drain(..16);
+                    let Security::VncPassword(auth) = &self.security else {
+                        unreachable!("VncResponse follows a VNC password offer only");
+                    };
+                    if auth.verify(&response) {
+                        // SecurityResult OK (sent after VNC Authentication in every version).
                         self.out.extend_from_slice(&0u32.to_be_bytes());
+                        self.state = State::ClientInit(version);
+                    } else {
+                        self.out.extend_from_slice(&1u32.to_be_bytes());
+                        if version == RfbVersion::V3_8 {
+                            self.push_text("Authentication failed");
+                        }
+                        return self.finish(HandshakeEvent::PasswordRefused);
                     }
-                    self.state = State::ClientInit(version);
                 }
                 State::ClientInit(version) => {
                     let Some(&shared) = self.inbuf.first() else {
@@ -209,6 +295,16 @@ impl ServerHandshake {
             }
             (Security::None, _) => {
                 self.out.extend_from_slice(&[1, 1]);
+                self.state = State::SecurityChoice(version);
+            }
+            (Security::VncPassword(auth), RfbVersion::V3_3) => {
+                let challenge = auth.challenge;
+                self.out.extend_from_slice(&2u32.to_be_bytes());
+                self.out.extend_from_slice(&challenge);
+                self.state = State::VncResponse(version);
+            }
+            (Security::VncPassword(_), _) => {
+                self.out.extend_from_slice(&[1, 2]);
                 self.state = State::SecurityChoice(version);
             }
             (Security::Refuse(reason), _) => {
@@ -270,3 +366,76 @@ impl ServerHandshake {
 }
 
 oobkit_runloop::impl_machine!(ServerHandshake, HandshakeEvent);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(security: Security, client: &[u8]) -> (Vec<u8>, Option<HandshakeEvent>) {
+        let now = Instant::now();
+        let mut server = ServerHandshake::new(security, ServerInit::new(8, 8, "t"), now);
+        server.handle_input(now, client);
+        let mut out = Vec::new();
+        while let Some(bytes) = server.poll_transmit() {
+            out.extend_from_slice(&bytes);
+        }
+        (out, server.poll_event())
+    }
+
+    #[test]
+    fn vnc_password_right_and_wrong_in_3_8_and_3_3() {
+        let auth = VncAuth::new("Sim-P@ss1", [0x5A; 16]);
+        let right = auth.expected_response();
+        let mut hello = b"RFB 003.008\n\x02".to_vec();
+        hello.extend_from_slice(&right);
+        hello.push(1); // ClientInit, shared
+        let (out, event) = run(Security::VncPassword(auth.clone()), &hello);
+        assert_eq!(
+            &out[12..14],
+            &[1, 2],
+            "one type offered: VNC Authentication"
+        );
+        assert_eq!(&out[14..30], &[0x5A; 16], "the challenge");
+        assert_eq!(&out[30..34], &[0, 0, 0, 0], "SecurityResult OK");
+        assert!(
+            matches!(event, Some(HandshakeEvent::Ready { .. })),
+            "{event:?}"
+        );
+
+        let mut wrong = b"RFB 003.008\n\x02".to_vec();
+        wrong.extend_from_slice(&[0; 16]);
+        let (out, event) = run(Security::VncPassword(auth.clone()), &wrong);
+        assert_eq!(&out[30..34], &[0, 0, 0, 1], "SecurityResult failed");
+        assert_eq!(&out[38..], b"Authentication failed", "3.8 says why");
+        assert_eq!(event, Some(HandshakeEvent::PasswordRefused));
+
+        // 3.3: the server names the type, then the challenge; no choice byte.
+        let mut old = b"RFB 003.003\n".to_vec();
+        old.extend_from_slice(&right);
+        old.push(0);
+        let (out, event) = run(Security::VncPassword(auth), &old);
+        assert_eq!(&out[12..16], &[0, 0, 0, 2]);
+        assert_eq!(&out[32..36], &[0, 0, 0, 0]);
+        assert!(matches!(
+            event,
+            Some(HandshakeEvent::Ready { shared: false, .. })
+        ));
+    }
+
+    #[test]
+    fn only_the_first_eight_password_bytes_count_and_none_is_refused() {
+        let long = VncAuth::new("12345678-and-more", [1; 16]);
+        let eight = VncAuth::new("12345678", [1; 16]);
+        assert_eq!(long.expected_response(), eight.expected_response());
+        assert_ne!(
+            VncAuth::new("12345679", [1; 16]).expected_response(),
+            eight.expected_response()
+        );
+        assert_eq!(format!("{long:?}"), "VncAuth(<redacted>)");
+        let (_, event) = run(Security::VncPassword(eight), b"RFB 003.008\n\x01");
+        assert_eq!(
+            event,
+            Some(HandshakeEvent::Failed("security type not offered"))
+        );
+    }
+}

@@ -42,7 +42,7 @@ mod messages;
 mod pixels;
 
 pub use handshake::{
-    HANDSHAKE_TIMEOUT, HandshakeEvent, RfbVersion, Security, ServerHandshake, ServerInit,
+    HANDSHAKE_TIMEOUT, HandshakeEvent, RfbVersion, Security, ServerHandshake, ServerInit, VncAuth,
 };
 pub use messages::{ClientMessage, DecodeError, MAX_CUT_TEXT, MAX_ENCODINGS, decode_client};
 pub use oobkit_runloop::{Machine, Output};
@@ -60,7 +60,11 @@ pub mod fuzzing {
     pub fn server(data: &[u8]) {
         let size = usize::from(data.first().copied().unwrap_or(1) % 16) + 1;
         let input = data.get(1..).unwrap_or_default();
-        for security in [Security::None, Security::Refuse("no".into())] {
+        for security in [
+            Security::None,
+            Security::Refuse("no".into()),
+            Security::VncPassword(crate::VncAuth::new("fuzz", [7; 16])),
+        ] {
             let mut now = Instant::now();
             let mut server = ServerHandshake::new(security, ServerInit::new(64, 64, "f"), now);
             let mut rest = Vec::new();

@@ -117,6 +117,9 @@ pub struct Device {
     consent_code: Option<u32>,
     consent_failures: u8,
     boot_source: Option<String>,
+    /// `RFBPassword` of `IPS_KVMRedirectionSettingData`: write-only, as on AMT (a Get shows it
+    /// empty), so it lives here and not in the instance.
+    rfb_password: Option<String>,
     audit: VecDeque<AuditRecord>,
     events_log: VecDeque<EventRecord>,
     events: VecDeque<DeviceEvent>,
@@ -146,6 +149,7 @@ impl Device {
             consent_code: None,
             consent_failures: 0,
             boot_source: None,
+            rfb_password: None,
             audit: VecDeque::new(),
             events_log: VecDeque::new(),
             events: VecDeque::new(),
@@ -216,6 +220,16 @@ impl Device {
     /// session).
     pub fn kvm_session_allowed(&self) -> bool {
         self.kvm_enabled() && self.consent_satisfied(true)
+    }
+
+    /// The password of standard RFB on port 5900 when that port is open: KVM enabled,
+    /// `Is5900PortEnabled` true and an `RFBPassword` set (AMT serves 5900 only with one).
+    pub fn port_5900_password(&self) -> Option<&str> {
+        let enabled =
+            self.prop("IPS_KVMRedirectionSettingData", "Is5900PortEnabled") == Some("true");
+        (enabled && self.kvm_enabled())
+            .then_some(self.rfb_password.as_deref())
+            .flatten()
     }
 
     /// Whether a SOL or IDE-R session may start now as far as consent goes.
@@ -309,8 +323,17 @@ impl Device {
                 if writable.is_empty() {
                     return Err(Box::new(Fault::action_not_supported()));
                 }
+                if class == "IPS_KVMRedirectionSettingData"
+                    && let Some(password) = body.text("RFBPassword")
+                    && !password.is_empty()
+                {
+                    self.rfb_password = Some(password.to_owned());
+                }
                 let instance = &mut self.classes.get_mut(&class).expect("checked above")[index];
                 for property in &body.properties {
+                    if property.name == "RFBPassword" {
+                        continue; // write-only: kept above, never shown
+                    }
                     if writable.contains(&property.name.as_str()) {
                         instance.set(&property.name, property.value.clone());
                     }

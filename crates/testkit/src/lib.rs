@@ -133,3 +133,21 @@ pub fn resident_kib(pid: Option<u32>) -> Result<u64, String> {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .ok_or_else(|| format!("no VmRSS in {path}"))
 }
+
+/// vncdotool's `vncdo` (PyPI, installed by `./test.sh` into `target/vncdotool-venv`), or
+/// `$VNCDO`. Missing fails the test with the command that installs it: never a skip.
+pub fn vncdo() -> std::path::PathBuf {
+    if let Some(path) = std::env::var_os("VNCDO") {
+        return path.into();
+    }
+    let venv = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../target/vncdotool-venv/bin/vncdo");
+    if venv.is_file() {
+        return venv;
+    }
+    panic!(
+        "vncdotool is required for this interop test: `./test.sh --setup-only` installs it \
+         (python3 -m venv target/vncdotool-venv && target/vncdotool-venv/bin/pip install \
+         vncdotool==1.4.2), or set VNCDO"
+    );
+}

@@ -63,6 +63,9 @@ pub struct SimConfig {
     pub redir_listen: Option<SocketAddr>,
     /// TLS redirection port (AMT: 16995), if wanted.
     pub redir_tls_listen: Option<SocketAddr>,
+    /// Standard RFB with VNC Authentication (AMT: 5900), if wanted: it answers while
+    /// `Is5900PortEnabled` is true and an `RFBPassword` is set over WS-Management, as on AMT.
+    pub rfb_listen: Option<SocketAddr>,
     /// In-band authentication types offered on the redirection ports.
     pub redir_auth: Vec<oobkit_redir::codec::AuthType>,
     /// What answers on the serial console.
@@ -132,6 +135,7 @@ impl SimConfig {
             write_timeout: Duration::from_secs(10),
             redir_listen: None,
             redir_tls_listen: None,
+            rfb_listen: None,
             // Real AMT offers digest only; user/password too, so that clients that speak
             // nothing else (Debian's amtterm 1.4) can be tested. `--redir-auth digest` is
             // strict.
@@ -170,6 +174,8 @@ pub struct Simulator {
     pub redir_addr: Option<SocketAddr>,
     /// Bound TLS redirection address.
     pub redir_tls_addr: Option<SocketAddr>,
+    /// Bound standard RFB address (AMT's port 5900).
+    pub rfb_addr: Option<SocketAddr>,
     shared: Arc<Shared>,
 }
 
@@ -288,12 +294,25 @@ impl Simulator {
                 b"",
             ));
         }
+        let mut rfb_addr = None;
+        if let Some(addr) = config.rfb_listen {
+            let listener = TcpListener::bind(addr).await?;
+            rfb_addr = Some(listener.local_addr()?);
+            tokio::spawn(accept_loop(
+                listener,
+                None,
+                Arc::clone(&shared),
+                rfb::serve_port,
+                b"",
+            ));
+        }
         Ok(Self {
             http_addr,
             https_addr,
             tls_fingerprint,
             redir_addr,
             redir_tls_addr,
+            rfb_addr,
             shared,
         })
     }

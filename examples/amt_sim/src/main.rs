@@ -64,6 +64,11 @@ struct Cli {
     /// TLS redirection port (AMT: 16995); off unless given.
     #[arg(long)]
     redir_tls_listen: Option<SocketAddr>,
+    /// Standard RFB port with VNC password authentication (AMT: 5900). It answers while
+    /// IPS_KVMRedirectionSettingData has Is5900PortEnabled true and an RFBPassword set (both
+    /// with a WS-Management Put), as on AMT; off unless given.
+    #[arg(long)]
+    rfb_listen: Option<SocketAddr>,
     /// In-band authentication offered on the redirection ports. Real AMT offers digest only;
     /// `both` also offers user/password, which older clients (Debian's amtterm 1.4) need.
     #[arg(long, value_enum, default_value = "both")]
@@ -117,6 +122,7 @@ async fn main() -> ExitCode {
     config.max_failed_logins = cli.max_failed_logins;
     config.redir_listen = Some(cli.redir_listen);
     config.redir_tls_listen = cli.redir_tls_listen;
+    config.rfb_listen = cli.rfb_listen;
     {
         use oobkit_redir::codec::AuthType;
         config.redir_auth = match cli.redir_auth {
@@ -156,6 +162,11 @@ async fn main() -> ExitCode {
     }
     if let Some(addr) = sim.redir_tls_addr {
         println!("listening on {addr} (redirection over TLS)");
+    }
+    if let Some(addr) = sim.rfb_addr {
+        println!(
+            "listening on {addr} (standard RFB once Is5900PortEnabled and an RFBPassword are set)"
+        );
     }
     // On SIGINT, SIGTERM or SIGHUP: return, so the runtime drops every session and with them
     // the SOL console programs (kill_on_drop); the default SIGTERM left them running.

@@ -11,7 +11,6 @@ use oobkit_redir::{DeviceSession, DeviceSessionConfig, Event};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
-use crate::rfb::RfbEnd;
 use crate::{Admission, KvmBackend, Shared, SolBackend, lock};
 use oobkit_sim::SerialConsole;
 
@@ -315,18 +314,13 @@ async fn serve_kvm<S: AsyncRead + tokio::io::AsyncWrite + Unpin>(
     config: &crate::SimConfig,
 ) -> std::io::Result<String> {
     match &config.kvm {
-        KvmBackend::Pattern { width, height } => Ok(
-            match crate::rfb::serve(stream, *width, *height, config.write_timeout).await? {
-                RfbEnd::Closed => "KVM session closed by the client".into(),
-                RfbEnd::DisplayBufferLimit(size) => {
-                    format!(
-                        "KVM closed silently: a {size}-byte framebuffer exceeds the {}-byte display buffer (as AMT does)",
-                        crate::rfb::DISPLAY_BUFFER_LIMIT
-                    )
-                }
-                RfbEnd::Protocol(why) => format!("KVM: bad RFB from the client: {why}"),
-            },
-        ),
+        KvmBackend::Pattern { width, height } => {
+            Ok(
+                crate::rfb::serve(stream, *width, *height, config.write_timeout)
+                    .await?
+                    .to_string(),
+            )
+        }
         KvmBackend::Forward(target) => {
             let vnc =
                 tokio::time::timeout(config.write_timeout, tokio::net::TcpStream::connect(target))

@@ -28,50 +28,96 @@ pub enum RfbEnd {
     DisplayBufferLimit(u64),
     /// The client spoke something that is not RFB.
     Protocol(String),
+    /// The client's VNC password was wrong (port 5900).
+    PasswordRefused,
 }
 
-/// Serves RFB on `stream` (everything after the 0x41 reply), with a `width` x `height` screen.
-/// Every write is bounded by `write_timeout`: a viewer that stops reading loses the session
-/// (and frees the KVM slot) instead of holding it.
-pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
+impl std::fmt::Display for RfbEnd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Closed => f.write_str("KVM session closed by the client"),
+            Self::DisplayBufferLimit(size) => write!(
+                f,
+                "KVM closed silently: a {size}-byte framebuffer exceeds the \
+                 {DISPLAY_BUFFER_LIMIT}-byte display buffer (as AMT does)"
+            ),
+            Self::Protocol(why) => write!(f, "KVM: bad RFB from the client: {why}"),
+            Self::PasswordRefused => f.write_str("KVM: wrong VNC password"),
+        }
+    }
+}
+
+async fn write<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    bytes: &[u8],
+    limit: std::time::Duration,
+) -> std::io::Result<()> {
+    tokio::time::timeout(limit, stream.write_all(bytes))
+        .await
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))?
+}
+
+/// The RFB handshake with `security`: the client bytes that followed ClientInit once the
+/// session runs, or why it does not.
+pub async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     width: u16,
     height: u16,
+    security: Security,
     write_timeout: std::time::Duration,
-) -> std::io::Result<RfbEnd> {
-    async fn write<S: AsyncWrite + Unpin>(
-        stream: &mut S,
-        bytes: &[u8],
-        limit: std::time::Duration,
-    ) -> std::io::Result<()> {
-        tokio::time::timeout(limit, stream.write_all(bytes))
-            .await
-            .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))?
-    }
+) -> std::io::Result<Result<Vec<u8>, RfbEnd>> {
     let init = ServerInit::new(width, height, "Intel(r) AMT KVM (oobkit simulator)");
-    let mut handshake = ServerHandshake::new(Security::None, init, Instant::now());
-    let mut buf = vec![0u8; 16 * 1024];
-    let mut pending = loop {
+    let mut handshake = ServerHandshake::new(security, init, Instant::now());
+    let mut buf = vec![0u8; 4096];
+    loop {
         while let Some(bytes) = handshake.poll_transmit() {
             write(stream, &bytes, write_timeout).await?;
         }
         match handshake.poll_event() {
-            Some(HandshakeEvent::Ready { leftover, .. }) => break leftover,
-            Some(HandshakeEvent::Failed(why)) => return Ok(RfbEnd::Protocol(why.into())),
-            Some(_) => return Ok(RfbEnd::Closed),
+            Some(HandshakeEvent::Ready { leftover, .. }) => return Ok(Ok(leftover)),
+            Some(HandshakeEvent::Failed(why)) => return Ok(Err(RfbEnd::Protocol(why.into()))),
+            Some(HandshakeEvent::PasswordRefused) => return Ok(Err(RfbEnd::PasswordRefused)),
+            Some(_) => return Ok(Err(RfbEnd::Closed)),
             None => {}
         }
         tokio::select! {
             n = stream.read(&mut buf) => match n? {
-                0 => return Ok(RfbEnd::Closed),
+                0 => handshake.handle_eof(),
                 n => handshake.handle_input(Instant::now(), &buf[..n]),
             },
             () = oobkit_io::sleep_until(handshake.poll_timeout()) => {
                 handshake.handle_timeout(Instant::now());
             }
         }
-    };
+    }
+}
 
+/// Serves RFB on `stream` (everything after the 0x41 reply), with a `width` x `height` screen
+/// and security None (the redirection layer authenticated the user). Every write is bounded by
+/// `write_timeout`: a viewer that stops reading loses the session (and frees the KVM slot)
+/// instead of holding it.
+pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    width: u16,
+    height: u16,
+    write_timeout: std::time::Duration,
+) -> std::io::Result<RfbEnd> {
+    match handshake(stream, width, height, Security::None, write_timeout).await? {
+        Ok(leftover) => screen(stream, leftover, width, height, write_timeout).await,
+        Err(end) => Ok(end),
+    }
+}
+
+/// The session after the handshake: the test pattern on request. `pending` are client bytes
+/// already read.
+pub async fn screen<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    mut pending: Vec<u8>,
+    width: u16,
+    height: u16,
+    write_timeout: std::time::Duration,
+) -> std::io::Result<RfbEnd> {
+    let mut buf = vec![0u8; 16 * 1024];
     let mut format = PixelFormat::DEFAULT;
     let mut desktop_size = false;
     let mut sent_size = false;
@@ -113,4 +159,73 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
             _ => {}
         }
     }
+}
+
+/// A connection on the standard RFB port (AMT: 5900). Open only while `Is5900PortEnabled` is
+/// true, KVM is enabled and an `RFBPassword` is set, as on AMT; then VNC Authentication
+/// (security type 2) with that password, the same consent rule as redirection KVM, and the
+/// one KVM session of the device (a viewer here and one over redirection exclude each other).
+pub(crate) fn serve_port(
+    mut stream: Box<dyn oobkit_io::Io>,
+    shared: std::sync::Arc<crate::Shared>,
+    peer: std::net::SocketAddr,
+    mut admission: crate::Admission,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+    use oobkit_redir::codec::SessionKind;
+    Box::pin(async move {
+        let config = &shared.config;
+        let (width, height) = match config.kvm {
+            crate::KvmBackend::Pattern { width, height } => (width, height),
+            // A forwarded screen is for the redirection port only.
+            crate::KvmBackend::Forward(_) => (1024, 768),
+        };
+        let (password, allowed) = {
+            let device = crate::lock(&shared.device);
+            (
+                device.port_5900_password().map(str::to_owned),
+                device.kvm_session_allowed(),
+            )
+        };
+        let Some(password) = password else {
+            tracing::info!(
+                "{peer}: port 5900 is closed (Is5900PortEnabled false, KVM disabled or no RFBPassword)"
+            );
+            return;
+        };
+        let security = if allowed {
+            Security::VncPassword(oobkit_rfb::VncAuth::new(
+                &password,
+                oobkit_io::random_bytes(),
+            ))
+        } else {
+            Security::Refuse("user consent is required: start it with amt consent".into())
+        };
+        let end = match handshake(&mut stream, width, height, security, config.write_timeout).await
+        {
+            Ok(Ok(leftover)) => {
+                if !admission.authenticated() {
+                    tracing::warn!("{peer}: port 5900: connection limit reached, closing");
+                    return;
+                }
+                if !crate::lock(&shared.sessions).claim(SessionKind::Kvm) {
+                    tracing::info!("{peer}: port 5900: a KVM session is already open; closing");
+                    return;
+                }
+                crate::lock(&shared.device).consent_in_session();
+                let end = screen(&mut stream, leftover, width, height, config.write_timeout).await;
+                crate::lock(&shared.sessions).release(SessionKind::Kvm);
+                end
+            }
+            Ok(Err(RfbEnd::PasswordRefused)) => {
+                crate::record_failure(&shared, peer.ip());
+                Ok(RfbEnd::PasswordRefused)
+            }
+            Ok(Err(end)) => Ok(end),
+            Err(e) => Err(e),
+        };
+        match end {
+            Ok(end) => tracing::info!("{peer}: port 5900: {end}"),
+            Err(e) => tracing::info!("{peer}: port 5900: {e}"),
+        }
+    })
 }

@@ -766,3 +766,60 @@ async fn one_mebibyte_unpaced_both_ways_over_every_transport() {
         }
     }
 }
+
+/// Port 5900 as AMT serves it: closed until `Is5900PortEnabled` and an `RFBPassword` are set
+/// over WS-Management; then vncdotool with the password captures the screen, a wrong password
+/// is refused, and the password never shows in a Get.
+#[tokio::test]
+async fn port_5900_with_the_rfb_password_and_a_wrong_one() {
+    let mut config = SimConfig::loopback(PASSWORD);
+    config.rfb_listen = Some("127.0.0.1:0".parse().unwrap());
+    let sim = Simulator::start(config).await.unwrap();
+    let server = format!("127.0.0.1::{}", sim.rfb_addr.unwrap().port());
+    let vncdo = |password: &str, out: &std::path::Path| {
+        let mut command = tokio::process::Command::new(oobkit_testkit::vncdo());
+        command
+            .args(["-s", &server, "-p", password, "capture"])
+            .arg(out)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        async move {
+            tokio::time::timeout(Duration::from_secs(30), command.status())
+                .await
+                .expect("vncdo finishes")
+                .expect("vncdo runs")
+        }
+    };
+    let out = std::env::temp_dir().join(format!("amt-sim-5900-{}.png", std::process::id()));
+    // Closed: no password set yet.
+    assert!(!vncdo("Vnc-P4ss", &out).await.success());
+
+    let endpoint = oobkit_io::Endpoint::plain("127.0.0.1", sim.http_addr.port());
+    let mut wsman = oobkit_io::WsmanClient::new(endpoint, "admin", PASSWORD);
+    let settings = oobkit_wsman::Instance::new("IPS_KVMRedirectionSettingData")
+        .with("Is5900PortEnabled", "true")
+        .with("RFBPassword", "Vnc-P4ss");
+    wsman
+        .call(oobkit_wsman::Request::put(settings))
+        .await
+        .unwrap();
+    let shown = wsman
+        .call(oobkit_wsman::Request::get("IPS_KVMRedirectionSettingData"))
+        .await
+        .unwrap();
+    let oobkit_wsman::ResponseBody::Instance(shown) = shown.body else {
+        panic!("{shown:?}")
+    };
+    assert_eq!(shown.text("Is5900PortEnabled"), Some("true"));
+    assert_eq!(shown.text("RFBPassword"), Some(""), "write-only, as on AMT");
+
+    assert!(
+        !vncdo("wrong-pw", &out).await.success(),
+        "a wrong password is refused"
+    );
+    let status = vncdo("Vnc-P4ss", &out).await;
+    assert!(status.success(), "vncdo with the password: {status}");
+    let png = std::fs::read(&out).unwrap();
+    assert!(png.starts_with(b"\x89PNG"), "a captured screen");
+    std::fs::remove_file(out).ok();
+}

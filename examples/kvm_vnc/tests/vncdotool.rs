@@ -2,26 +2,11 @@
 //! `vncdo capture` through kvm_vnc from the simulated AMT's KVM, and the PNG's pixels checked
 //! against the simulator's colour bars.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
+use oobkit_testkit::vncdo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
-
-fn vncdo() -> PathBuf {
-    if let Some(path) = std::env::var_os("VNCDO") {
-        return path.into();
-    }
-    let venv =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/vncdotool-venv/bin/vncdo");
-    if venv.is_file() {
-        return venv;
-    }
-    panic!(
-        "vncdotool is required for this interop test: `python3 -m venv target/vncdotool-venv && \
-         target/vncdotool-venv/bin/pip install vncdotool` (what .ci/run does), or set VNCDO"
-    );
-}
 
 async fn start_bridge(extra: &[&str]) -> (Child, u16) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_kvm_vnc"));
