@@ -23,6 +23,7 @@
 //! # Ok::<(), oobkit_wsman::Error>(())
 //! ```
 mod firmware;
+mod hierarchy;
 mod model;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -299,12 +300,32 @@ impl Device {
                 .identify("Intel Corporation", &version)));
         }
         let class = class_name(&request.resource_uri).to_owned();
-        if oobkit_wsman::resource_uri(&class) != request.resource_uri
-            || !self.classes.contains_key(&class)
-        {
+        if oobkit_wsman::resource_uri(&class) != request.resource_uri {
+            return Err(Box::new(Fault::destination_unreachable()));
+        }
+        // Get and enumerations are polymorphic, as on AMT (see `hierarchy`); the rest act on
+        // the class's own instances.
+        let held = self.classes.contains_key(&class);
+        let polymorphic = matches!(
+            request.operation,
+            Operation::Get
+                | Operation::Enumerate(_)
+                | Operation::Pull { .. }
+                | Operation::Release { .. }
+        );
+        if !held && !(polymorphic && !self.instances_of(&class).is_empty()) {
             return Err(Box::new(Fault::destination_unreachable()));
         }
         match &request.operation {
+            Operation::Get if !held => {
+                // A parent class held only through its subclasses: the first instance.
+                let instance = self.instances_of(&class)[0].clone();
+                let body = self
+                    .reply(request)
+                    .instance(action::GET, &instance)
+                    .map_err(|_| Box::new(Fault::internal_error()))?;
+                Ok(ok(body))
+            }
             Operation::Get => {
                 let index = self.select(&class, request)?;
                 let instance = self.classes[&class][index].clone();
@@ -355,9 +376,10 @@ impl Device {
                 if self.enumerations.len() == MAX_ENUMERATIONS {
                     self.enumerations.pop_front();
                 }
+                let remaining = self.instances_of(&class).into_iter().cloned().collect();
                 self.enumerations.push_back(Enumeration {
                     id: id.clone(),
-                    remaining: self.classes[&class].iter().cloned().collect(),
+                    remaining,
                 });
                 Ok(ok(self.reply(request).enumerate(&id)))
             }
@@ -408,6 +430,20 @@ impl Device {
             }
             _ => Err(Box::new(Fault::action_not_supported())),
         }
+    }
+
+    /// What Get and Enumerate of `class` answer with: its own instances, or when it has none
+    /// (an abstract parent, an association parent) those of the classes derived from it. See
+    /// `hierarchy` for the evidence.
+    fn instances_of(&self, class: &str) -> Vec<&Instance> {
+        if let Some(own) = self.classes.get(class).filter(|own| !own.is_empty()) {
+            return own.iter().collect();
+        }
+        self.classes
+            .iter()
+            .filter(|(name, _)| name.as_str() != class && hierarchy::is_a(name, class))
+            .flat_map(|(_, instances)| instances)
+            .collect()
     }
 
     /// The instance the header selectors name: every selector must be a text key the

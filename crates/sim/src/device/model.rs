@@ -574,17 +574,8 @@ pub(crate) fn initial(config: &DeviceConfig) -> BTreeMap<String, Vec<Instance>> 
             ("Version", "Simulated CPU"),
         ],
     ));
-    add(instance(
-        "CIM_PhysicalPackage",
-        &[
-            ("CanBeFRUed", "true"),
-            ("CreationClassName", "CIM_PhysicalPackage"),
-            ("ElementName", "Managed System Package"),
-            ("Manufacturer", "oobkit"),
-            ("PackageType", "3"),
-            ("Tag", "CIM_PhysicalPackage"),
-        ],
-    ));
+    // No plain CIM_PhysicalPackage: firmware has none, and enumerating the class answers with
+    // its subclasses' instances (the board's CIM_Card, the CIM_Chassis; see `hierarchy`).
     add_from_firmware(&mut classes);
     classes
 }
