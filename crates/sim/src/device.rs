@@ -313,7 +313,7 @@ impl Device {
                 | Operation::Pull { .. }
                 | Operation::Release { .. }
         );
-        if !held && !(polymorphic && !self.instances_of(&class).is_empty()) {
+        if !held && (!polymorphic || self.instances_of(&class).is_empty()) {
             return Err(Box::new(Fault::destination_unreachable()));
         }
         match &request.operation {
