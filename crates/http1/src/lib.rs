@@ -183,6 +183,9 @@ pub struct ResponseReader {
     is_request: bool,
     /// Longest body accepted; 0 means the default for the kind of message.
     max_body: usize,
+    /// How much of `buf` was looked at for a line end (while no head is parsed, and in the
+    /// trailers), so that bytes trickled in one at a time are not rescanned.
+    head_scanned: usize,
 }
 
 /// A parsed head: its length in bytes, start line and headers.
@@ -269,6 +272,18 @@ impl ResponseReader {
     /// Parses the head if not done yet, then the body; a complete message comes out whole.
     fn progress_message(&mut self) -> Result<Option<Message>, Error> {
         if self.head.is_none() {
+            // Parse again only when a line was completed: a head trickled a byte at a time then
+            // costs one parse per line (at most MAX_HEADERS of them), not one per byte, which
+            // was quadratic in the head's length.
+            let line_ended = self.buf[self.head_scanned.min(self.buf.len())..].contains(&b'\n');
+            self.head_scanned = self.buf.len();
+            if !line_ended {
+                return if self.buf.len() > MAX_HEAD {
+                    Err(Error::HeadTooLarge)
+                } else {
+                    Ok(None)
+                };
+            }
             let Some((head_len, start, headers)) = self.parse_head()? else {
                 return Ok(None);
             };
@@ -315,6 +330,7 @@ impl ResponseReader {
                 Framing::UntilClose
             };
             self.buf.drain(..head_len);
+            self.head_scanned = 0;
             self.head = Some((start, headers, framing));
         }
         self.read_body()
@@ -423,12 +439,17 @@ impl ResponseReader {
                         *state = ChunkState::Size;
                     }
                     ChunkState::Trailers => {
-                        let Some(eol) = find_crlf(&self.buf) else {
+                        // Scan only what is new (the line so far had no CRLF), so a trailer
+                        // trickled a byte at a time stays linear.
+                        let from = self.head_scanned.saturating_sub(1).min(self.buf.len());
+                        let Some(eol) = find_crlf(&self.buf[from..]).map(|i| i + from) else {
+                            self.head_scanned = self.buf.len();
                             if self.buf.len() > MAX_HEAD {
                                 return Err(Error::TrailersTooLarge);
                             }
                             return Ok(None);
                         };
+                        self.head_scanned = 0;
                         self.buf.drain(..eol + 2);
                         if eol == 0 {
                             break;
