@@ -275,16 +275,19 @@ impl ResponseReader {
             // Parse again only when a line was completed: a head trickled a byte at a time then
             // costs one parse per line (at most MAX_HEADERS of them), not one per byte, which
             // was quadratic in the head's length.
-            let line_ended = self.buf[self.head_scanned.min(self.buf.len())..].contains(&b'\n');
+            // Only complete lines are parsed, so the outcome does not depend on how the bytes
+            // were cut (a bad byte is seen once its line ends, however it arrived).
+            let from = self.head_scanned.min(self.buf.len());
+            let last_line_end = self.buf[from..].iter().rposition(|&b| b == b'\n');
             self.head_scanned = self.buf.len();
-            if !line_ended {
+            let Some(last_line_end) = last_line_end.map(|i| from + i) else {
                 return if self.buf.len() > MAX_HEAD {
                     Err(Error::HeadTooLarge)
                 } else {
                     Ok(None)
                 };
-            }
-            let Some((head_len, start, headers)) = self.parse_head()? else {
+            };
+            let Some((head_len, start, headers)) = self.parse_head(last_line_end + 1)? else {
                 return Ok(None);
             };
             let find = |name: &str| {
@@ -336,12 +339,14 @@ impl ResponseReader {
         self.read_body()
     }
 
-    /// The head, if complete: its length, start line and headers.
-    fn parse_head(&self) -> Result<Option<ParsedHead>, Error> {
+    /// The head, if complete within the first `upto` bytes (whole lines): its length, start
+    /// line and headers.
+    fn parse_head(&self, upto: usize) -> Result<Option<ParsedHead>, Error> {
+        let lines = &self.buf[..upto];
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let parsed = if self.is_request {
             let mut request = httparse::Request::new(&mut headers);
-            match request.parse(&self.buf) {
+            match request.parse(lines) {
                 Ok(httparse::Status::Complete(n)) => Ok(Some((
                     n,
                     StartLine::Request {
@@ -355,7 +360,7 @@ impl ResponseReader {
             }
         } else {
             let mut response = httparse::Response::new(&mut headers);
-            match response.parse(&self.buf) {
+            match response.parse(lines) {
                 Ok(httparse::Status::Complete(n)) => Ok(Some((
                     n,
                     StartLine::Status(response.code.unwrap_or(0)),
