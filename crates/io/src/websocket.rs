@@ -98,8 +98,12 @@ pub async fn redirection_websocket(
 ) -> Result<Box<dyn Io>, IoError> {
     let ws =
         websocket_connect(endpoint, "/ws-redirection", Some((user, password)), 1 << 20).await?;
-    Ok(into_byte_stream(ws))
+    Ok(into_byte_stream(ws, STALLED_DEVICE))
 }
+
+/// A device that takes no bytes from `/ws-redirection` for this long is given up on: the byte
+/// stream ends, and the session with it.
+pub const STALLED_DEVICE: std::time::Duration = std::time::Duration::from_secs(30);
 
 fn http_header(name: &'static str) -> tungstenite::http::HeaderName {
     tungstenite::http::HeaderName::from_static(name)
@@ -110,11 +114,18 @@ fn http_header(name: &'static str) -> tungstenite::http::HeaderName {
 /// in-memory pipe and the other end is returned. Writes become binary messages; the stream
 /// ends when the peer closes; dropping the stream closes the websocket.
 ///
+/// Every message sent, and the closing handshake, is bounded by `send_timeout`: a peer that
+/// stops reading ends the stream instead of holding the task, its socket and the queued bytes
+/// for as long as it likes.
+///
 /// The two directions are pumped independently: one waiting for the pipe to drain (the reader
 /// of the returned stream is busy writing) never stops the other, which is what kept an
 /// unpaced 1 MiB of SOL input from arriving (the session waited on its writes while the pump
 /// waited on the session's reads).
-pub fn into_byte_stream<S: Io + 'static>(ws: tokio_tungstenite::WebSocketStream<S>) -> Box<dyn Io> {
+pub fn into_byte_stream<S: Io + 'static>(
+    ws: tokio_tungstenite::WebSocketStream<S>,
+    send_timeout: std::time::Duration,
+) -> Box<dyn Io> {
     let (inner, outer) = tokio::io::duplex(64 * 1024);
     tokio::spawn(async move {
         let (mut sink, mut stream) = ws.split();
@@ -137,12 +148,10 @@ pub fn into_byte_stream<S: Io + 'static>(ws: tokio_tungstenite::WebSocketStream<
                     match outer_read.read(&mut buf).await {
                         Ok(0) | Err(_) => break,
                         Ok(n) => {
-                            if sink
-                                .send(Ws::Binary(buf[..n].to_vec().into()))
-                                .await
-                                .is_err()
-                            {
-                                break;
+                            let message = Ws::Binary(buf[..n].to_vec().into());
+                            match tokio::time::timeout(send_timeout, sink.send(message)).await {
+                                Ok(Ok(())) => {}
+                                Ok(Err(_)) | Err(_) => break,
                             }
                         }
                     }
@@ -156,7 +165,7 @@ pub fn into_byte_stream<S: Io + 'static>(ws: tokio_tungstenite::WebSocketStream<
                 () = &mut outgoing => {}
             }
         }
-        let _ = sink.close().await;
+        let _ = tokio::time::timeout(send_timeout, sink.close()).await;
     });
     Box::new(inner)
 }
@@ -175,7 +184,7 @@ mod tests {
         let (near, far) = tokio::io::duplex(64 * 1024);
         let server = WebSocketStream::from_raw_socket(near, Role::Server, None).await;
         let client = WebSocketStream::from_raw_socket(far, Role::Client, None).await;
-        let mut stream = into_byte_stream(server);
+        let mut stream = into_byte_stream(server, std::time::Duration::from_secs(5));
         let echo = tokio::spawn(async move {
             let mut buf = vec![0u8; 16 * 1024];
             loop {
@@ -208,5 +217,32 @@ mod tests {
             .await
             .expect("the pump stalled");
         echo.abort();
+    }
+
+    /// A peer that stops reading ends the stream after the send limit (the pump used to wait
+    /// on it forever, holding the task, the socket and what was queued).
+    #[tokio::test]
+    async fn a_peer_that_stops_reading_ends_the_stream() {
+        let (near, far) = tokio::io::duplex(16 * 1024);
+        let server = WebSocketStream::from_raw_socket(near, Role::Server, None).await;
+        let _client_never_reads = WebSocketStream::from_raw_socket(far, Role::Client, None).await;
+        let stream = into_byte_stream(server, std::time::Duration::from_millis(200));
+        let (mut read, mut write) = tokio::io::split(stream);
+        let flood = tokio::spawn(async move {
+            let chunk = [0x42u8; 8192];
+            while write.write_all(&chunk).await.is_ok() {}
+        });
+        let ended = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+            let mut buf = [0u8; 64];
+            loop {
+                match read.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await;
+        assert!(ended.is_ok(), "the stream outlived a peer that never reads");
+        flood.abort();
     }
 }

@@ -146,7 +146,7 @@ pub(crate) async fn serve_websocket(
             .await;
     // The session reads and writes a byte stream, as on the raw port.
     let reason = serve(
-        oobkit_io::websocket::into_byte_stream(ws),
+        oobkit_io::websocket::into_byte_stream(ws, shared.config.write_timeout),
         shared,
         peer,
         true,
