@@ -316,7 +316,7 @@ async fn serve_kvm<S: AsyncRead + tokio::io::AsyncWrite + Unpin>(
     match &config.kvm {
         KvmBackend::Pattern { width, height } => {
             Ok(
-                crate::rfb::serve(stream, *width, *height, config.write_timeout)
+                crate::rfb::serve(stream, *width, *height, crate::rfb::Limits::of(config))
                     .await?
                     .to_string(),
             )

@@ -30,6 +30,28 @@ pub enum RfbEnd {
     Protocol(String),
     /// The client's VNC password was wrong (port 5900).
     PasswordRefused,
+    /// The client sent nothing for the idle limit: the session ends and KVM is free again.
+    Idle(std::time::Duration),
+}
+
+/// The time limits of an RFB connection.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// A write that does not finish in this time drops the viewer (it stopped reading).
+    pub write: std::time::Duration,
+    /// A viewer that sends nothing for this long is dropped, so that a silent one cannot hold
+    /// the device's one KVM session.
+    pub idle: std::time::Duration,
+}
+
+impl Limits {
+    /// The simulator's: its write timeout and its idle timeout.
+    pub fn of(config: &crate::SimConfig) -> Self {
+        Self {
+            write: config.write_timeout,
+            idle: config.idle_timeout,
+        }
+    }
 }
 
 impl std::fmt::Display for RfbEnd {
@@ -43,6 +65,7 @@ impl std::fmt::Display for RfbEnd {
             ),
             Self::Protocol(why) => write!(f, "KVM: bad RFB from the client: {why}"),
             Self::PasswordRefused => f.write_str("KVM: wrong VNC password"),
+            Self::Idle(limit) => write!(f, "KVM: the viewer sent nothing for {limit:?}; closed"),
         }
     }
 }
@@ -64,14 +87,14 @@ pub async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
     width: u16,
     height: u16,
     security: Security,
-    write_timeout: std::time::Duration,
+    limits: Limits,
 ) -> std::io::Result<Result<Vec<u8>, RfbEnd>> {
     let init = ServerInit::new(width, height, "Intel(r) AMT KVM (oobkit simulator)");
     let mut handshake = ServerHandshake::new(security, init, Instant::now());
     let mut buf = vec![0u8; 4096];
     loop {
         while let Some(bytes) = handshake.poll_transmit() {
-            write(stream, &bytes, write_timeout).await?;
+            write(stream, &bytes, limits.write).await?;
         }
         match handshake.poll_event() {
             Some(HandshakeEvent::Ready { leftover, .. }) => return Ok(Ok(leftover)),
@@ -93,17 +116,17 @@ pub async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
 }
 
 /// Serves RFB on `stream` (everything after the 0x41 reply), with a `width` x `height` screen
-/// and security None (the redirection layer authenticated the user). Every write is bounded by
-/// `write_timeout`: a viewer that stops reading loses the session (and frees the KVM slot)
-/// instead of holding it.
+/// and security None (the redirection layer authenticated the user). Writes and silence are
+/// bounded by `limits`: a viewer that stops reading, or sends nothing, loses the session (and
+/// frees the KVM slot) instead of holding it.
 pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     width: u16,
     height: u16,
-    write_timeout: std::time::Duration,
+    limits: Limits,
 ) -> std::io::Result<RfbEnd> {
-    match handshake(stream, width, height, Security::None, write_timeout).await? {
-        Ok(leftover) => screen(stream, leftover, width, height, write_timeout).await,
+    match handshake(stream, width, height, Security::None, limits).await? {
+        Ok(leftover) => screen(stream, leftover, width, height, limits).await,
         Err(end) => Ok(end),
     }
 }
@@ -115,7 +138,7 @@ pub async fn screen<S: AsyncRead + AsyncWrite + Unpin>(
     mut pending: Vec<u8>,
     width: u16,
     height: u16,
-    write_timeout: std::time::Duration,
+    limits: Limits,
 ) -> std::io::Result<RfbEnd> {
     let mut buf = vec![0u8; 16 * 1024];
     let mut format = PixelFormat::DEFAULT;
@@ -125,7 +148,10 @@ pub async fn screen<S: AsyncRead + AsyncWrite + Unpin>(
         let (message, used) = match decode_client(&pending) {
             Ok(Some(decoded)) => decoded,
             Ok(None) => {
-                let n = stream.read(&mut buf).await?;
+                let Ok(n) = tokio::time::timeout(limits.idle, stream.read(&mut buf)).await else {
+                    return Ok(RfbEnd::Idle(limits.idle));
+                };
+                let n = n?;
                 if n == 0 {
                     return Ok(RfbEnd::Closed);
                 }
@@ -147,13 +173,13 @@ pub async fn screen<S: AsyncRead + AsyncWrite + Unpin>(
                     // Nothing changes on this screen: answer slowly with an empty update, so
                     // that a polling client neither spins nor waits forever.
                     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-                    write(stream, &[0, 0, 0, 0], write_timeout).await?;
+                    write(stream, &[0, 0, 0, 0], limits.write).await?;
                     continue;
                 }
                 let update =
                     test_pattern_update(width, height, &format, desktop_size && !sent_size);
                 sent_size = true;
-                write(stream, &update, write_timeout).await?;
+                write(stream, &update, limits.write).await?;
             }
             // Input and cut text (AMT's KvmExtCmd rides in it) change nothing here.
             _ => {}
@@ -200,8 +226,8 @@ pub(crate) fn serve_port(
         } else {
             Security::Refuse("user consent is required: start it with amt consent".into())
         };
-        let end = match handshake(&mut stream, width, height, security, config.write_timeout).await
-        {
+        let limits = Limits::of(config);
+        let end = match handshake(&mut stream, width, height, security, limits).await {
             Ok(Ok(leftover)) => {
                 if !admission.authenticated() {
                     tracing::warn!("{peer}: port 5900: connection limit reached, closing");
@@ -212,7 +238,7 @@ pub(crate) fn serve_port(
                     return;
                 }
                 crate::lock(&shared.device).consent_in_session();
-                let end = screen(&mut stream, leftover, width, height, config.write_timeout).await;
+                let end = screen(&mut stream, leftover, width, height, limits).await;
                 crate::lock(&shared.sessions).release(SessionKind::Kvm);
                 end
             }

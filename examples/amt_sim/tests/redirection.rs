@@ -823,3 +823,21 @@ async fn port_5900_with_the_rfb_password_and_a_wrong_one() {
     assert!(png.starts_with(b"\x89PNG"), "a captured screen");
     std::fs::remove_file(out).ok();
 }
+
+/// A KVM viewer that finishes the RFB handshake and then sends nothing is dropped after the
+/// idle limit, and KVM is free again (it read without a deadline, so a silent viewer held the
+/// device's one KVM session forever).
+#[tokio::test]
+async fn a_silent_kvm_viewer_loses_the_session() {
+    let mut config = SimConfig::loopback(PASSWORD);
+    config.redir_listen = Some("127.0.0.1:0".parse().unwrap());
+    config.idle_timeout = Duration::from_secs(1);
+    let sim = Simulator::start(config).await.unwrap();
+    let addr = sim.redir_addr.unwrap();
+    let (mut silent, events) = open_session(addr, SessionKind::Kvm).await;
+    assert!(events.contains(&Event::RfbHandoff), "{events:?}");
+    // Version, security None, ClientInit; then silence, reading what comes.
+    silent.write_all(b"RFB 003.008\n\x01\x01").await.unwrap();
+    let second = once_free(addr, SessionKind::Kvm, "the silent viewer still holds KVM").await;
+    drop((silent, second));
+}
