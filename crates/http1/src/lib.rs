@@ -102,10 +102,7 @@ pub struct HttpResponse {
 impl HttpResponse {
     /// The first header named `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        header(&self.headers, name)
     }
 
     /// Every header named `name` (case-insensitive), in order.
@@ -118,9 +115,22 @@ impl HttpResponse {
 
     /// Whether the server will close the connection after this response.
     pub fn closes(&self) -> bool {
-        self.header("connection")
-            .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close")))
+        asks_to_close(&self.headers)
     }
+}
+
+/// The first header named `name` (case-insensitive), for requests and responses alike.
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+/// Whether `Connection` names `close`.
+fn asks_to_close(headers: &[(String, String)]) -> bool {
+    header(headers, "connection")
+        .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close")))
 }
 
 /// The start line: a response's status, or a request's method and target.
@@ -185,7 +195,7 @@ pub struct ResponseReader {
     max_body: usize,
     /// How much of `buf` was looked at for a line end (while no head is parsed, and in the
     /// trailers), so that bytes trickled in one at a time are not rescanned.
-    head_scanned: usize,
+    line_scanned: usize,
 }
 
 /// A parsed head: its length in bytes, start line and headers.
@@ -277,9 +287,9 @@ impl ResponseReader {
             // was quadratic in the head's length.
             // Only complete lines are parsed, so the outcome does not depend on how the bytes
             // were cut (a bad byte is seen once its line ends, however it arrived).
-            let from = self.head_scanned.min(self.buf.len());
+            let from = self.line_scanned.min(self.buf.len());
             let last_line_end = self.buf[from..].iter().rposition(|&b| b == b'\n');
-            self.head_scanned = self.buf.len();
+            self.line_scanned = self.buf.len();
             let Some(last_line_end) = last_line_end.map(|i| from + i) else {
                 return if self.buf.len() > MAX_HEAD {
                     Err(Error::HeadTooLarge)
@@ -333,7 +343,7 @@ impl ResponseReader {
                 Framing::UntilClose
             };
             self.buf.drain(..head_len);
-            self.head_scanned = 0;
+            self.line_scanned = 0;
             self.head = Some((start, headers, framing));
         }
         self.read_body()
@@ -446,15 +456,15 @@ impl ResponseReader {
                     ChunkState::Trailers => {
                         // Scan only what is new (the line so far had no CRLF), so a trailer
                         // trickled a byte at a time stays linear.
-                        let from = self.head_scanned.saturating_sub(1).min(self.buf.len());
+                        let from = self.line_scanned.saturating_sub(1).min(self.buf.len());
                         let Some(eol) = find_crlf(&self.buf[from..]).map(|i| i + from) else {
-                            self.head_scanned = self.buf.len();
+                            self.line_scanned = self.buf.len();
                             if self.buf.len() > MAX_HEAD {
                                 return Err(Error::TrailersTooLarge);
                             }
                             return Ok(None);
                         };
-                        self.head_scanned = 0;
+                        self.line_scanned = 0;
                         self.buf.drain(..eol + 2);
                         if eol == 0 {
                             break;
@@ -496,16 +506,12 @@ pub struct HttpRequest {
 impl HttpRequest {
     /// The first header named `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        header(&self.headers, name)
     }
 
     /// Whether the client asked to close the connection after this request.
     pub fn closes(&self) -> bool {
-        self.header("connection")
-            .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close")))
+        asks_to_close(&self.headers)
     }
 }
 

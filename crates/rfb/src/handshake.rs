@@ -254,10 +254,12 @@ impl ServerHandshake {
                     };
                     let response: [u8; 16] = response.try_into().expect("16 bytes");
                     self.inbuf.drain(..16);
-                    let Security::VncPassword(auth) = &self.security else {
-                        unreachable!("VncResponse follows a VNC password offer only");
+                    // Only a VNC password offer leads here; anything else fails, never panics.
+                    let verified = match &self.security {
+                        Security::VncPassword(auth) => auth.verify(&response),
+                        _ => false,
                     };
-                    if auth.verify(&response) {
+                    if verified {
                         // SecurityResult OK (sent after VNC Authentication in every version).
                         self.out.extend_from_slice(&0u32.to_be_bytes());
                         self.state = State::ClientInit(version);

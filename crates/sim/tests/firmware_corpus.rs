@@ -223,7 +223,6 @@ fn every_corpus_class_is_answered_with_firmwares_property_names() {
         let Some(first) = expected.first() else {
             continue; // an empty enumeration in the corpus: nothing to compare
         };
-        let expected_names = names(first);
         if *has_get {
             let raw = call(&mut device, &Request::get(&class), &rel);
             let fixture_get = std::fs::read_to_string(folder.join("get.xml")).unwrap();
@@ -231,15 +230,8 @@ fn every_corpus_class_is_answered_with_firmwares_property_names() {
                 failures.push(format!("{rel} Get {class}: {differs}"));
             }
             let got = items(parse(&raw));
-            let got_names = names(&got[0]);
-            if got[0].class != first.class || got_names != expected_names {
-                failures.push(format!(
-                    "{rel} Get {class}: {} (firmware {}) missing {:?}, extra {:?}",
-                    got[0].class,
-                    first.class,
-                    expected_names.difference(&got_names).collect::<Vec<_>>(),
-                    got_names.difference(&expected_names).collect::<Vec<_>>()
-                ));
+            if let Some(differs) = instance_differs(&got[0], first) {
+                failures.push(format!("{rel} Get {class}: {differs}"));
             }
         }
         if *has_pull {
@@ -249,15 +241,8 @@ fn every_corpus_class_is_answered_with_firmwares_property_names() {
                 failures.push(format!("{rel} Pull {class}: no items"));
                 continue;
             }
-            let got_names = names(&got[0]);
-            if got[0].class != first.class || got_names != expected_names {
-                failures.push(format!(
-                    "{rel} Pull {class}: {} (firmware {}) missing {:?}, extra {:?}",
-                    got[0].class,
-                    first.class,
-                    expected_names.difference(&got_names).collect::<Vec<_>>(),
-                    got_names.difference(&expected_names).collect::<Vec<_>>()
-                ));
+            if let Some(differs) = instance_differs(&got[0], first) {
+                failures.push(format!("{rel} Pull {class}: {differs}"));
             }
             // Firmware's shape: bare items in the class prefix declared on the Envelope.
             for tag in item_tags(&raw) {
@@ -279,6 +264,20 @@ fn every_corpus_class_is_answered_with_firmwares_property_names() {
         failures.len(),
         failures.join("\n")
     );
+}
+
+/// How our first instance differs from firmware's: another class, or other property names.
+fn instance_differs(ours: &Instance, firmware: &Instance) -> Option<String> {
+    let (got, expected) = (names(ours), names(firmware));
+    (ours.class != firmware.class || got != expected).then(|| {
+        format!(
+            "{} (firmware {}) missing {:?}, extra {:?}",
+            ours.class,
+            firmware.class,
+            expected.difference(&got).collect::<Vec<_>>(),
+            got.difference(&expected).collect::<Vec<_>>()
+        )
+    })
 }
 
 /// How `ours` differs from `firmware` in shape: fewer namespaces declared on the Envelope, or

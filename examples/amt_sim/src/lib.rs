@@ -240,15 +240,19 @@ impl Simulator {
                 config.failure_window,
             )),
         });
-        let http = TcpListener::bind(config.listen).await?;
-        let http_addr = http.local_addr()?;
-        tokio::spawn(accept_loop(
-            http,
-            None,
-            Arc::clone(&shared),
-            serve_http,
-            SERVICE_UNAVAILABLE,
-        ));
+        // Binds a port and serves it: the bound address. `busy` is what a connection that
+        // finds the port full is told (nothing readable can be said before a TLS handshake).
+        let listen =
+            |addr: SocketAddr, tls: Option<tokio_rustls::TlsAcceptor>, serve: Serve, busy| {
+                let shared = Arc::clone(&shared);
+                async move {
+                    let listener = TcpListener::bind(addr).await?;
+                    let bound = listener.local_addr()?;
+                    tokio::spawn(accept_loop(listener, tls, shared, serve, busy));
+                    Ok::<_, std::io::Error>(bound)
+                }
+            };
+        let http_addr = listen(config.listen, None, serve_http, SERVICE_UNAVAILABLE).await?;
         // One identity for every TLS port, as on a real device.
         let tls = if config.tls_listen.is_some() || config.redir_tls_listen.is_some() {
             Some(tls_acceptor(&config)?)
@@ -256,55 +260,23 @@ impl Simulator {
             None
         };
         let tls_fingerprint = tls.as_ref().map(|(_, fp)| *fp);
+        let acceptor = tls.map(|(acceptor, _)| acceptor);
         let mut https_addr = None;
-        if let (Some(addr), Some((acceptor, _))) = (config.tls_listen, &tls) {
-            let https = TcpListener::bind(addr).await?;
-            https_addr = Some(https.local_addr()?);
-            tokio::spawn(accept_loop(
-                https,
-                Some(acceptor.clone()),
-                Arc::clone(&shared),
-                serve_http,
-                // Before the TLS handshake nothing readable can be said.
-                b"",
-            ));
+        if let (Some(addr), Some(acceptor)) = (config.tls_listen, &acceptor) {
+            https_addr = Some(listen(addr, Some(acceptor.clone()), serve_http, b"").await?);
         }
         let mut redir_addr = None;
         if let Some(addr) = config.redir_listen {
-            let listener = TcpListener::bind(addr).await?;
-            redir_addr = Some(listener.local_addr()?);
-            tokio::spawn(accept_loop(
-                listener,
-                None,
-                Arc::clone(&shared),
-                redirection::serve_raw,
-                b"",
-            ));
+            redir_addr = Some(listen(addr, None, redirection::serve_raw, b"").await?);
         }
         let mut redir_tls_addr = None;
-        if let (Some(addr), Some((acceptor, _))) = (config.redir_tls_listen, &tls) {
-            let acceptor = acceptor.clone();
-            let listener = TcpListener::bind(addr).await?;
-            redir_tls_addr = Some(listener.local_addr()?);
-            tokio::spawn(accept_loop(
-                listener,
-                Some(acceptor),
-                Arc::clone(&shared),
-                redirection::serve_raw,
-                b"",
-            ));
+        if let (Some(addr), Some(acceptor)) = (config.redir_tls_listen, &acceptor) {
+            redir_tls_addr =
+                Some(listen(addr, Some(acceptor.clone()), redirection::serve_raw, b"").await?);
         }
         let mut rfb_addr = None;
         if let Some(addr) = config.rfb_listen {
-            let listener = TcpListener::bind(addr).await?;
-            rfb_addr = Some(listener.local_addr()?);
-            tokio::spawn(accept_loop(
-                listener,
-                None,
-                Arc::clone(&shared),
-                rfb::serve_port,
-                b"",
-            ));
+            rfb_addr = Some(listen(addr, None, rfb::serve_port, b"").await?);
         }
         Ok(Self {
             http_addr,
@@ -353,23 +325,32 @@ pub(crate) type Serve = fn(
 
 /// A connection's place on its port: until it authenticates, one in the port's budget for
 /// unauthenticated connections; from then on, one in the port's pool.
-pub(crate) struct Admission {
-    unauthenticated: Option<oobkit_io::PreAuthSlot>,
-    pool: Arc<Semaphore>,
-    place: Option<tokio::sync::OwnedSemaphorePermit>,
+pub(crate) enum Admission {
+    /// Not authenticated yet: a place in the port's unauthenticated budget, and the pool to
+    /// take a place from once authenticated.
+    Unauthenticated {
+        /// Held for its drop, which gives the place back.
+        _slot: oobkit_io::PreAuthSlot,
+        pool: Arc<Semaphore>,
+    },
+    /// Authenticated: a place in the port's pool.
+    Authenticated {
+        /// Held for its drop, which gives the place back.
+        _place: tokio::sync::OwnedSemaphorePermit,
+    },
 }
 
 impl Admission {
-    /// The connection authenticated: it trades its unauthenticated place for one in the pool.
-    /// `false` when the pool is full (the connection is then closed).
+    /// The connection authenticated: it trades its unauthenticated place for one in the pool
+    /// (once; later calls keep it). `false` when the pool is full (the connection is then
+    /// closed).
     pub(crate) fn authenticated(&mut self) -> bool {
-        if self.place.is_none() {
-            match Arc::clone(&self.pool).try_acquire_owned() {
-                Ok(place) => self.place = Some(place),
+        if let Self::Unauthenticated { pool, .. } = self {
+            match Arc::clone(pool).try_acquire_owned() {
+                Ok(place) => *self = Self::Authenticated { _place: place },
                 Err(_) => return false,
             }
         }
-        self.unauthenticated = None;
         true
     }
 }
@@ -409,7 +390,7 @@ pub(crate) async fn accept_loop(
                 Err(full) => {
                     tracing::warn!("{peer}: refused, {full}");
                     let mut tcp = tcp;
-                    let _ = tokio::time::timeout(Duration::from_secs(1), tcp.write_all(busy)).await;
+                    say_last(&mut tcp, busy).await;
                     return;
                 }
             };
@@ -419,8 +400,7 @@ pub(crate) async fn accept_loop(
                     shared.config.max_connections
                 );
                 let mut tcp = tcp;
-                // Told, not just dropped, and never waited on for long.
-                let _ = tokio::time::timeout(Duration::from_secs(1), tcp.write_all(busy)).await;
+                say_last(&mut tcp, busy).await;
                 return;
             };
             tcp.set_nodelay(true).ok();
@@ -441,11 +421,7 @@ pub(crate) async fn accept_loop(
                     }
                 }
             };
-            let admission = Admission {
-                unauthenticated: Some(slot),
-                pool,
-                place: None,
-            };
+            let admission = Admission::Unauthenticated { _slot: slot, pool };
             serve(stream, Arc::clone(&shared), peer, admission).await;
         });
     }
@@ -494,11 +470,7 @@ async fn serve_connection(
                     Ok(n) => n?,
                     Err(_) if reader.has_partial() => {
                         tracing::info!("{peer}: request not complete in time, closing");
-                        let _ = tokio::time::timeout(
-                            Duration::from_secs(1),
-                            stream.write_all(b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
-                        )
-                        .await;
+                        say_last(&mut *stream, b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").await;
                         return Ok(());
                     }
                     Err(_) => return Ok(()), // idle
@@ -539,11 +511,7 @@ async fn serve_connection(
                         "{peer}: connection limit ({}) of the port reached, closing",
                         shared.config.max_connections
                     );
-                    let _ = tokio::time::timeout(
-                        Duration::from_secs(1),
-                        stream.write_all(SERVICE_UNAVAILABLE),
-                    )
-                    .await;
+                    say_last(&mut *stream, SERVICE_UNAVAILABLE).await;
                     return Ok(());
                 }
                 if let Some(e) = refused {
@@ -562,11 +530,7 @@ async fn serve_connection(
             }
             WebReply::WebSocket { bytes } => {
                 if !admission.authenticated() {
-                    let _ = tokio::time::timeout(
-                        Duration::from_secs(1),
-                        stream.write_all(SERVICE_UNAVAILABLE),
-                    )
-                    .await;
+                    say_last(&mut *stream, SERVICE_UNAVAILABLE).await;
                     return Ok(());
                 }
                 tokio::time::timeout(shared.config.write_timeout, stream.write_all(&bytes))
@@ -579,11 +543,20 @@ async fn serve_connection(
     }
 }
 
+/// The last words to a connection about to be closed (a 400, 408 or 503): told, not just
+/// dropped, and never waited on for more than a second.
+async fn say_last<W: tokio::io::AsyncWrite + Unpin + ?Sized>(stream: &mut W, bytes: &[u8]) {
+    let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(bytes)).await;
+}
+
 async fn bad_request(stream: &mut Box<dyn Io>, why: &str) -> std::io::Result<()> {
     tracing::info!("bad request: {why}");
-    stream
-        .write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-        .await
+    say_last(
+        &mut *stream,
+        b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    Ok(())
 }
 
 /// Counts a failed login of `ip`, saying so once when it reaches the limit.

@@ -125,6 +125,12 @@ async fn read_console(console: &mut Option<Console>, buf: &mut [u8]) -> std::io:
     }
 }
 
+/// Ends the sending side, bounded: a TLS close_notify is a write too, and a client that
+/// stopped reading must not hold the connection (and its slot) on it.
+async fn close<W: tokio::io::AsyncWrite + Unpin>(wr: &mut W, limit: std::time::Duration) {
+    let _ = tokio::time::timeout(limit, wr.shutdown()).await;
+}
+
 async fn read_stream<R: AsyncRead + Unpin>(r: &mut R, buf: &mut [u8]) -> std::io::Result<usize> {
     r.read(buf).await
 }
@@ -208,7 +214,7 @@ async fn serve(
                 }
                 Event::Authenticated { .. } => {
                     if !admission.authenticated() {
-                        wr.shutdown().await.ok();
+                        close(&mut wr, shared.config.write_timeout).await;
                         return Ok(format!(
                             "connection limit ({}) of the port reached after authentication",
                             shared.config.max_connections
@@ -217,7 +223,7 @@ async fn serve(
                     if let Some(kind) = requested.take() {
                         if !lock(&shared.sessions).claim(kind) {
                             tracing::info!("{kind:?} session opened by another client meanwhile");
-                            wr.shutdown().await.ok();
+                            close(&mut wr, shared.config.write_timeout).await;
                             return Ok(
                                 "busy: another session of the type opened during authentication"
                                     .into(),
@@ -266,7 +272,7 @@ async fn serve(
             match tokio::time::timeout(shared.config.write_timeout, wr.write_all(&bytes)).await {
                 Ok(written) => written?,
                 Err(_) => {
-                    let _ = tokio::time::timeout(shared.config.write_timeout, wr.shutdown()).await;
+                    close(&mut wr, shared.config.write_timeout).await;
                     return Ok(format!(
                         "the client stopped reading for {:?}; session dropped",
                         shared.config.write_timeout
@@ -281,7 +287,7 @@ async fn serve(
             return serve_kvm(&mut stream, &shared.config).await;
         }
         if session.is_closed() {
-            wr.shutdown().await.ok();
+            close(&mut wr, shared.config.write_timeout).await;
             drop(open);
             return Ok(reason);
         }
