@@ -5,6 +5,8 @@
 //! Bounded: a few hundred connections, 20 s at most, loopback only.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use amt_sim::{SimConfig, Simulator};
@@ -59,20 +61,29 @@ async fn the_owner_is_served_while_every_attack_runs_and_memory_stays_bounded() 
     );
     let before = oobkit_testkit::resident_kib(None).unwrap();
     let mut attackers = Vec::new();
+    // How many attackers of each kind got connected and sent their first bytes: the owner's
+    // service proves nothing if the attacks never took hold.
+    let took_hold: [Arc<AtomicUsize>; 4] = Default::default();
+    let hold = |kind: usize| Arc::clone(&took_hold[kind]);
 
     // 1. Half-open redirection sessions: StartRedirectionSession "SOL ", then nothing.
     for _ in 0..100 {
+        let held = hold(0);
         attackers.push(tokio::spawn(async move {
             if let Ok(mut s) = connect_from([127, 0, 0, 2], redir).await {
-                let _ = s.write_all(b"\x10\x00\x00\x00SOL ").await;
+                if s.write_all(b"\x10\x00\x00\x00SOL ").await.is_ok() {
+                    held.fetch_add(1, Ordering::Relaxed);
+                }
                 tokio::time::sleep(Duration::from_secs(30)).await;
             }
         }));
     }
     // 2. Slowloris on the web port: a request head a byte every 200 ms.
     for _ in 0..50 {
+        let held = hold(1);
         attackers.push(tokio::spawn(async move {
             if let Ok(mut s) = connect_from([127, 0, 0, 3], web).await {
+                held.fetch_add(1, Ordering::Relaxed);
                 for byte in b"POST /wsman HTTP/1.1\r\nHost: x\r\n".iter().cycle() {
                     if s.write_all(&[*byte]).await.is_err() {
                         break;
@@ -84,8 +95,10 @@ async fn the_owner_is_served_while_every_attack_runs_and_memory_stays_bounded() 
     }
     // 3. A TLS handshake flood on the TLS redirection port: connect, never say hello.
     for _ in 0..50 {
+        let held = hold(2);
         attackers.push(tokio::spawn(async move {
             if let Ok(_s) = connect_from([127, 0, 0, 4], redir_tls).await {
+                held.fetch_add(1, Ordering::Relaxed);
                 tokio::time::sleep(Duration::from_secs(30)).await;
             }
         }));
@@ -93,6 +106,7 @@ async fn the_owner_is_served_while_every_attack_runs_and_memory_stays_bounded() 
     // 4. Oversized and malformed input, over and over: a 1 TB body announced, a chunk size
     //    beyond any bound, a redirection message claiming a 4 GiB field, random bytes.
     for i in 0..40u32 {
+        let held = hold(3);
         attackers.push(tokio::spawn(async move {
             let (to, bytes): (SocketAddr, Vec<u8>) = match i % 4 {
                 0 => (
@@ -113,7 +127,9 @@ async fn the_owner_is_served_while_every_attack_runs_and_memory_stays_bounded() 
                 _ => (redir, (0..4096u32).map(|n| (n.wrapping_mul(2_654_435_761) >> 13) as u8).collect()),
             };
             if let Ok(mut s) = connect_from([127, 0, 0, 5], to).await {
-                let _ = s.write_all(&bytes).await;
+                if s.write_all(&bytes).await.is_ok() {
+                    held.fetch_add(1, Ordering::Relaxed);
+                }
                 let mut sink = Vec::new();
                 let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut sink))
                     .await;
@@ -133,6 +149,11 @@ async fn the_owner_is_served_while_every_attack_runs_and_memory_stays_bounded() 
     // Let the attacks take hold, then the owner comes.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let during = oobkit_testkit::resident_kib(None).unwrap();
+    let took_hold = took_hold.each_ref().map(|n| n.load(Ordering::Relaxed));
+    assert!(
+        took_hold[0] >= 50 && took_hold[1] >= 25 && took_hold[2] >= 25 && took_hold[3] >= 20,
+        "the attacks did not take hold (half-open, slowloris, TLS flood, malformed): {took_hold:?}"
+    );
     owner_is_served(&sim, "during the attacks").await;
 
     for attacker in &attackers {
