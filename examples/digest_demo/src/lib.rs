@@ -31,8 +31,12 @@ pub struct Settings {
     pub algorithms: Vec<Algorithm>,
     /// Seconds a nonce is valid.
     pub nonce_lifetime: u32,
-    /// Most connections served at once; more are answered 503 and closed.
+    /// Most authenticated connections served at once; more are answered 503 and closed.
     pub max_connections: usize,
+    /// Connections that have not authenticated yet, from one address and in total: they have a
+    /// budget of their own (`oobkit_io::PreAuthBudget`, as every server of the project), so
+    /// clients that connect and never log in cannot take the places of those who do.
+    pub max_unauthenticated: (u32, u32),
     /// A connection idle this long between requests is closed.
     pub idle_timeout: Duration,
     /// A request must arrive whole within this from its first byte (408 and close otherwise;
@@ -44,7 +48,8 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// Defaults: realm `oobkit-demo`, SHA-256 and MD5, 300 s nonces, 64 connections, 30 s idle.
+    /// Defaults: realm `oobkit-demo`, SHA-256 and MD5, 300 s nonces, 64 authenticated
+    /// connections (and 32 not yet authenticated, 8 per address), 30 s idle.
     pub fn new(user: impl Into<String>, password: impl Into<String>) -> Self {
         Self {
             user: user.into(),
@@ -53,6 +58,7 @@ impl Settings {
             algorithms: vec![Algorithm::Sha256, Algorithm::Md5],
             nonce_lifetime: 300,
             max_connections: 64,
+            max_unauthenticated: (8, 32),
             idle_timeout: Duration::from_secs(30),
             request_timeout: Duration::from_secs(10),
             clock: Arc::new(now_secs),
@@ -63,7 +69,9 @@ impl Settings {
 struct Shared {
     settings: Settings,
     digest: Mutex<Server>,
+    /// Authenticated connections now.
     active: AtomicUsize,
+    unauthenticated: oobkit_io::PreAuthBudget,
 }
 
 /// A Digest-protected HTTP server: `GET /` (or any path) answers `Hello, <user>!` once
@@ -80,10 +88,12 @@ impl DemoServer {
         let mut config = ServerConfig::new(settings.realm.clone(), oobkit_io::random_bytes());
         config.algorithms.clone_from(&settings.algorithms);
         config.nonce_lifetime = settings.nonce_lifetime;
+        let (per_address, total) = settings.max_unauthenticated;
         let shared = Arc::new(Shared {
             digest: Mutex::new(Server::new(config)),
             settings,
             active: AtomicUsize::new(0),
+            unauthenticated: oobkit_io::PreAuthBudget::new(per_address, total),
         });
         Ok(Self { listener, shared })
     }
@@ -104,24 +114,23 @@ impl DemoServer {
                 }
             };
             let shared = Arc::clone(&self.shared);
-            if shared.active.fetch_add(1, Ordering::AcqRel) >= shared.settings.max_connections {
-                shared.active.fetch_sub(1, Ordering::AcqRel);
-                tracing::warn!(
-                    "connection limit ({}) reached, refusing",
-                    shared.settings.max_connections
-                );
-                let mut stream = stream;
-                let _ = stream.write_all(
-                    b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-                );
-                continue;
-            }
+            let peer = stream.peer_addr().ok();
+            let slot = match peer.map(|p| shared.unauthenticated.take(p.ip())) {
+                Some(Ok(slot)) => slot,
+                refused => {
+                    tracing::warn!("{peer:?}: refused: {refused:?}");
+                    refuse(stream);
+                    continue;
+                }
+            };
             std::thread::spawn(move || {
-                let peer = stream.peer_addr().ok();
-                if let Err(e) = handle_connection(stream, &shared) {
+                let mut place = Place::Unauthenticated { _slot: slot };
+                if let Err(e) = handle_connection(stream, &shared, &mut place) {
                     tracing::debug!("connection {peer:?} ended: {e}");
                 }
-                shared.active.fetch_sub(1, Ordering::AcqRel);
+                if matches!(place, Place::Authenticated) {
+                    shared.active.fetch_sub(1, Ordering::AcqRel);
+                }
             });
         }
         Ok(())
@@ -135,7 +144,25 @@ impl DemoServer {
     }
 }
 
-fn handle_connection(mut stream: TcpStream, shared: &Shared) -> io::Result<()> {
+/// A connection's place: in the unauthenticated budget until a request is authorized, then
+/// one of the `max_connections`.
+enum Place {
+    Unauthenticated {
+        /// Held for its drop, which gives the place back.
+        _slot: oobkit_io::PreAuthSlot,
+    },
+    Authenticated,
+}
+
+/// Tells a connection there is no room, and closes it.
+fn refuse(mut stream: TcpStream) {
+    let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
+    let _ = stream.write_all(
+        b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    );
+}
+
+fn handle_connection(mut stream: TcpStream, shared: &Shared, place: &mut Place) -> io::Result<()> {
     let settings = &shared.settings;
     stream.set_write_timeout(Some(settings.request_timeout))?;
     let mut reader = RequestReader::new();
@@ -186,14 +213,29 @@ fn handle_connection(mut stream: TcpStream, shared: &Shared) -> io::Result<()> {
             Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e)),
         };
         request_started = None;
-        stream.write_all(&respond(shared, &request))?;
+        let (response, authorized) = respond(shared, &request);
+        if authorized && matches!(place, Place::Unauthenticated { .. }) {
+            // The unauthenticated place is given back; an authenticated one is taken.
+            if shared.active.fetch_add(1, Ordering::AcqRel) >= shared.settings.max_connections {
+                shared.active.fetch_sub(1, Ordering::AcqRel);
+                tracing::warn!(
+                    "connection limit ({}) reached, refusing",
+                    shared.settings.max_connections
+                );
+                refuse(stream);
+                return Ok(());
+            }
+            *place = Place::Authenticated;
+        }
+        stream.write_all(&response)?;
         if request.closes() {
             return Ok(());
         }
     }
 }
 
-fn respond(shared: &Shared, request: &HttpRequest) -> Vec<u8> {
+/// The response to `request`, and whether it was authorized.
+fn respond(shared: &Shared, request: &HttpRequest) -> (Vec<u8>, bool) {
     let settings = &shared.settings;
     let http_request = Request {
         method: &request.method,
@@ -225,9 +267,10 @@ fn respond(shared: &Shared, request: &HttpRequest) -> Vec<u8> {
                 verified.algorithm,
             );
             let body = format!("Hello, {}!\n", verified.username);
-            ResponseWriter::new(200, "OK")
+            let response = ResponseWriter::new(200, "OK")
                 .header("Content-Type", "text/plain")
-                .body(body.as_bytes())
+                .body(body.as_bytes());
+            (response, true)
         }
         Ok(Verdict::Challenge {
             www_authenticate,
@@ -240,13 +283,17 @@ fn respond(shared: &Shared, request: &HttpRequest) -> Vec<u8> {
             for challenge in &www_authenticate {
                 response = response.header("WWW-Authenticate", challenge);
             }
-            response
+            let response = response
                 .header("Content-Type", "text/plain")
-                .body(b"Authentication required.\n")
+                .body(b"Authentication required.\n");
+            (response, false)
         }
         Err(e) => {
             tracing::error!("cannot render a challenge: {e}");
-            ResponseWriter::new(500, "Internal Server Error").body(b"")
+            (
+                ResponseWriter::new(500, "Internal Server Error").body(b""),
+                false,
+            )
         }
     }
 }

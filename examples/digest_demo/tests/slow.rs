@@ -40,3 +40,44 @@ fn a_trickled_request_is_cut_off_at_its_deadline() {
         String::from_utf8_lossy(&seen)
     );
 }
+
+/// Connections that never authenticate have a budget of their own: 30 silent connections
+/// with `max_connections` 4 leave the owner served (they took the 4 places before and the owner
+/// was answered 503), and a 33rd unauthenticated connection is refused.
+#[test]
+fn silent_connections_do_not_take_the_authenticated_places() {
+    let mut settings = Settings::new("admin", "P@ssw0rd");
+    settings.max_connections = 4;
+    // All from 127.0.0.1 here: a per-address cap above the flood, the total one at 32.
+    settings.max_unauthenticated = (32, 32);
+    let addr = DemoServer::bind("127.0.0.1:0", settings)
+        .unwrap()
+        .spawn()
+        .unwrap();
+    let silent: Vec<_> = (0..30)
+        .map(|_| std::net::TcpStream::connect(addr).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut client = oobkit_digest::Client::new("admin", "P@ssw0rd");
+    let exchanges = digest_demo::fetch(addr, "/", &mut client).expect("the owner is served");
+    let last = exchanges.last().unwrap();
+    assert_eq!(last.status, 200, "{}", last.body);
+    assert!(last.body.contains("Hello, admin!"), "{}", last.body);
+    // 30 silent ones and the owner's: two places left, then a refusal.
+    let more: Vec<_> = (0..2)
+        .map(|_| std::net::TcpStream::connect(addr).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(100));
+    let mut refused = std::net::TcpStream::connect(addr).unwrap();
+    refused
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = refused.read_to_end(&mut answer);
+    assert!(
+        answer.starts_with(b"HTTP/1.1 503 "),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    drop((silent, more));
+}
