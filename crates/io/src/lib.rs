@@ -28,7 +28,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 pub use budget::{BudgetExceeded, PreAuthBudget, PreAuthSlot};
 pub use failures::{AuthFailures, MAX_TRACKED_ADDRESSES};
-pub use relay::{EndCause, RelayEnd, Side, relay_bounded};
+pub use relay::{EndCause, RelayEnd, RelayLimits, Side, relay_bounded};
 pub use tls::{ServerIdentity, TlsPolicy, format_fingerprint, parse_fingerprint};
 pub use websocket::{WebSocket, redirection_websocket, websocket_connect};
 pub use wsman_client::WsmanClient;

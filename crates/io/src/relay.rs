@@ -25,6 +25,18 @@ pub enum EndCause {
     Failed(String),
     /// The side took no bytes for the write limit and was dropped.
     StoppedReading,
+    /// The side sent nothing for its silence limit (see [`RelayLimits::a_silent`]).
+    Silent,
+}
+
+/// The time limits of a relay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RelayLimits {
+    /// Each write must finish within this: a side that stops reading is dropped.
+    pub write: Duration,
+    /// When set, `a` (the client) must send something within this, or the relay ends: a
+    /// silent client cannot hold what the relay stands for (a device's one KVM session).
+    pub a_silent: Option<Duration>,
 }
 
 /// How a relay ended: the side that ended it, why, and the bytes moved each way.
@@ -40,9 +52,9 @@ pub struct RelayEnd {
     pub b_to_a: u64,
 }
 
-/// Copies both ways until either side closes, fails or stops reading; each write is bounded
-/// by `write_timeout`. Both sides are shut down (bounded too) before it returns.
-pub async fn relay_bounded<A, B>(a: A, b: B, write_timeout: Duration) -> RelayEnd
+/// Copies both ways until either side closes, fails, stops reading or (for `a`, when limited)
+/// falls silent. Both sides are shut down (bounded too) before it returns.
+pub async fn relay_bounded<A, B>(a: A, b: B, limits: RelayLimits) -> RelayEnd
 where
     A: AsyncRead + AsyncWrite + Unpin,
     B: AsyncRead + AsyncWrite + Unpin,
@@ -54,7 +66,7 @@ where
         let up = pump(
             &mut a_read,
             &mut b_write,
-            write_timeout,
+            (limits.write, limits.a_silent),
             &mut a_to_b,
             Side::A,
             Side::B,
@@ -62,7 +74,7 @@ where
         let down = pump(
             &mut b_read,
             &mut a_write,
-            write_timeout,
+            (limits.write, None),
             &mut b_to_a,
             Side::B,
             Side::A,
@@ -73,8 +85,8 @@ where
         }
     };
     // Shutting down is a write too: bounded as well.
-    let _ = tokio::time::timeout(write_timeout, a_write.shutdown()).await;
-    let _ = tokio::time::timeout(write_timeout, b_write.shutdown()).await;
+    let _ = tokio::time::timeout(limits.write, a_write.shutdown()).await;
+    let _ = tokio::time::timeout(limits.write, b_write.shutdown()).await;
     RelayEnd {
         side,
         cause,
@@ -83,11 +95,12 @@ where
     }
 }
 
-/// One direction, `from_side` to `to_side`, until one of them ends it.
+/// One direction, `from_side` to `to_side`, until one of them ends it; `(write, silent)` are
+/// the write limit and the read one, if any.
 async fn pump<R, W>(
     from: &mut R,
     to: &mut W,
-    write_timeout: Duration,
+    (write_timeout, silent): (Duration, Option<Duration>),
     total: &mut u64,
     from_side: Side,
     to_side: Side,
@@ -98,7 +111,15 @@ where
 {
     let mut buf = vec![0u8; 64 * 1024];
     loop {
-        let n = match from.read(&mut buf).await {
+        let read = from.read(&mut buf);
+        let read = match silent {
+            Some(limit) => match tokio::time::timeout(limit, read).await {
+                Ok(read) => read,
+                Err(_) => return (from_side, EndCause::Silent),
+            },
+            None => read.await,
+        };
+        let n = match read {
             Ok(0) => return (from_side, EndCause::Closed),
             Err(e) => return (from_side, EndCause::Failed(e.to_string())),
             Ok(n) => n,
@@ -115,11 +136,32 @@ where
 mod tests {
     use super::*;
 
+    fn limits(write_ms: u64, a_silent_ms: Option<u64>) -> RelayLimits {
+        RelayLimits {
+            write: Duration::from_millis(write_ms),
+            a_silent: a_silent_ms.map(Duration::from_millis),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_silent_client_ends_the_relay_when_limited() {
+        let (a, _a_far) = tokio::io::duplex(1024);
+        let (b, mut b_far) = tokio::io::duplex(1024);
+        let relay = tokio::spawn(relay_bounded(a, b, limits(5000, Some(200))));
+        // The server side talks; the client says nothing.
+        b_far.write_all(b"screen").await.unwrap();
+        let end = tokio::time::timeout(Duration::from_secs(10), relay)
+            .await
+            .expect("the relay must end on the silence limit")
+            .unwrap();
+        assert_eq!((end.side, end.cause), (Side::A, EndCause::Silent));
+    }
+
     #[tokio::test]
     async fn relays_both_ways_and_ends_when_a_side_closes() {
         let (a, mut a_far) = tokio::io::duplex(1024);
         let (b, mut b_far) = tokio::io::duplex(1024);
-        let relay = tokio::spawn(relay_bounded(a, b, Duration::from_secs(5)));
+        let relay = tokio::spawn(relay_bounded(a, b, limits(5000, None)));
         a_far.write_all(b"ping").await.unwrap();
         let mut got = [0u8; 4];
         b_far.read_exact(&mut got).await.unwrap();
@@ -146,7 +188,7 @@ mod tests {
     async fn a_side_that_stops_reading_ends_the_relay() {
         let (a, a_far) = tokio::io::duplex(1024);
         let (b, mut b_far) = tokio::io::duplex(1024);
-        let relay = tokio::spawn(relay_bounded(a, b, Duration::from_millis(200)));
+        let relay = tokio::spawn(relay_bounded(a, b, limits(200, None)));
         // `b` sends far more than the 1 KiB `a`'s far end would buffer, and `a` never reads.
         let flood = tokio::spawn(async move {
             let chunk = [7u8; 4096];

@@ -334,7 +334,14 @@ async fn serve_kvm<S: AsyncRead + tokio::io::AsyncWrite + Unpin>(
                     .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
             // Bounded writes both ways: a viewer (or VNC server) that stops reading ends the
             // session and frees KVM.
-            let end = oobkit_io::relay_bounded(stream, vnc, config.write_timeout).await;
+            // The same limits as the built-in screen: a viewer that stops reading, or says
+            // nothing, gives KVM back.
+            let limits = crate::rfb::Limits::of(config);
+            let relay = oobkit_io::RelayLimits {
+                write: limits.write,
+                a_silent: Some(limits.idle),
+            };
+            let end = oobkit_io::relay_bounded(stream, vnc, relay).await;
             let who = match end.side {
                 oobkit_io::Side::A => "the client",
                 oobkit_io::Side::B => "the VNC server",
@@ -345,6 +352,9 @@ async fn serve_kvm<S: AsyncRead + tokio::io::AsyncWrite + Unpin>(
                     config.write_timeout
                 ),
                 oobkit_io::EndCause::Failed(e) => format!("{who} failed: {e}"),
+                oobkit_io::EndCause::Silent => {
+                    format!("{who} sent nothing for {:?}; dropped", limits.idle)
+                }
                 _ => format!("{who} closed"),
             };
             Ok(format!(

@@ -106,7 +106,12 @@ async fn serve_viewer(
     let started = Instant::now();
     // Both ways with backpressure, each write bounded: a viewer that stops reading (or an AMT
     // that does) ends the session instead of holding the bridge, and the AMT's KVM, forever.
-    let end = oobkit_io::relay_bounded(local, rfb.stream, stall_limit).await;
+    // No silence limit: the AMT ends a KVM session without input itself (about 3 minutes).
+    let limits = oobkit_io::RelayLimits {
+        write: stall_limit,
+        a_silent: None,
+    };
+    let end = oobkit_io::relay_bounded(local, rfb.stream, limits).await;
     let after = started.elapsed().as_secs();
     let (up, down) = (end.a_to_b, end.b_to_a);
     Ok(match (end.side, end.cause) {
