@@ -329,7 +329,10 @@ fn feed(
     core.heard(now);
     core.inbuf.extend_from_slice(bytes);
     let mut consumed = 0;
-    let buf = std::mem::take(&mut core.inbuf);
+    // Taken out so that frames borrowing it can be handed to `on_frame` with the core; put
+    // back afterwards with the consumed bytes drained (the allocation is kept: no copy of the
+    // rest into a new buffer on every input).
+    let mut buf = std::mem::take(&mut core.inbuf);
     loop {
         match decode(&buf[consumed..]) {
             Ok(None) => break,
@@ -359,7 +362,8 @@ fn feed(
             }
         }
     }
-    core.inbuf = buf[consumed..].to_vec();
+    buf.drain(..consumed);
+    core.inbuf = buf;
     debug_assert!(core.inbuf.len() <= MAX_INBUF);
 }
 
