@@ -16,7 +16,15 @@ use oobkit_digest::{Algorithm, Exchange, Qop, Secret, compute_response};
 use crate::codec::{
     AuthType, IderCommand, Message, SessionKind, SolSettings, StartStatus, decode, fields,
 };
+use crate::storage::{self, Answer, CommandWritten, ReadPlan, Sense};
 use crate::{CloseReason, Event};
+
+/// How often an IDE-R client sends a heartbeat: a third of the 30 s receive timeout it asks
+/// for in OPEN (Intel's library uses half), so one late heartbeat does not end the session.
+pub const IDER_HEARTBEAT: Duration = Duration::from_secs(10);
+
+/// The largest IDE-R read-data payload (AMT's read buffer is at most 8192 bytes).
+pub const MAX_IDER_CHUNK: usize = 8192;
 
 /// How the client reaches the device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +60,32 @@ pub struct ClientSessionConfig {
     pub cnonce: String,
     /// Accept the clear-text user/password method when it is the only one offered.
     pub allow_userpass: bool,
+    /// IDE-R: when the device starts using the redirected drives.
+    pub ider_start: IderStart,
+}
+
+/// When the managed host sees the redirected IDE-R drives (0x48 type 3, sent once the device
+/// answered OPEN).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IderStart {
+    /// At once, resetting the host's view of the drives.
+    Now,
+    /// At the host's next reset (then boot it with `amt boot cd` and a power cycle).
+    OnReboot,
+    /// Once the host is idle.
+    Graceful,
+}
+
+impl IderStart {
+    /// The value of 0x48 type 3: enable (bit 0) and the start mode.
+    pub const fn register_value(self) -> u32 {
+        match self {
+            Self::Now => 0x19,
+            Self::OnReboot => 0x09,
+            Self::Graceful => 0x11,
+        }
+    }
 }
 
 impl std::fmt::Debug for ClientSessionConfig {
@@ -82,6 +116,7 @@ impl ClientSessionConfig {
             keepalive_interval: Duration::from_secs(2),
             cnonce: cnonce.into(),
             allow_userpass: true,
+            ider_start: IderStart::Now,
         }
     }
 }
@@ -131,6 +166,8 @@ pub struct ClientSession {
     /// Data queued before SOL is active.
     pending: Vec<u8>,
     max_tx: usize,
+    /// IDE-R: the device's read buffer from its OPEN reply, the largest DATA_TO_HOST payload.
+    ider_chunk: usize,
 }
 
 impl std::fmt::Debug for ClientSession {
@@ -155,6 +192,7 @@ impl ClientSession {
             timers,
             pending: Vec::new(),
             max_tx,
+            ider_chunk: MAX_IDER_CHUNK,
             config,
         };
         client.link.send(Message::StartSession(client.config.kind));
@@ -215,6 +253,13 @@ impl ClientSession {
                     self.timers
                         .set(ClientTimer::Keepalive, now + self.config.keepalive_interval);
                 }
+                // IDE-R: the device drops a client silent for its rx timeout (30 s asked in
+                // OPEN); a host that reads nothing for a while must not end the session.
+                ClientTimer::Keepalive if self.state == State::IderActive => {
+                    self.send_ider(IderCommand::Heartbeat, 0, &[]);
+                    self.timers
+                        .set(ClientTimer::Keepalive, now + IDER_HEARTBEAT);
+                }
                 ClientTimer::Keepalive => {}
             }
         }
@@ -238,6 +283,61 @@ impl ClientSession {
     /// Sends an IDE-R message, numbering it.
     pub fn send_ider(&mut self, command: IderCommand, attributes: u8, body: &[u8]) {
         self.link.send_ider(command, attributes, body);
+    }
+
+    /// IDE-R: the largest read-data payload the device takes in one message (its read buffer,
+    /// at most 8192 bytes). Chunk [`crate::storage::ReadPlan`]s with it.
+    pub fn ider_chunk(&self) -> usize {
+        self.ider_chunk
+    }
+
+    /// IDE-R: completes a drive command without data, good (`None`) or CHECK CONDITION.
+    pub fn ider_complete(&mut self, command: &CommandWritten, sense: Option<Sense>) {
+        if self.state == State::IderActive {
+            let body = storage::command_end_body(command.drive, sense);
+            self.send_ider(IderCommand::CommandEndResponse, 2, &body);
+        }
+    }
+
+    /// IDE-R: read data for a drive command, split at [`ClientSession::ider_chunk`]; with
+    /// `last`, its final message completes the command. Call it as many times as the data
+    /// takes (for example once per chunk read from an image).
+    pub fn ider_data(&mut self, command: &CommandWritten, data: &[u8], last: bool) {
+        if self.state != State::IderActive {
+            return;
+        }
+        let mut pieces = data.chunks(self.ider_chunk).peekable();
+        if data.is_empty() {
+            // An empty reply still completes the command.
+            if last {
+                self.ider_complete(command, None);
+            }
+            return;
+        }
+        let mut message = Vec::with_capacity(storage::DATA_TO_HOST_HEADER + self.ider_chunk);
+        while let Some(piece) = pieces.next() {
+            let done = last && pieces.peek().is_none();
+            // ider_chunk is at most 8192, so the length fits the u16 field.
+            let len = piece.len() as u16;
+            message.clear();
+            message.extend_from_slice(&storage::data_to_host_header(command, len, done));
+            message.extend_from_slice(piece);
+            let attributes = storage::data_attributes(command, done);
+            self.link
+                .send_ider(IderCommand::DataToHost, attributes, &message);
+        }
+    }
+
+    /// IDE-R: sends an [`Answer`] of [`crate::storage::MediaServer`] to `command`. Status and
+    /// constant data complete it here; a read is returned for the caller to serve from the
+    /// image with [`ClientSession::ider_data`].
+    pub fn ider_answer(&mut self, command: &CommandWritten, answer: Answer) -> Option<ReadPlan> {
+        match answer {
+            Answer::Status(sense) => self.ider_complete(command, sense),
+            Answer::Data(data) => self.ider_data(command, &data, true),
+            Answer::Read(plan) => return Some(plan),
+        }
+        None
     }
 
     /// Ends the session in order: SOL end (0x22), then 0x12 after the reply (closed anyway
@@ -527,6 +627,20 @@ impl ClientSession {
                 self.link.check_ider_seq(m.seq)?;
                 self.timers.stop(ClientTimer::Handshake);
                 self.state = State::IderActive;
+                // The read buffer (message byte 16); 0 or out of range means the default.
+                let read_buffer = m
+                    .body
+                    .get(8..10)
+                    .map_or(0, |b| usize::from(u16::from_le_bytes([b[0], b[1]])));
+                if (1..=MAX_IDER_CHUNK).contains(&read_buffer) {
+                    self.ider_chunk = read_buffer;
+                }
+                // Enable the drives (0x48 type 3) with the configured start.
+                let mut enable = vec![3u8];
+                enable.extend_from_slice(&self.config.ider_start.register_value().to_le_bytes());
+                self.send_ider(IderCommand::DisableEnableFeatures, 0, &enable);
+                self.timers
+                    .set(ClientTimer::Keepalive, now + IDER_HEARTBEAT);
                 self.link.push_event(Event::IderOpened {
                     reply: Bytes::copy_from_slice(m.body),
                 });

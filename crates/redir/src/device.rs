@@ -472,6 +472,13 @@ impl DeviceSession {
                         let mut body = vec![kind];
                         body.extend_from_slice(&value.to_le_bytes());
                         self.send_ider(IderCommand::FeaturesReply, 0, &body);
+                        if kind == 3 {
+                            let register = m
+                                .body
+                                .get(1..5)
+                                .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+                            self.link.push_event(Event::IderEnabled { register });
+                        }
                     }
                     _ => {}
                 }

@@ -78,12 +78,14 @@
 pub mod client;
 pub mod codec;
 pub mod device;
+pub mod el_torito;
 mod error;
 mod link;
+pub mod storage;
 
 use bytes::Bytes;
 
-pub use client::{ClientSession, ClientSessionConfig, Transport};
+pub use client::{ClientSession, ClientSessionConfig, IderStart, Transport};
 pub use device::{DeviceSession, DeviceSessionConfig};
 pub use error::DecodeError;
 pub use oobkit_runloop::{Machine, Output};
@@ -126,6 +128,13 @@ pub enum Event {
     IderOpened {
         /// Bytes after the 8-byte header (buffer sizes at 8 and 10, ...).
         reply: Bytes,
+    },
+    /// Device side: the client enabled the redirected drives (0x48 type 3); from now on the
+    /// host may send drive commands. `register` is the value sent (bit 0 enable; 0x18 "now",
+    /// 0x08 "on reboot", 0x10 "graceful").
+    IderEnabled {
+        /// The register value.
+        register: u32,
     },
     /// An IDE-R message from the peer (its sequence already checked).
     Ider {
