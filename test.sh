@@ -11,15 +11,16 @@
 # Peers (add a new one here, in one place, never only in CI):
 #   Debian: curl (Digest interop), amtterm and telnet (SOL interop), bsdutils (`script`: the
 #           simulator's SOL pseudo-terminal), util-linux (`setsid`: rrmt-agent's shells),
-#           g++ (libFuzzer for the fuzz targets, the bundled SQLite), python3 and python3-venv (vncdotool).
+#           g++ (libFuzzer for the fuzz targets, the bundled SQLite), python3 and python3-venv (vncdotool),
+#           xorriso (bootable El Torito ISOs for the IDE-R boot tests).
 #   PyPI:   vncdotool (the kvm_vnc interop test), into target/vncdotool-venv.
 # Not root: prints the exact `sudo apt-get install ...` line and stops.
 set -euo pipefail
 cd "$(dirname "$0")"
 
-DEBIAN_PACKAGES=(curl amtterm telnet bsdutils util-linux g++ python3 python3-venv)
+DEBIAN_PACKAGES=(curl amtterm telnet bsdutils util-linux g++ python3 python3-venv xorriso)
 # Program each package must provide, checked after the install (package:program).
-PEER_PROGRAMS=(curl:curl amtterm:amtterm telnet:telnet bsdutils:script util-linux:setsid g++:g++)
+PEER_PROGRAMS=(curl:curl amtterm:amtterm telnet:telnet bsdutils:script util-linux:setsid g++:g++ xorriso:xorriso)
 VNCDOTOOL_VERSION=1.4.2
 
 setup=1

@@ -15,6 +15,7 @@
 
 mod budget;
 mod failures;
+pub mod ider;
 pub mod redirection;
 mod relay;
 pub mod tls;

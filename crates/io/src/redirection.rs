@@ -74,9 +74,20 @@ pub struct RfbStream {
     pub early: Vec<u8>,
 }
 
-/// Connects and authenticates a session of `kind`; returns once SOL is ready (or, for KVM,
-/// once the device handed the connection over to RFB: see [`Session::into_rfb`]).
+/// Connects and authenticates a session of `kind`; returns once SOL is ready (for KVM, once
+/// the device handed the connection over to RFB: see [`Session::into_rfb`]; for IDE-R, once
+/// the device answered OPEN: serve the drives with [`crate::ider::serve`]).
 pub async fn open_session(target: &RedirTarget, kind: SessionKind) -> Result<Session, RedirError> {
+    open_session_with(target, kind, |_| {}).await
+}
+
+/// [`open_session`] with the client's settings adjusted by `configure` first (for example
+/// [`ClientSessionConfig::ider_start`]).
+pub async fn open_session_with(
+    target: &RedirTarget,
+    kind: SessionKind,
+    configure: impl FnOnce(&mut ClientSessionConfig),
+) -> Result<Session, RedirError> {
     let stream = match target.transport {
         Transport::AmtWebSocket => {
             redirection_websocket(&target.endpoint, &target.user, &target.password).await?
@@ -86,6 +97,7 @@ pub async fn open_session(target: &RedirTarget, kind: SessionKind) -> Result<Ses
     let mut config =
         ClientSessionConfig::new(kind, &target.user, &target.password, &random_hex16());
     config.transport = target.transport;
+    configure(&mut config);
     let mut session = Session {
         stream,
         client: ClientSession::new(config, Instant::now()),
@@ -101,9 +113,9 @@ pub async fn open_session(target: &RedirTarget, kind: SessionKind) -> Result<Ses
                 session.write_queued().await?;
                 return Ok(session);
             }
-            Some(Event::RfbHandoff) => {
+            Some(event @ (Event::RfbHandoff | Event::IderOpened { .. })) => {
                 session.write_queued().await?;
-                session.pending.push_back(Event::RfbHandoff);
+                session.pending.push_back(event);
                 return Ok(session);
             }
             Some(Event::Closed(reason)) => return Err(RedirError::Session(reason)),
@@ -124,6 +136,15 @@ impl Session {
         {
             return Ok(Some(event));
         }
+        if let Some(event) = self.turn().await? {
+            return Ok(Some(event));
+        }
+        Ok(self.client.poll_event())
+    }
+
+    /// One turn of the connection: a read, a completed write or a timer. `Some` only for the
+    /// end once the machine closed and everything queued was written.
+    async fn turn(&mut self) -> Result<Option<Event>, RedirError> {
         // Forget what was written: at once when all of it was, else once it is most of the
         // buffer, so a device that never quite catches up cannot grow it.
         if self.written == self.out.len() {
@@ -179,7 +200,7 @@ impl Session {
             },
             () = sleep_until(deadline) => self.client.handle_timeout(Instant::now()),
         }
-        Ok(self.client.poll_event())
+        Ok(None)
     }
 
     /// Waits once for something from the device, a timer, or progress in sending what is
@@ -199,6 +220,45 @@ impl Session {
                 return Ok(event);
             }
         }
+    }
+
+    /// The next event of any kind, sending what is queued meanwhile. Cancel-safe.
+    pub async fn event(&mut self) -> Result<Event, RedirError> {
+        loop {
+            if let Some(event) = self.step().await? {
+                return Ok(event);
+            }
+        }
+    }
+
+    /// Works on the client state machine directly (for example to answer IDE-R drive
+    /// commands); whatever it queues to send goes out with the next wait.
+    pub fn with_client<R>(&mut self, f: impl FnOnce(&mut ClientSession) -> R) -> R {
+        let result = f(&mut self.client);
+        while let Some(bytes) = self.client.poll_transmit() {
+            self.out.extend_from_slice(&bytes);
+        }
+        result
+    }
+
+    /// Waits until fewer than `limit` bytes are queued for the device, reading meanwhile (what
+    /// arrives is kept for [`Session::event`]), so a sender of bulk data cannot outrun the
+    /// device. Cancel-safe.
+    pub async fn drain_to(&mut self, limit: usize) -> Result<(), RedirError> {
+        while self.backlog() >= limit {
+            if let Some(end) = self.turn().await? {
+                self.pending.push_back(end);
+                break;
+            }
+            while let Some(event) = self.client.poll_event() {
+                let closed = matches!(event, Event::Closed(_));
+                self.pending.push_back(event);
+                if closed {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Queues serial bytes for the host (split to the device's MaxTxBuffer); the next

@@ -164,6 +164,77 @@ impl BootEntry {
     }
 }
 
+/// What a block of a CD is to a BIOS booting from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DiscPart {
+    /// The ISO 9660 volume descriptors (blocks 16 to 17 and on), the boot record among them.
+    VolumeDescriptors,
+    /// The El Torito boot catalog.
+    BootCatalog,
+    /// The boot image the catalog names.
+    BootImage,
+    /// A floppy's (or disk's) first sector.
+    BootSector,
+    /// Anything else: the file system and files.
+    Data,
+}
+
+impl DiscPart {
+    /// For progress lines.
+    pub const fn describe(self) -> &'static str {
+        match self {
+            Self::VolumeDescriptors => "volume descriptors",
+            Self::BootCatalog => "boot catalog",
+            Self::BootImage => "boot image",
+            Self::BootSector => "boot sector",
+            Self::Data => "data",
+        }
+    }
+}
+
+/// Where the boot structures of a disc are, to tell what a host is reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BootLayout {
+    /// The catalog's block, when the disc is bootable.
+    pub catalog: Option<u32>,
+    /// The boot image's blocks `[start, end)`, when the catalog names one.
+    pub image: Option<(u64, u64)>,
+}
+
+impl BootLayout {
+    /// The layout from block 17 and the catalog's first block (`None` when not read, for
+    /// example because block 17 is not a boot record).
+    pub fn from_blocks(boot_record: &[u8], catalog: Option<&[u8]>) -> Self {
+        let Ok(record) = BootRecord::parse(boot_record) else {
+            return Self::default();
+        };
+        let image = catalog
+            .and_then(|c| BootEntry::parse(c).ok())
+            .map(|e| (u64::from(e.load_rba), u64::from(e.load_rba) + e.blocks()));
+        Self {
+            catalog: Some(record.catalog),
+            image,
+        }
+    }
+
+    /// What block `lba` is.
+    pub fn part(&self, lba: u64) -> DiscPart {
+        if self.catalog.is_some_and(|c| u64::from(c) == lba) {
+            DiscPart::BootCatalog
+        } else if self
+            .image
+            .is_some_and(|(start, end)| (start..end).contains(&lba))
+        {
+            DiscPart::BootImage
+        } else if (16..=u64::from(BOOT_RECORD_LBA)).contains(&lba) {
+            DiscPart::VolumeDescriptors
+        } else {
+            DiscPart::Data
+        }
+    }
+}
+
 /// The validation entry and default entry of a catalog for `entry` (how an ISO maker writes
 /// them; used by tests and by image builders).
 pub fn catalog_bytes(entry: &BootEntry) -> [u8; 64] {

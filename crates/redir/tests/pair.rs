@@ -437,3 +437,83 @@ fn handshake_timeout() {
     p.advance(Duration::from_secs(2));
     assert_eq!(p.client_closed(), Some(&CloseReason::HandshakeTimeout));
 }
+
+/// The device writes drive commands; the client answers through a MediaServer: an unknown
+/// opcode gets CHECK CONDITION with "invalid command" sense (never silence), a read arrives in
+/// read-buffer chunks with the last one completing it, each direction numbered without gaps.
+#[test]
+fn ider_drive_commands_are_answered_over_the_wire() {
+    use oobkit_redir::storage::{
+        CommandWritten, Drive, MediaServer, Sense, command_end_sense, data_to_host_payload,
+    };
+    let mut p = Pair::amt(SessionKind::Ider);
+    assert!(
+        p.device_events
+            .iter()
+            .any(|e| matches!(e, Event::IderEnabled { register: 0x19 })),
+        "{:?}",
+        p.device_events
+    );
+    let image: Vec<u8> = (0..20 * 2048).map(|i| (i % 253) as u8).collect();
+    let mut server = MediaServer::new(Some(image.len() as u64), None).unwrap();
+    let mut ask = |p: &mut Pair, cdb: [u8; 12]| {
+        let command = CommandWritten::packet(Drive::Cdrom, cdb);
+        p.device
+            .send_ider(IderCommand::CommandWritten, 0, &command.body());
+        p.client_events.clear();
+        p.device_events.clear();
+        p.progress();
+        for event in std::mem::take(&mut p.client_events) {
+            if let Event::Ider {
+                command: IderCommand::CommandWritten,
+                body,
+                ..
+            } = event
+            {
+                let written = CommandWritten::parse(&body).unwrap();
+                let answer = server.answer(&written);
+                if let Some(plan) = p.client.ider_answer(&written, answer) {
+                    let range = plan.offset as usize..(plan.offset + plan.len) as usize;
+                    p.client.ider_data(&written, &image[range], true);
+                }
+            }
+        }
+        p.progress();
+        std::mem::take(&mut p.device_events)
+    };
+    let first = ask(&mut p, [0; 12]);
+    let Some(Event::Ider { command, body, .. }) = first.first() else {
+        panic!("{first:?}")
+    };
+    assert_eq!(*command, IderCommand::CommandEndResponse);
+    assert_eq!(command_end_sense(body), Ok(Some(Sense::MEDIUM_CHANGED)));
+    let unknown = ask(&mut p, [0xBB, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    let Some(Event::Ider { body, .. }) = unknown.first() else {
+        panic!("{unknown:?}")
+    };
+    assert_eq!(command_end_sense(body), Ok(Some(Sense::INVALID_COMMAND)));
+    // READ(10) of 5 blocks (10240 bytes): two messages, 8192 + 2048, the second completing.
+    let read = ask(&mut p, [0x28, 0, 0, 0, 0, 3, 0, 0, 5, 0, 0, 0]);
+    let chunks: Vec<(u8, Vec<u8>)> = read
+        .iter()
+        .filter_map(|e| match e {
+            Event::Ider {
+                command: IderCommand::DataToHost,
+                attributes,
+                body,
+                ..
+            } => Some((*attributes, data_to_host_payload(body).unwrap().to_vec())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        chunks
+            .iter()
+            .map(|(a, d)| (*a, d.len()))
+            .collect::<Vec<_>>(),
+        [(0, 8192), (2, 2048)]
+    );
+    let data: Vec<u8> = chunks.into_iter().flat_map(|(_, d)| d).collect();
+    assert_eq!(data, &image[3 * 2048..8 * 2048]);
+    assert!(p.client_closed().is_none() && p.device_closed().is_none());
+}

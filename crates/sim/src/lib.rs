@@ -7,6 +7,8 @@
 //!   one session of each type at a time), as firmware decides.
 //! - [`web`]: the web port, an HTTP request in and firmware-shaped bytes out: `/wsman` behind
 //!   Digest as AMT offers it, and the `/ws-redirection` upgrade.
+//! - [`bios`]: the simulated host booting from the IDE-R drives (El Torito CD or floppy boot
+//!   sector), hashing every region it reads.
 //! - [`console`]: a harmless simulated serial console for SOL (a firmware banner, a login
 //!   prompt and a few built-in commands), the default when no real program is asked for.
 //!
@@ -14,6 +16,7 @@
 //! them in.
 #![forbid(unsafe_code)]
 
+pub mod bios;
 pub mod console;
 pub mod device;
 pub mod gate;

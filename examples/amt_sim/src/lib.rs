@@ -72,6 +72,8 @@ pub struct SimConfig {
     pub sol: SolBackend,
     /// What is on the KVM screen.
     pub kvm: KvmBackend,
+    /// How much the simulated BIOS reads when a console redirects its drives over IDE-R.
+    pub ider_read: oobkit_sim::bios::ReadScope,
 }
 
 /// What a KVM session shows.
@@ -148,6 +150,7 @@ impl SimConfig {
                 width: 1024,
                 height: 768,
             },
+            ider_read: oobkit_sim::bios::ReadScope::Boot { samples: 8 },
         }
     }
 }
@@ -160,6 +163,8 @@ pub(crate) struct Shared {
     pub(crate) sessions: Mutex<oobkit_sim::SessionGate>,
     /// Failed logins by address on every port (AMT slows down after failures too).
     failures: Mutex<oobkit_io::AuthFailures>,
+    /// What the simulated BIOS booted over IDE-R, oldest first.
+    pub(crate) boots: Mutex<Vec<oobkit_sim::bios::BootReport>>,
 }
 
 /// A running simulator. Dropping it does not stop it; it lives as long as the runtime.
@@ -239,6 +244,7 @@ impl Simulator {
                 config.max_failed_logins,
                 config.failure_window,
             )),
+            boots: Mutex::default(),
         });
         // Binds a port and serves it: the bound address. `busy` is what a connection that
         // finds the port full is told (nothing readable can be said before a TLS handshake).
@@ -287,6 +293,11 @@ impl Simulator {
             rfb_addr,
             shared,
         })
+    }
+
+    /// What the simulated BIOS read and booted over IDE-R so far, oldest first.
+    pub fn ider_boots(&self) -> Vec<oobkit_sim::bios::BootReport> {
+        lock(&self.shared.boots).clone()
     }
 
     /// The device, for tests and in-process drivers.

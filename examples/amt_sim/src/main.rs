@@ -87,6 +87,23 @@ struct Cli {
     /// Forward KVM sessions to this VNC server (HOST:PORT) instead of the test pattern.
     #[arg(long)]
     vnc: Option<String>,
+    /// When a console redirects its drives over IDE-R, the simulated BIOS boots from them
+    /// (El Torito CD, else the floppy's boot sector) and then reads SAMPLES blocks spread
+    /// over the medium, or `all` of it in order; it logs what it booted with the SHA-256 of
+    /// every region read.
+    #[arg(long, default_value = "8", value_name = "SAMPLES|all", value_parser = parse_ider_read)]
+    ider_read: oobkit_sim::bios::ReadScope,
+}
+
+fn parse_ider_read(s: &str) -> Result<oobkit_sim::bios::ReadScope, String> {
+    use oobkit_sim::bios::ReadScope;
+    if s == "all" {
+        return Ok(ReadScope::Everything);
+    }
+    let samples = s
+        .parse()
+        .map_err(|_| "expected a number of sample blocks or `all`")?;
+    Ok(ReadScope::Boot { samples })
 }
 
 fn parse_size(s: &str) -> Result<(u16, u16), String> {
@@ -123,6 +140,7 @@ async fn main() -> ExitCode {
     config.redir_listen = Some(cli.redir_listen);
     config.redir_tls_listen = cli.redir_tls_listen;
     config.rfb_listen = cli.rfb_listen;
+    config.ider_read = cli.ider_read;
     {
         use oobkit_redir::codec::AuthType;
         config.redir_auth = match cli.redir_auth {

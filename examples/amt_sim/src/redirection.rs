@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use oobkit_io::Io;
-use oobkit_redir::codec::{SessionKind, StartStatus};
+use oobkit_redir::codec::{IderCommand, SessionKind, StartStatus};
 use oobkit_redir::{DeviceSession, DeviceSessionConfig, Event};
+use oobkit_sim::bios::{Bios, BiosStep};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
@@ -198,6 +199,7 @@ async fn serve(
     let mut con_buf = vec![0u8; 16 * 1024];
     let mut reason = String::from("connection closed");
     let mut rfb: Option<Vec<u8>> = None;
+    let mut bios: Option<Bios> = None;
     loop {
         // Events first: they may produce bytes to send.
         while let Some(event) = session.poll_event() {
@@ -255,6 +257,37 @@ async fn serve(
                 Event::Rfb(bytes) => {
                     if let Some(early) = &mut rfb {
                         early.extend_from_slice(&bytes);
+                    }
+                }
+                Event::IderEnabled { register } => {
+                    tracing::info!(
+                        "IDE-R drives enabled (register {register:#04x}): the BIOS boots from them"
+                    );
+                    let (started, first) = Bios::start(shared.config.ider_read);
+                    session.send_ider(IderCommand::CommandWritten, 0, &first.body());
+                    bios = Some(started);
+                }
+                Event::Ider {
+                    command,
+                    attributes,
+                    body,
+                    ..
+                } => {
+                    let Some(reader) = &mut bios else { continue };
+                    match reader.handle(command, attributes, &body) {
+                        Ok(BiosStep::Send(next)) => {
+                            session.send_ider(IderCommand::CommandWritten, 0, &next.body());
+                        }
+                        Ok(BiosStep::Done(report)) => {
+                            tracing::info!("IDE-R boot: {report}");
+                            lock(&shared.boots).push(report);
+                            bios = None;
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            close(&mut wr, shared.config.write_timeout).await;
+                            return Ok(format!("IDE-R boot failed: {e}"));
+                        }
                     }
                 }
                 Event::Closed(why) => {
