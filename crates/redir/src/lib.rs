@@ -272,6 +272,47 @@ pub mod fuzzing {
         }
     }
 
+    /// Arbitrary drive commands (20-byte bodies) answered by a media server whose image sizes
+    /// come from the data; every read must stay inside its image and split into pieces that
+    /// add up to it; the El Torito parsers see the same bytes as blocks.
+    pub fn storage(data: &[u8]) {
+        use crate::storage::{Answer, CommandWritten, Drive, MediaServer};
+        let size = |b: &[u8]| u64::from(u32::from_le_bytes(b.try_into().unwrap_or([0; 4])));
+        let cd = data.get(..4).map(size).filter(|n| *n >= 2048);
+        let floppy = data.get(4..8).map(size).filter(|n| *n >= 512);
+        let Ok(mut server) = MediaServer::new(cd, floppy) else {
+            return;
+        };
+        for body in data.get(8..).unwrap_or_default().chunks(20) {
+            let Ok(command) = CommandWritten::parse(body) else {
+                continue;
+            };
+            assert_eq!(CommandWritten::parse(&command.body()), Ok(command));
+            match server.answer(&command) {
+                Answer::Read(plan) => {
+                    let image = match command.drive {
+                        Drive::Cdrom => cd,
+                        Drive::Floppy => floppy,
+                    };
+                    let end = plan.offset + plan.len;
+                    assert!(plan.len > 0 && image.is_some_and(|len| end <= len));
+                    // Only the first and last pieces, so a 4 GiB plan costs nothing.
+                    let mut pieces = plan.chunks(8192);
+                    let first = pieces.next().expect("a read has a piece");
+                    assert_eq!(first.0, plan.offset);
+                    let last = pieces.last().unwrap_or(first);
+                    assert!(last.2 && last.0 + last.1 as u64 == end && last.1 <= 8192);
+                }
+                Answer::Data(data) => assert!(data.len() <= usize::from(u16::MAX)),
+                Answer::Status(_) => {}
+            }
+        }
+        let _ = crate::el_torito::BootRecord::parse(data);
+        let _ = crate::el_torito::BootEntry::parse(data);
+        let layout = crate::el_torito::BootLayout::from_blocks(data, Some(data));
+        let _ = layout.part(data.len() as u64);
+    }
+
     /// Feeds arbitrary bytes to a device session, answering start requests from the data.
     pub fn device(data: &[u8]) {
         let mut now = Instant::now();

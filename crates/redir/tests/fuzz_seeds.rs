@@ -16,3 +16,8 @@ fn redir_client_seeds() {
 fn redir_device_seeds() {
     replay_seeds("redir_device", oobkit_redir::fuzzing::device);
 }
+
+#[test]
+fn redir_storage_seeds() {
+    replay_seeds("redir_storage", oobkit_redir::fuzzing::storage);
+}
