@@ -518,6 +518,40 @@ impl Bios {
     }
 }
 
+/// Entry point of the `sim_bios` fuzz target and its corpus-replay test. Not a stable API.
+///
+/// Arbitrary console messages (`[command][attributes][len][body...]`) fed to a booting BIOS:
+/// it must end in an error or a report, never panic, and never take more data than it asked.
+#[doc(hidden)]
+pub fn fuzz_bios(data: &[u8]) {
+    let scope = match data.first() {
+        Some(b) if b & 1 == 1 => ReadScope::Everything,
+        _ => ReadScope::Boot { samples: 3 },
+    };
+    let (mut bios, _) = Bios::start(scope);
+    let mut rest = data.get(1..).unwrap_or_default();
+    while let [command, attributes, len, tail @ ..] = rest {
+        let n = usize::from(*len).min(tail.len());
+        let (body, next) = tail.split_at(n);
+        rest = next;
+        let Some(command) = IderCommand::from_byte(*command | 0x40) else {
+            continue;
+        };
+        match bios.handle(command, *attributes, body) {
+            Ok(BiosStep::Send(_) | BiosStep::Wait) => {}
+            Ok(BiosStep::Done(report)) => {
+                let _ = report.to_string();
+                return;
+            }
+            Err(e) => {
+                let _ = e.to_string();
+                return;
+            }
+        }
+        assert!(bios.got <= bios.asked);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -670,39 +704,5 @@ mod tests {
             panic!()
         };
         assert_eq!(report.boot, Boot::NoMedium);
-    }
-}
-
-/// Entry point of the `sim_bios` fuzz target and its corpus-replay test. Not a stable API.
-///
-/// Arbitrary console messages (`[command][attributes][len][body...]`) fed to a booting BIOS:
-/// it must end in an error or a report, never panic, and never take more data than it asked.
-#[doc(hidden)]
-pub fn fuzz_bios(data: &[u8]) {
-    let scope = match data.first() {
-        Some(b) if b & 1 == 1 => ReadScope::Everything,
-        _ => ReadScope::Boot { samples: 3 },
-    };
-    let (mut bios, _) = Bios::start(scope);
-    let mut rest = data.get(1..).unwrap_or_default();
-    while let [command, attributes, len, tail @ ..] = rest {
-        let n = usize::from(*len).min(tail.len());
-        let (body, next) = tail.split_at(n);
-        rest = next;
-        let Some(command) = IderCommand::from_byte(*command | 0x40) else {
-            continue;
-        };
-        match bios.handle(command, *attributes, body) {
-            Ok(BiosStep::Send(_) | BiosStep::Wait) => {}
-            Ok(BiosStep::Done(report)) => {
-                let _ = report.to_string();
-                return;
-            }
-            Err(e) => {
-                let _ = e.to_string();
-                return;
-            }
-        }
-        assert!(bios.got <= bios.asked);
     }
 }
