@@ -2,50 +2,11 @@
 //! bytes (the floor), and envelope building per second.
 
 use std::hint::black_box;
-use std::path::Path;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use oobkit_wsman::{Instance, Reply, Response, ResponseBody, Style, ops};
+use oobkit_benches::pull_100;
+use oobkit_wsman::{Response, Style, ops};
 use quick_xml::events::Event;
-
-/// 100 real instances from the fixture corpus's Pull replies, written as one compact
-/// PullResponse the way AMT sends it.
-fn pull_100() -> String {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/wsman-responses");
-    let mut items: Vec<Instance> = Vec::new();
-    let mut stack = vec![dir];
-    let mut files = Vec::new();
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.file_name().is_some_and(|n| n == "pull.xml") {
-                files.push(p);
-            }
-        }
-    }
-    files.sort();
-    for f in files {
-        let xml = std::fs::read_to_string(f).unwrap();
-        if let Ok(Response {
-            body: ResponseBody::Items { items: got, .. },
-            ..
-        }) = Response::parse(&xml, 200)
-        {
-            items.extend(got.into_iter().filter_map(|i| i.instance));
-        }
-    }
-    assert!(!items.is_empty());
-    let hundred: Vec<Instance> = items.iter().cycle().take(100).cloned().collect();
-    Reply {
-        relates_to: "1",
-        sequence: 1,
-        resource_uri: None,
-    }
-    .pull(&hundred, None)
-    .unwrap()
-}
 
 fn parse(c: &mut Criterion) {
     let xml = pull_100();

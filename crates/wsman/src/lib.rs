@@ -41,6 +41,7 @@ mod model;
 pub mod ns;
 pub mod ops;
 pub mod pager;
+mod reply_parser;
 mod request;
 mod response;
 mod status;

@@ -223,7 +223,7 @@ impl Instance {
 
 impl Property {
     /// The element's name moves into the property; the tree is consumed, not copied.
-    fn from_element(mut element: Element) -> Self {
+    pub(crate) fn from_element(mut element: Element) -> Self {
         let name = std::mem::take(&mut element.name);
         let value = Value::from_element(element, &name);
         Self { name, value }

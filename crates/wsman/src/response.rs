@@ -4,7 +4,9 @@ use std::fmt::Write as _;
 
 use crate::model::{EprStyle, check_names, write_epr_children, write_instance, write_properties};
 use crate::ns::{self, action};
-use crate::xml::{self, Element, escape};
+#[cfg(test)]
+use crate::xml;
+use crate::xml::{Element, escape};
 use crate::{Epr, Error, Instance};
 
 /// A SOAP fault, with the HTTP status it came with.
@@ -212,6 +214,13 @@ impl Response {
     /// }
     /// ```
     pub fn parse(xml: &str, http_status: u16) -> Result<Self, Error> {
+        crate::reply_parser::parse(xml, http_status)
+    }
+
+    /// The same through a whole element tree: what [`Response::parse`] did before it built
+    /// instances from the events; kept to check that both agree.
+    #[cfg(test)]
+    pub(crate) fn parse_via_tree(xml: &str, http_status: u16) -> Result<Self, Error> {
         let root = match xml::parse(xml) {
             Ok(root) => root,
             Err(e) if !(200..300).contains(&http_status) => {
@@ -250,7 +259,7 @@ impl Response {
             .map(|s| s.trim().to_owned());
         let body = match body.take_first() {
             None => ResponseBody::Empty,
-            Some(first) => parse_body(first)?,
+            Some(first) => finish_body(first)?,
         };
         Ok(Self {
             action,
@@ -262,7 +271,8 @@ impl Response {
     }
 }
 
-fn parse_body(mut first: Element) -> Result<ResponseBody, Error> {
+/// The body from its first child, built as a tree.
+pub(crate) fn finish_body(mut first: Element) -> Result<ResponseBody, Error> {
     let is_enum = &*first.ns == ns::ENUMERATION;
     let name = first.name.clone();
     Ok(match name.as_str() {
@@ -321,7 +331,7 @@ fn parse_body(mut first: Element) -> Result<ResponseBody, Error> {
     })
 }
 
-fn parse_item(mut element: Element) -> Item {
+pub(crate) fn parse_item(mut element: Element) -> Item {
     if element.is(ns::WSMAN, "Item") {
         // ObjectAndEPR mode: the instance, then its EndpointReference.
         let epr = element
@@ -342,7 +352,7 @@ fn parse_item(mut element: Element) -> Item {
     }
 }
 
-fn parse_fault(fault: &Element, http_status: u16) -> Fault {
+pub(crate) fn parse_fault(fault: &Element, http_status: u16) -> Fault {
     let qname = |value: Option<&Element>| {
         value.map(|v| {
             let text = v.text.trim();

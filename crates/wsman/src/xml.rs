@@ -6,8 +6,10 @@
 
 use std::rc::Rc;
 
+use std::borrow::Cow;
+
 use quick_xml::NsReader;
-use quick_xml::events::Event;
+use quick_xml::events::{BytesStart, Event};
 use quick_xml::name::{QName, ResolveResult};
 
 use crate::ns;
@@ -118,170 +120,353 @@ struct Namespaces {
 
 impl Namespaces {
     fn get(&mut self, result: &ResolveResult<'_>) -> Result<Rc<str>, Error> {
-        let uri = match result {
-            ResolveResult::Bound(ns) => unescaped(ns.0)?,
-            ResolveResult::Unbound => "".into(),
+        let raw = match result {
+            ResolveResult::Bound(ns) => ns.0,
+            ResolveResult::Unbound => "",
             ResolveResult::Unknown(prefix) => {
                 return Err(Error::Xml(XmlError::UndeclaredPrefix(prefix.to_string())));
             }
         };
-        let uri = &*uri;
+        // Declarations are compared as written; only one with an escape is unescaped first.
+        let uri = if raw.contains('&') {
+            unescaped(raw)?
+        } else {
+            Cow::Borrowed(raw)
+        };
         if let Some(last) = self.known.get(self.last)
-            && &**last == uri
+            && **last == *uri
         {
             return Ok(Rc::clone(last));
         }
-        if let Some(i) = self.known.iter().position(|k| &**k == uri) {
+        if let Some(i) = self.known.iter().position(|k| **k == *uri) {
             self.last = i;
             return Ok(Rc::clone(&self.known[i]));
         }
-        let new: Rc<str> = Rc::from(uri);
+        let new: Rc<str> = Rc::from(&*uri);
         self.last = self.known.len();
         self.known.push(Rc::clone(&new));
         Ok(new)
     }
 }
 
-/// Parses a whole document into its root element.
-pub(crate) fn parse(doc: &str) -> Result<Element, Error> {
-    if doc.len() > MAX_DOCUMENT {
-        return Err(Error::TooLarge {
-            len: doc.len(),
-            max: MAX_DOCUMENT,
-        });
-    }
-    let mut reader = NsReader::from_str(doc);
-    reader.config_mut().check_end_names = true;
-    let mut stack: Vec<Element> = Vec::new();
-    let mut root: Option<Element> = None;
-    let mut count = 0usize;
-    let mut namespaces = Namespaces::default();
-    loop {
-        let (resolved, event) = reader
-            .read_resolved_event()
-            .map_err(|e| Error::Xml(XmlError::Syntax(e.to_string())))?;
-        match event {
-            Event::Start(ref start) | Event::Empty(ref start) => {
-                let is_empty = matches!(event, Event::Empty(_));
-                if root.is_some() {
-                    return Err(Error::Xml(XmlError::OutsideRoot));
-                }
-                count += 1;
-                if count > MAX_ELEMENTS {
-                    return Err(Error::LimitExceeded("element count"));
-                }
-                if stack.len() >= MAX_DEPTH {
-                    return Err(Error::LimitExceeded("nesting depth"));
-                }
-                let ns = namespaces.get(&resolved)?;
-                let name = start.local_name().as_ref().to_owned();
-                let mut attrs = Vec::new();
-                for attr in start.attributes() {
-                    let attr = attr.map_err(|e| Error::Xml(XmlError::Syntax(e.to_string())))?;
-                    let key = attr.key.0;
-                    if key == "xmlns" || key.starts_with("xmlns:") {
-                        continue;
-                    }
-                    let (attr_ns, local) = reader.resolver().resolve_attribute(attr.key);
-                    let value = attr
-                        .normalized_value(quick_xml::XmlVersion::Implicit1_0)
-                        .map_err(|e| Error::Xml(XmlError::Syntax(e.to_string())))?;
-                    attrs.push(Attr {
-                        ns: bound(&attr_ns)?,
-                        name: local.as_ref().to_owned(),
-                        value: value.into_owned(),
-                    });
-                }
-                let element = Element {
-                    ns,
-                    name,
-                    attrs,
-                    ..Element::default()
-                };
-                if is_empty {
-                    close(&mut stack, &mut root, element, &reader, &mut namespaces);
-                } else {
-                    stack.push(element);
-                }
-            }
-            Event::End(_) => {
-                // check_end_names guarantees a matching open element.
-                let element = stack.pop().ok_or(Error::Xml(XmlError::UnbalancedEndTag))?;
-                close(&mut stack, &mut root, element, &reader, &mut namespaces);
-            }
-            Event::Text(text) => {
-                let content = text.xml10_content();
-                match stack.last_mut() {
-                    Some(top) => top.text.push_str(&content),
-                    None if content.trim().is_empty() => {}
-                    None => return Err(Error::Xml(XmlError::OutsideRoot)),
-                }
-            }
-            Event::CData(data) => {
-                let content = data.xml10_content();
-                match stack.last_mut() {
-                    Some(top) => top.text.push_str(&content),
-                    None => return Err(Error::Xml(XmlError::OutsideRoot)),
-                }
-            }
-            Event::GeneralRef(reference) => {
-                let c = if reference.is_char_ref() {
-                    reference
-                        .resolve_char_ref()
-                        .map_err(|e| Error::Xml(XmlError::Syntax(e.to_string())))?
-                        .ok_or(Error::Xml(XmlError::BadCharacterReference))?
-                } else {
-                    match &*reference.xml10_content() {
-                        "amp" => '&',
-                        "lt" => '<',
-                        "gt" => '>',
-                        "quot" => '"',
-                        "apos" => '\'',
-                        other => return Err(Error::Entity(other.to_owned())),
-                    }
-                };
-                match stack.last_mut() {
-                    Some(top) => top.text.push(c),
-                    None => return Err(Error::Xml(XmlError::OutsideRoot)),
-                }
-            }
-            Event::DocType(_) => return Err(Error::DocType),
-            Event::Decl(_) | Event::PI(_) | Event::Comment(_) => {}
-            Event::Eof => break,
-        }
-    }
-    if !stack.is_empty() {
-        return Err(Error::Xml(XmlError::Incomplete));
-    }
-    root.ok_or(Error::Xml(XmlError::Incomplete))
+/// One event of a document, namespace-resolved, with names and text borrowed from it.
+pub(crate) enum Ev<'a> {
+    /// An element starts (`empty`: and ends at once, `<x/>`).
+    Start {
+        ns: Rc<str>,
+        name: &'a str,
+        start: BytesStart<'a>,
+        empty: bool,
+    },
+    /// The innermost open element ends.
+    End,
+    /// Character data (text or CDATA, line ends normalised).
+    Text(Cow<'a, str>),
+    /// A character or predefined entity reference.
+    Char(char),
+    /// The end of a well-formed document.
+    Eof,
 }
 
-fn close(
-    stack: &mut [Element],
-    root: &mut Option<Element>,
-    mut element: Element,
-    reader: &NsReader<&[u8]>,
-    namespaces: &mut Namespaces,
-) {
-    if !element.children.is_empty() {
-        // Pretty-printing whitespace between child elements is not content.
-        element.text.clear();
-    } else if element.is(ns::SOAP, "Value") {
-        let (resolved, _) = reader
-            .resolver()
-            .resolve_element(QName(element.text.trim()));
-        element.text_ns = namespaces.get(&resolved).ok();
-    }
-    match stack.last_mut() {
-        Some(parent) => {
-            // AMT instances have 10 to 25 properties: start there rather than growing the
-            // vector (and moving its elements) four times.
-            if parent.children.capacity() == 0 {
-                parent.children.reserve_exact(16);
-            }
-            parent.children.push(element);
+/// The events of a document, with the limits of this module enforced and names and text
+/// taken from the document without copying or decoding them again (it is a `str` already).
+pub(crate) struct Events<'a> {
+    doc: &'a str,
+    reader: NsReader<&'a [u8]>,
+    namespaces: Namespaces,
+    count: usize,
+    depth: usize,
+    root_seen: bool,
+}
+
+impl<'a> Events<'a> {
+    pub(crate) fn new(doc: &'a str) -> Result<Self, Error> {
+        if doc.len() > MAX_DOCUMENT {
+            return Err(Error::TooLarge {
+                len: doc.len(),
+                max: MAX_DOCUMENT,
+            });
         }
-        None => *root = Some(element),
+        let mut reader = NsReader::from_str(doc);
+        reader.config_mut().check_end_names = true;
+        Ok(Self {
+            doc,
+            reader,
+            namespaces: Namespaces::default(),
+            count: 0,
+            depth: 0,
+            root_seen: false,
+        })
+    }
+
+    /// Bytes of the document as its `str`: found by address (the reader hands out slices of
+    /// the document), so no UTF-8 check runs again.
+    fn str_of(&self, bytes: &str) -> Result<&'a str, Error> {
+        let at = (bytes.as_ptr() as usize).wrapping_sub(self.doc.as_ptr() as usize);
+        match self.doc.get(at..at.wrapping_add(bytes.len())) {
+            Some(s) if s.as_ptr() == bytes.as_ptr() => Ok(s),
+            _ => Err(Error::Xml(XmlError::Syntax(
+                "a name that is not a slice of the document".into(),
+            ))),
+        }
+    }
+
+    fn syntax(e: impl std::fmt::Display) -> Error {
+        Error::Xml(XmlError::Syntax(e.to_string()))
+    }
+
+    /// The next event.
+    pub(crate) fn next(&mut self) -> Result<Ev<'a>, Error> {
+        loop {
+            let (resolved, event) = self.reader.read_resolved_event().map_err(Self::syntax)?;
+            match event {
+                Event::Start(start) => {
+                    let ns = self.namespaces.get(&resolved)?;
+                    return self.start(ns, start, false);
+                }
+                Event::Empty(start) => {
+                    let ns = self.namespaces.get(&resolved)?;
+                    return self.start(ns, start, true);
+                }
+                Event::End(_) => {
+                    // check_end_names guarantees a matching open element.
+                    self.depth = self
+                        .depth
+                        .checked_sub(1)
+                        .ok_or(Error::Xml(XmlError::UnbalancedEndTag))?;
+                    return Ok(Ev::End);
+                }
+                Event::Text(text) => {
+                    let content = text.xml10_content();
+                    if self.depth == 0 {
+                        if content.trim().is_empty() {
+                            continue;
+                        }
+                        return Err(Error::Xml(XmlError::OutsideRoot));
+                    }
+                    return Ok(Ev::Text(content));
+                }
+                Event::CData(data) => {
+                    if self.depth == 0 {
+                        return Err(Error::Xml(XmlError::OutsideRoot));
+                    }
+                    return Ok(Ev::Text(data.xml10_content()));
+                }
+                Event::GeneralRef(reference) => {
+                    let c = if reference.is_char_ref() {
+                        reference
+                            .resolve_char_ref()
+                            .map_err(Self::syntax)?
+                            .ok_or(Error::Xml(XmlError::BadCharacterReference))?
+                    } else {
+                        match &*reference.xml10_content() {
+                            "amp" => '&',
+                            "lt" => '<',
+                            "gt" => '>',
+                            "quot" => '"',
+                            "apos" => '\'',
+                            other => return Err(Error::Entity(other.to_owned())),
+                        }
+                    };
+                    if self.depth == 0 {
+                        return Err(Error::Xml(XmlError::OutsideRoot));
+                    }
+                    return Ok(Ev::Char(c));
+                }
+                Event::DocType(_) => return Err(Error::DocType),
+                Event::Decl(_) | Event::PI(_) | Event::Comment(_) => {}
+                Event::Eof => {
+                    if self.depth != 0 || !self.root_seen {
+                        return Err(Error::Xml(XmlError::Incomplete));
+                    }
+                    return Ok(Ev::Eof);
+                }
+            }
+        }
+    }
+
+    fn start(&mut self, ns: Rc<str>, start: BytesStart<'a>, empty: bool) -> Result<Ev<'a>, Error> {
+        if self.depth == 0 {
+            if self.root_seen {
+                return Err(Error::Xml(XmlError::OutsideRoot));
+            }
+            self.root_seen = true;
+        }
+        self.count += 1;
+        if self.count > MAX_ELEMENTS {
+            return Err(Error::LimitExceeded("element count"));
+        }
+        if self.depth >= MAX_DEPTH {
+            return Err(Error::LimitExceeded("nesting depth"));
+        }
+        let name = self.str_of(start.local_name().into_inner())?;
+        if !empty {
+            self.depth += 1;
+        }
+        Ok(Ev::Start {
+            ns,
+            name,
+            start,
+            empty,
+        })
+    }
+
+    /// The attributes of an element just started (namespace declarations left out).
+    pub(crate) fn attrs(&self, start: &BytesStart<'a>) -> Result<Vec<Attr>, Error> {
+        let mut attrs = Vec::new();
+        if start
+            .attributes_raw()
+            .bytes()
+            .all(|b| b.is_ascii_whitespace())
+        {
+            return Ok(attrs);
+        }
+        for attr in start.attributes() {
+            let attr = attr.map_err(Self::syntax)?;
+            let key = attr.key.0;
+            if key == "xmlns" || key.starts_with("xmlns:") {
+                continue;
+            }
+            let (attr_ns, local) = self.reader.resolver().resolve_attribute(attr.key);
+            let value = attr
+                .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                .map_err(Self::syntax)?;
+            attrs.push(Attr {
+                ns: bound(&attr_ns)?,
+                name: self.str_of(local.into_inner())?.to_owned(),
+                value: value.into_owned(),
+            });
+        }
+        Ok(attrs)
+    }
+
+    /// An element from its start event, without children yet.
+    pub(crate) fn element(
+        &self,
+        ns: Rc<str>,
+        name: &str,
+        start: &BytesStart<'a>,
+    ) -> Result<Element, Error> {
+        Ok(Element {
+            ns,
+            name: name.to_owned(),
+            attrs: self.attrs(start)?,
+            ..Element::default()
+        })
+    }
+
+    /// Builds the rest of a subtree: `stack` holds its open elements (the root first), `next`
+    /// an event already read inside it. Returns the root once it closes.
+    pub(crate) fn subtree(
+        &mut self,
+        mut stack: Vec<Element>,
+        mut next: Option<Ev<'a>>,
+    ) -> Result<Element, Error> {
+        loop {
+            let event = match next.take() {
+                Some(event) => event,
+                None => self.next()?,
+            };
+            match event {
+                Ev::Start {
+                    ns,
+                    name,
+                    start,
+                    empty,
+                } => {
+                    let element = self.element(ns, name, &start)?;
+                    if empty {
+                        if let Some(root) = self.close(&mut stack, element) {
+                            return Ok(root);
+                        }
+                    } else {
+                        stack.push(element);
+                    }
+                }
+                Ev::End => {
+                    let element = stack.pop().ok_or(Error::Xml(XmlError::UnbalancedEndTag))?;
+                    if let Some(root) = self.close(&mut stack, element) {
+                        return Ok(root);
+                    }
+                }
+                Ev::Text(text) => {
+                    if let Some(top) = stack.last_mut() {
+                        top.text.push_str(&text);
+                    }
+                }
+                Ev::Char(c) => {
+                    if let Some(top) = stack.last_mut() {
+                        top.text.push(c);
+                    }
+                }
+                Ev::Eof => return Err(Error::Xml(XmlError::Incomplete)),
+            }
+        }
+    }
+
+    /// Skips the rest of an element whose start was just read.
+    pub(crate) fn skip(&mut self) -> Result<(), Error> {
+        let mut open = 1usize;
+        while open > 0 {
+            match self.next()? {
+                Ev::Start { empty: false, .. } => open += 1,
+                Ev::End => open -= 1,
+                Ev::Eof => return Err(Error::Xml(XmlError::Incomplete)),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// An element closes: into its parent, or returned when it was the root of the subtree.
+    fn close(&mut self, stack: &mut [Element], mut element: Element) -> Option<Element> {
+        if !element.children.is_empty() {
+            // Pretty-printing whitespace between child elements is not content.
+            element.text.clear();
+        } else if element.is(ns::SOAP, "Value") {
+            let (resolved, _) = self
+                .reader
+                .resolver()
+                .resolve_element(QName(element.text.trim()));
+            element.text_ns = self.namespaces.get(&resolved).ok();
+        }
+        match stack.last_mut() {
+            Some(parent) => {
+                // AMT instances have 10 to 25 properties: start there rather than growing
+                // the vector (and moving its elements) four times.
+                if parent.children.capacity() == 0 {
+                    parent.children.reserve_exact(16);
+                }
+                parent.children.push(element);
+                None
+            }
+            None => Some(element),
+        }
+    }
+}
+
+/// Parses a whole document into its root element.
+pub(crate) fn parse(doc: &str) -> Result<Element, Error> {
+    let mut events = Events::new(doc)?;
+    let root = match events.next()? {
+        Ev::Start {
+            ns,
+            name,
+            start,
+            empty,
+        } => {
+            let element = events.element(ns, name, &start)?;
+            if empty {
+                element
+            } else {
+                events.subtree(vec![element], None)?
+            }
+        }
+        _ => return Err(Error::Xml(XmlError::Incomplete)),
+    };
+    match events.next()? {
+        Ev::Eof => Ok(root),
+        _ => Err(Error::Xml(XmlError::OutsideRoot)),
     }
 }
 
