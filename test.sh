@@ -12,16 +12,19 @@
 #   Debian: curl (Digest interop), amtterm and telnet (SOL interop), bsdutils (`script`: the
 #           simulator's SOL pseudo-terminal), util-linux (`setsid`: rrmt-agent's shells),
 #           g++ (libFuzzer for the fuzz targets, the bundled SQLite), python3 and python3-venv (vncdotool),
-#           xorriso (bootable El Torito ISOs for the IDE-R boot tests).
-#   PyPI:   vncdotool (the kvm_vnc interop test), into target/vncdotool-venv.
+#           xorriso (bootable El Torito ISOs for the IDE-R boot tests), valgrind (callgrind counts
+#           in docs/performance.md).
+#   PyPI:   vncdotool (the kvm_vnc interop test), into target/vncdotool-venv; lxml and xmltodict
+#           (the WS-Man parse peers of benches/report.sh), into target/bench-venv.
 # Not root: prints the exact `sudo apt-get install ...` line and stops.
 set -euo pipefail
 cd "$(dirname "$0")"
 
-DEBIAN_PACKAGES=(curl amtterm telnet bsdutils util-linux g++ python3 python3-venv xorriso)
+DEBIAN_PACKAGES=(curl amtterm telnet bsdutils util-linux g++ python3 python3-venv xorriso valgrind)
 # Program each package must provide, checked after the install (package:program).
-PEER_PROGRAMS=(curl:curl amtterm:amtterm telnet:telnet bsdutils:script util-linux:setsid g++:g++ xorriso:xorriso)
+PEER_PROGRAMS=(curl:curl amtterm:amtterm telnet:telnet bsdutils:script util-linux:setsid g++:g++ xorriso:xorriso valgrind:valgrind)
 VNCDOTOOL_VERSION=1.4.2
+BENCH_PYPI=(lxml==6.1.3 xmltodict==1.0.4)
 
 setup=1
 run=1
@@ -78,24 +81,36 @@ check_programs() {
   done
 }
 
-install_vncdotool() {
-  local venv=target/vncdotool-venv
-  local installed=""
+# install_pypi VENV NAME==VERSION...: a virtualenv holding exactly these PyPI packages.
+install_pypi() {
+  local venv=$1
+  shift
+  local wanted installed=""
+  wanted=$(printf '%s\n' "$@" | tr 'A-Z' 'a-z' | sort | tr '\n' ' ')
   if [ -x "$venv/bin/pip" ]; then
     # Read the whole output first: `grep -q` would close the pipe early and, with pipefail,
     # turn pip's SIGPIPE into "not installed".
-    installed=$("$venv/bin/pip" show vncdotool 2>/dev/null | sed -n 's/^Version: //p')
+    installed=$("$venv/bin/pip" freeze 2>/dev/null | tr 'A-Z' 'a-z' | grep -xF -f <(printf '%s\n' "$@" | tr 'A-Z' 'a-z') | sort | tr '\n' ' ' || true)
   fi
-  if [ -x "$venv/bin/vncdo" ] && [ "$installed" = "$VNCDOTOOL_VERSION" ]; then
-    say "vncdotool $VNCDOTOOL_VERSION present in $venv"
+  if [ "$installed" = "$wanted" ]; then
+    say "PyPI peers present in $venv: $*"
     return
   fi
-  say "installing vncdotool $VNCDOTOOL_VERSION (PyPI) into $venv"
+  say "installing PyPI peers into $venv: $*"
   rm -rf "$venv"
   python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check "vncdotool==$VNCDOTOOL_VERSION"
-  if [ ! -x "$venv/bin/vncdo" ]; then
-    say "FATAL: vncdotool did not install ($venv/bin/vncdo missing)"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "$@"
+  installed=$("$venv/bin/pip" freeze 2>/dev/null | tr 'A-Z' 'a-z' | grep -xF -f <(printf '%s\n' "$@" | tr 'A-Z' 'a-z') | sort | tr '\n' ' ' || true)
+  if [ "$installed" != "$wanted" ]; then
+    say "FATAL: $* did not install into $venv (got: $installed)"
+    exit 1
+  fi
+}
+
+install_vncdotool() {
+  install_pypi target/vncdotool-venv "vncdotool==$VNCDOTOOL_VERSION"
+  if [ ! -x target/vncdotool-venv/bin/vncdo ]; then
+    say "FATAL: vncdotool did not install (target/vncdotool-venv/bin/vncdo missing)"
     exit 1
   fi
 }
@@ -105,6 +120,7 @@ if [ "$setup" = 1 ]; then
   check_programs
   mkdir -p target
   install_vncdotool
+  install_pypi target/bench-venv "${BENCH_PYPI[@]}"
 fi
 if [ "$run" = 1 ]; then
   say "cargo test --workspace ${cargo_args[*]:-}"

@@ -45,6 +45,7 @@ mod reply_parser;
 mod request;
 mod response;
 mod status;
+mod view;
 mod xml;
 
 pub use error::{Error, XmlError};
@@ -55,6 +56,7 @@ pub use request::{
 };
 pub use response::{Fault, Item, MethodOutput, Reply, Response, ResponseBody};
 pub use status::return_value_text;
+pub use view::{BodyView, InstanceView, ItemView, PropertyView, ResponseView, ValueView};
 pub use xml::{MAX_DEPTH, MAX_DOCUMENT, MAX_ELEMENTS};
 
 /// Entry points for the fuzz targets and their corpus-replay tests. Not a stable API.

@@ -6,30 +6,33 @@
 
 use std::rc::Rc;
 
+use std::borrow::Cow;
+
 use crate::model::Property;
 use crate::ns;
-use crate::response::{Item, Response, ResponseBody, finish_body, parse_fault, parse_item};
+use crate::response::{finish_body, parse_fault, parse_item};
+use crate::view::{BodyView, InstanceView, ItemView, PropertyView, ResponseView, ValueView};
 use crate::xml::{Element, Ev, Events};
-use crate::{Error, Instance, Value, XmlError};
+use crate::{Error, XmlError};
 
 /// What the first child of the Body became.
-enum First {
+enum First<'a> {
     /// Built as a tree (faults, ResourceCreated, SubscribeResponse, ...), finished later.
     Tree(Element),
     /// An instance (Get, Put, a method's output, Identify), built from the events.
-    Instance(Instance),
+    Instance(InstanceView<'a>),
     /// Enumerate or Pull.
     Items {
         context: Option<String>,
         end_of_sequence: bool,
         /// Items of the first `wsen:Items`, and of the first `wsman:Items`.
-        enumeration: Option<Vec<Item>>,
-        wsman: Option<Vec<Item>>,
+        enumeration: Option<Vec<ItemView<'a>>>,
+        wsman: Option<Vec<ItemView<'a>>>,
     },
 }
 
 /// Parses a reply; see [`Response::parse`].
-pub(crate) fn parse(doc: &str, http_status: u16) -> Result<Response, Error> {
+pub(crate) fn parse(doc: &str, http_status: u16) -> Result<ResponseView<'_>, Error> {
     let ok = (200..300).contains(&http_status);
     match parse_document(doc) {
         Ok(Parsed::NotAnEnvelope) => Err(if ok {
@@ -58,21 +61,21 @@ pub(crate) fn parse(doc: &str, http_status: u16) -> Result<Response, Error> {
                     .map(|e| e.text.trim().to_owned())
             };
             let body = match first {
-                None => ResponseBody::Empty,
-                Some(First::Tree(element)) => finish_body(element)?,
-                Some(First::Instance(instance)) => instance_body(instance),
+                None => BodyView::Empty,
+                Some(First::Tree(element)) => BodyView::Owned(finish_body(element)?),
+                Some(First::Instance(instance)) => BodyView::Instance(instance),
                 Some(First::Items {
                     context,
                     end_of_sequence,
                     enumeration,
                     wsman,
-                }) => ResponseBody::Items {
+                }) => BodyView::Items {
                     context: if end_of_sequence { None } else { context },
                     items: enumeration.or(wsman).unwrap_or_default(),
                     end_of_sequence,
                 },
             };
-            Ok(Response {
+            Ok(ResponseView {
                 action: text("Action").unwrap_or_default(),
                 relates_to: text("RelatesTo"),
                 message_id: text("MessageID"),
@@ -88,32 +91,12 @@ pub(crate) fn parse(doc: &str, http_status: u16) -> Result<Response, Error> {
     }
 }
 
-/// An instance body: a method's output, Identify, or a plain instance.
-fn instance_body(instance: Instance) -> ResponseBody {
-    if instance.namespace == ns::IDENTITY && instance.class == "IdentifyResponse" {
-        return ResponseBody::Identify(instance);
-    }
-    if let Some(method) = instance.class.strip_suffix("_OUTPUT") {
-        let method = method.to_owned();
-        let class = ns::class_name(&instance.namespace).to_owned();
-        let return_value = instance
-            .text("ReturnValue")
-            .and_then(|v| v.trim().parse().ok());
-        return ResponseBody::Output(crate::MethodOutput {
-            method,
-            return_value,
-            outputs: Instance { class, ..instance },
-        });
-    }
-    ResponseBody::Instance(instance)
-}
-
-enum Parsed {
+enum Parsed<'a> {
     NotAnEnvelope,
     Envelope {
         header: Option<Box<Element>>,
         /// `None`: no Body; `Some(None)`: an empty Body.
-        body: Option<Option<First>>,
+        body: Option<Option<First<'a>>>,
         fault: Option<Box<Element>>,
     },
 }
@@ -169,7 +152,7 @@ fn skip(events: &mut Events<'_>, s: &Start<'_>) -> Result<(), Error> {
     if s.empty { Ok(()) } else { events.skip() }
 }
 
-fn parse_document(doc: &str) -> Result<Parsed, Error> {
+fn parse_document(doc: &str) -> Result<Parsed<'_>, Error> {
     let mut events = Events::new(doc)?;
     let Some(root) = child(&mut events)? else {
         return Err(Error::Xml(XmlError::Incomplete));
@@ -204,11 +187,11 @@ fn parse_document(doc: &str) -> Result<Parsed, Error> {
 }
 
 /// The Body: its first child, and the first SOAP Fault among its children.
-fn parse_body(
-    events: &mut Events<'_>,
-    body: &Start<'_>,
+fn parse_body<'a>(
+    events: &mut Events<'a>,
+    body: &Start<'a>,
     fault: &mut Option<Box<Element>>,
-) -> Result<Option<First>, Error> {
+) -> Result<Option<First<'a>>, Error> {
     if body.empty {
         return Ok(None);
     }
@@ -227,7 +210,7 @@ fn parse_body(
     Ok(first)
 }
 
-fn first_child<'a>(events: &mut Events<'a>, s: Start<'a>) -> Result<First, Error> {
+fn first_child<'a>(events: &mut Events<'a>, s: Start<'a>) -> Result<First<'a>, Error> {
     let ns_ = &*s.ns;
     if ns_ == ns::ENUMERATION && matches!(s.name, "EnumerateResponse" | "PullResponse") {
         return items(events, &s);
@@ -240,7 +223,7 @@ fn first_child<'a>(events: &mut Events<'a>, s: Start<'a>) -> Result<First, Error
     Ok(First::Instance(instance(events, s)?))
 }
 
-fn items(events: &mut Events<'_>, s: &Start<'_>) -> Result<First, Error> {
+fn items<'a>(events: &mut Events<'a>, s: &Start<'a>) -> Result<First<'a>, Error> {
     let (mut context, mut end_of_sequence) = (None, false);
     let (mut enumeration, mut wsman) = (None, None);
     if !s.empty {
@@ -273,7 +256,7 @@ fn items(events: &mut Events<'_>, s: &Start<'_>) -> Result<First, Error> {
     })
 }
 
-fn item_list(events: &mut Events<'_>, s: &Start<'_>) -> Result<Vec<Item>, Error> {
+fn item_list<'a>(events: &mut Events<'a>, s: &Start<'a>) -> Result<Vec<ItemView<'a>>, Error> {
     let mut items = Vec::new();
     if s.empty {
         return Ok(items);
@@ -281,9 +264,13 @@ fn item_list(events: &mut Events<'_>, s: &Start<'_>) -> Result<Vec<Item>, Error>
     while let Some(part) = child(events)? {
         let wrapped = part.is(ns::WSMAN, "Item") || part.is(ns::ADDRESSING, "EndpointReference");
         items.push(if wrapped {
-            parse_item(tree(events, part)?)
+            let item = parse_item(tree(events, part)?);
+            ItemView {
+                instance: item.instance.map(owned_view),
+                epr: item.epr,
+            }
         } else {
-            Item {
+            ItemView {
                 instance: Some(instance(events, part)?),
                 epr: None,
             }
@@ -292,13 +279,33 @@ fn item_list(events: &mut Events<'_>, s: &Start<'_>) -> Result<Vec<Item>, Error>
     Ok(items)
 }
 
+/// An instance read through the tree (ObjectAndEPR items), as a view that owns its parts.
+fn owned_view(instance: crate::Instance) -> InstanceView<'static> {
+    InstanceView {
+        class: Cow::Owned(instance.class),
+        namespace: std::rc::Rc::from(instance.namespace.as_str()),
+        properties: instance
+            .properties
+            .into_iter()
+            .map(|p| PropertyView {
+                name: Cow::Owned(p.name),
+                value: match p.value {
+                    crate::Value::Text(t) => ValueView::Text(Cow::Owned(t)),
+                    crate::Value::Nil => ValueView::Nil,
+                    other => ValueView::Structured(Box::new(other)),
+                },
+            })
+            .collect(),
+    }
+}
+
 /// An instance from the events: each leaf child becomes a text (or nil) property as it
 /// closes; a child with children of its own (an EPR, an embedded instance, a datetime) is
 /// built as a tree and read the way the tree path reads it.
-fn instance<'a>(events: &mut Events<'a>, s: Start<'a>) -> Result<Instance, Error> {
-    let mut instance = Instance {
-        class: s.name.to_owned(),
-        namespace: s.ns.to_string(),
+fn instance<'a>(events: &mut Events<'a>, s: Start<'a>) -> Result<InstanceView<'a>, Error> {
+    let mut instance = InstanceView {
+        class: Cow::Borrowed(s.name),
+        namespace: s.ns,
         properties: Vec::new(),
     };
     if s.empty {
@@ -314,25 +321,33 @@ fn instance<'a>(events: &mut Events<'a>, s: Start<'a>) -> Result<Instance, Error
             .iter()
             .any(|a| a.ns == ns::XSI && a.name == "nil" && a.value.trim() == "true");
         if p.empty {
-            instance.properties.push(Property {
-                name: p.name.to_owned(),
+            instance.properties.push(PropertyView {
+                name: Cow::Borrowed(p.name),
                 value: if nil {
-                    Value::Nil
+                    ValueView::Nil
                 } else {
-                    Value::Text(String::new())
+                    ValueView::Text(Cow::Borrowed(""))
                 },
             });
             continue;
         }
-        let mut text = String::new();
+        let mut text: Option<Cow<'a, str>> = None;
         loop {
+            let more = |text: &mut Option<Cow<'a, str>>, piece: Cow<'a, str>| match text {
+                None => *text = Some(piece),
+                Some(t) => t.to_mut().push_str(&piece),
+            };
             match events.next()? {
-                Ev::Text(t) => text.push_str(&t),
-                Ev::Char(c) => text.push(c),
+                Ev::Text(t) => more(&mut text, t),
+                Ev::Char(c) => more(&mut text, Cow::Owned(c.to_string())),
                 Ev::End => {
-                    instance.properties.push(Property {
-                        name: p.name.to_owned(),
-                        value: if nil { Value::Nil } else { Value::Text(text) },
+                    instance.properties.push(PropertyView {
+                        name: Cow::Borrowed(p.name),
+                        value: if nil {
+                            ValueView::Nil
+                        } else {
+                            ValueView::Text(text.unwrap_or_default())
+                        },
                     });
                     break;
                 }
@@ -342,11 +357,15 @@ fn instance<'a>(events: &mut Events<'a>, s: Start<'a>) -> Result<Instance, Error
                         ns: p.ns,
                         name: p.name.to_owned(),
                         attrs,
-                        text,
+                        text: text.map(Cow::into_owned).unwrap_or_default(),
                         ..Element::default()
                     };
                     let element = events.subtree(vec![element], Some(start))?;
-                    instance.properties.push(Property::from_element(element));
+                    let property = Property::from_element(element);
+                    instance.properties.push(PropertyView {
+                        name: Cow::Borrowed(p.name),
+                        value: ValueView::Structured(Box::new(property.value)),
+                    });
                     break;
                 }
                 Ev::Eof => return Err(Error::Xml(XmlError::Incomplete)),

@@ -214,7 +214,7 @@ impl Response {
     /// }
     /// ```
     pub fn parse(xml: &str, http_status: u16) -> Result<Self, Error> {
-        crate::reply_parser::parse(xml, http_status)
+        crate::ResponseView::parse(xml, http_status).map(crate::ResponseView::into_owned)
     }
 
     /// The same through a whole element tree: what [`Response::parse`] did before it built

@@ -111,14 +111,30 @@ fn bound(result: &ResolveResult<'_>) -> Result<String, Error> {
 }
 
 /// The distinct namespace URIs of one document, shared by its elements.
+///
+/// The resolver hands out a URI as a slice of its own buffer. While no element declares or
+/// drops a namespace (a `generation` counts those), the same slice is the same URI, so the
+/// common case (every property of every instance) is recognised by address alone; otherwise
+/// URIs are compared as written.
 #[derive(Default)]
 struct Namespaces {
     known: Vec<Rc<str>>,
-    /// Index of the last one returned: consecutive elements nearly always share it.
-    last: usize,
+    /// The last URI returned, and the slice and generation it was found for.
+    last: Option<(usize, usize, u64, usize)>,
+    generation: u64,
 }
 
 impl Namespaces {
+    /// An element with attributes may declare namespaces: slices the resolver hands out are
+    /// no longer known by address (a declaration may reuse a dropped one's place).
+    fn note_declarations(&mut self, start: &BytesStart<'_>) -> bool {
+        let declares = !start.attributes_raw().trim_ascii().is_empty();
+        if declares {
+            self.generation += 1;
+        }
+        declares
+    }
+
     fn get(&mut self, result: &ResolveResult<'_>) -> Result<Rc<str>, Error> {
         let raw = match result {
             ResolveResult::Bound(ns) => ns.0,
@@ -127,25 +143,27 @@ impl Namespaces {
                 return Err(Error::Xml(XmlError::UndeclaredPrefix(prefix.to_string())));
             }
         };
+        let key = (raw.as_ptr() as usize, raw.len(), self.generation);
+        if let Some((ptr, len, generation, i)) = self.last
+            && (ptr, len, generation) == key
+        {
+            return Ok(Rc::clone(&self.known[i]));
+        }
         // Declarations are compared as written; only one with an escape is unescaped first.
         let uri = if raw.contains('&') {
             unescaped(raw)?
         } else {
             Cow::Borrowed(raw)
         };
-        if let Some(last) = self.known.get(self.last)
-            && **last == *uri
-        {
-            return Ok(Rc::clone(last));
-        }
-        if let Some(i) = self.known.iter().position(|k| **k == *uri) {
-            self.last = i;
-            return Ok(Rc::clone(&self.known[i]));
-        }
-        let new: Rc<str> = Rc::from(&*uri);
-        self.last = self.known.len();
-        self.known.push(Rc::clone(&new));
-        Ok(new)
+        let i = match self.known.iter().position(|k| **k == *uri) {
+            Some(i) => i,
+            None => {
+                self.known.push(Rc::from(&*uri));
+                self.known.len() - 1
+            }
+        };
+        self.last = Some((key.0, key.1, key.2, i));
+        Ok(Rc::clone(&self.known[i]))
     }
 }
 
@@ -177,6 +195,10 @@ pub(crate) struct Events<'a> {
     count: usize,
     depth: usize,
     root_seen: bool,
+    /// Open elements that have attributes (maybe namespace declarations), one bit per depth.
+    declares: u64,
+    /// The document has no carriage return, so text needs no line-end normalisation.
+    no_cr: bool,
 }
 
 impl<'a> Events<'a> {
@@ -196,6 +218,8 @@ impl<'a> Events<'a> {
             count: 0,
             depth: 0,
             root_seen: false,
+            declares: 0,
+            no_cr: !doc.contains('\r'),
         })
     }
 
@@ -221,11 +245,21 @@ impl<'a> Events<'a> {
             let (resolved, event) = self.reader.read_resolved_event().map_err(Self::syntax)?;
             match event {
                 Event::Start(start) => {
+                    let declares = self.namespaces.note_declarations(&start);
                     let ns = self.namespaces.get(&resolved)?;
+                    if declares {
+                        // Its declarations stay in scope until it closes.
+                        self.declares |= 1u64 << self.depth.min(63);
+                    }
                     return self.start(ns, start, false);
                 }
                 Event::Empty(start) => {
+                    let declares = self.namespaces.note_declarations(&start);
                     let ns = self.namespaces.get(&resolved)?;
+                    if declares {
+                        // Its declarations end with it.
+                        self.namespaces.generation += 1;
+                    }
                     return self.start(ns, start, true);
                 }
                 Event::End(_) => {
@@ -234,10 +268,20 @@ impl<'a> Events<'a> {
                         .depth
                         .checked_sub(1)
                         .ok_or(Error::Xml(XmlError::UnbalancedEndTag))?;
+                    let bit = 1u64 << self.depth;
+                    if self.declares & bit != 0 {
+                        // Its declarations go out of scope.
+                        self.declares &= !bit;
+                        self.namespaces.generation += 1;
+                    }
                     return Ok(Ev::End);
                 }
                 Event::Text(text) => {
-                    let content = text.xml10_content();
+                    let content = if self.no_cr {
+                        text.into_inner()
+                    } else {
+                        text.xml10_content()
+                    };
                     if self.depth == 0 {
                         if content.trim().is_empty() {
                             continue;
