@@ -116,4 +116,10 @@ async fn main() {
         100.0 * d.as_secs_f64() / r.as_secs_f64(),
         total >> 20
     );
+    println!(
+        "FIGURE kvm_relay_gib_s={:.2} tcp_copy_gib_s={:.2} amt_direct_gib_s={:.2}",
+        rate(r),
+        rate(p),
+        rate(d)
+    );
 }

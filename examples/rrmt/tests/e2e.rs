@@ -540,3 +540,25 @@ async fn a_handshake_flood_does_not_keep_an_administrator_out() {
     let (code, out, err) = server.run(&["hosts"]).await;
     assert_eq!(code, 0, "after the flood: {out}{err}");
 }
+
+/// rrmt-load holds a fleet that connects all at once from one address; the server's handshake
+/// budget must not refuse it (it did once the budget came in, unnoticed without this test).
+#[tokio::test]
+async fn rrmt_load_connects_its_whole_fleet() {
+    let out = tokio::time::timeout(
+        std::time::Duration::from_secs(120),
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_rrmt-load"))
+            .args(["--agents", "60", "--execs", "30"])
+            .output(),
+    )
+    .await
+    .expect("rrmt-load ends within 120 s")
+    .expect("rrmt-load runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("FIGURE rrmt_agents=60"), "{stdout}");
+}

@@ -89,4 +89,11 @@ async fn main() {
         us(pct(&through, 0.5)) - us(pct(&base, 0.5)),
         us(pct(&through, 0.99)) - us(pct(&base, 0.99)),
     );
+    println!(
+        "FIGURE sol_echo_p50_us={:.0} sol_echo_p99_us={:.0} tcp_echo_p50_us={:.0} tcp_echo_p99_us={:.0}",
+        us(pct(&through, 0.5)),
+        us(pct(&through, 0.99)),
+        us(pct(&base, 0.5)),
+        us(pct(&base, 0.99)),
+    );
 }
