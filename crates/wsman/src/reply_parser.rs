@@ -128,7 +128,7 @@ fn child<'a>(events: &mut Events<'a>) -> Result<Option<Start<'a>>, Error> {
 
 struct Start<'a> {
     ns: Rc<str>,
-    name: &'a str,
+    name: Cow<'a, str>,
     start: quick_xml::events::BytesStart<'a>,
     empty: bool,
 }
@@ -140,7 +140,7 @@ impl Start<'_> {
 }
 
 fn tree(events: &mut Events<'_>, s: Start<'_>) -> Result<Element, Error> {
-    let element = events.element(s.ns, s.name, &s.start)?;
+    let element = events.element(s.ns, &s.name, &s.start)?;
     if s.empty {
         Ok(element)
     } else {
@@ -212,7 +212,7 @@ fn parse_body<'a>(
 
 fn first_child<'a>(events: &mut Events<'a>, s: Start<'a>) -> Result<First<'a>, Error> {
     let ns_ = &*s.ns;
-    if ns_ == ns::ENUMERATION && matches!(s.name, "EnumerateResponse" | "PullResponse") {
+    if ns_ == ns::ENUMERATION && matches!(&*s.name, "EnumerateResponse" | "PullResponse") {
         return items(events, &s);
     }
     let tree_shaped = (ns_ == ns::TRANSFER && s.name == "ResourceCreated")
@@ -230,7 +230,7 @@ fn items<'a>(events: &mut Events<'a>, s: &Start<'a>) -> Result<First<'a>, Error>
         while let Some(part) = child(events)? {
             let in_enum = &*part.ns == ns::ENUMERATION;
             let in_wsman = &*part.ns == ns::WSMAN;
-            match part.name {
+            match &*part.name {
                 "EnumerationContext" if in_enum && context.is_none() => {
                     context = Some(tree(events, part)?.text.trim().to_owned());
                 }
@@ -304,7 +304,7 @@ fn owned_view(instance: crate::Instance) -> InstanceView<'static> {
 /// built as a tree and read the way the tree path reads it.
 fn instance<'a>(events: &mut Events<'a>, s: Start<'a>) -> Result<InstanceView<'a>, Error> {
     let mut instance = InstanceView {
-        class: Cow::Borrowed(s.name),
+        class: s.name,
         namespace: s.ns,
         properties: Vec::new(),
     };
@@ -322,7 +322,7 @@ fn instance<'a>(events: &mut Events<'a>, s: Start<'a>) -> Result<InstanceView<'a
             .any(|a| a.ns == ns::XSI && a.name == "nil" && a.value.trim() == "true");
         if p.empty {
             instance.properties.push(PropertyView {
-                name: Cow::Borrowed(p.name),
+                name: p.name.clone(),
                 value: if nil {
                     ValueView::Nil
                 } else {
@@ -342,7 +342,7 @@ fn instance<'a>(events: &mut Events<'a>, s: Start<'a>) -> Result<InstanceView<'a
                 Ev::Char(c) => more(&mut text, Cow::Owned(c.to_string())),
                 Ev::End => {
                     instance.properties.push(PropertyView {
-                        name: Cow::Borrowed(p.name),
+                        name: p.name.clone(),
                         value: if nil {
                             ValueView::Nil
                         } else {
@@ -355,7 +355,7 @@ fn instance<'a>(events: &mut Events<'a>, s: Start<'a>) -> Result<InstanceView<'a
                     // Children: read it as the tree path does.
                     let element = Element {
                         ns: p.ns,
-                        name: p.name.to_owned(),
+                        name: p.name.to_string(),
                         attrs,
                         text: text.map(Cow::into_owned).unwrap_or_default(),
                         ..Element::default()
@@ -363,7 +363,7 @@ fn instance<'a>(events: &mut Events<'a>, s: Start<'a>) -> Result<InstanceView<'a
                     let element = events.subtree(vec![element], Some(start))?;
                     let property = Property::from_element(element);
                     instance.properties.push(PropertyView {
-                        name: Cow::Borrowed(p.name),
+                        name: p.name.clone(),
                         value: ValueView::Structured(Box::new(property.value)),
                     });
                     break;
