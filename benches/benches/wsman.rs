@@ -41,6 +41,9 @@ fn parse(c: &mut Criterion) {
     g.bench_function("oobkit_full_parse", |b| {
         b.iter(|| Response::parse(black_box(&xml), 200).unwrap())
     });
+    g.bench_function("oobkit_view_parse", |b| {
+        b.iter(|| oobkit_wsman::ResponseView::parse(black_box(&xml), 200).unwrap())
+    });
     g.finish();
 }
 
