@@ -37,6 +37,12 @@ for mode in ns_reader oobkit_view oobkit; do
   echo "FIGURE callgrind_${mode}_ir=$(( (with - without) / 20 ))" >>"$figures"
 done
 
+# The seed's Python path, counted the same way (its interpreter start-up subtracted).
+py_ir() { valgrind --tool=callgrind --callgrind-out-file=/dev/null target/bench-venv/bin/python benches/python/wsman_parse.py "$out/pull100.xml" seed_lxml "$1" 2>&1 | sed -n 's/.*Collected : \([0-9]*\).*/\1/p'; }
+with=$(py_ir 5)
+without=$(py_ir 0)
+echo "FIGURE callgrind_seed_lxml_ir=$(( (with - without) / 5 ))" >>"$figures"
+
 say "programs: sol_telnet echo, kvm_vnc relay, amt_ider throughput"
 if [ "$quick" = 1 ]; then bench_args=(-- --test); else bench_args=(); fi
 cargo bench -q -p sol_telnet -p kvm_vnc -p amt_ider "${bench_args[@]}" 2>/dev/null | grep '^FIGURE' >>"$figures"

@@ -203,6 +203,15 @@ fn main() {
                 number(co),
                 co / cf
             );
+            if let Some(cs) = get("callgrind_seed_lxml_ir") {
+                let _ = writeln!(
+                    r.md,
+                    "The seed's path takes {} instructions per parse (interpreter start-up subtracted): {:.1}× oobkit view, {:.1}× oobkit.",
+                    number(cs),
+                    cs / cv,
+                    cs / co
+                );
+            }
         }
         r.chart(
             "wsman.svg",
