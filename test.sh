@@ -13,18 +13,22 @@
 #           simulator's SOL pseudo-terminal), util-linux (`setsid`: rrmt-agent's shells),
 #           g++ (libFuzzer for the fuzz targets, the bundled SQLite), python3 and python3-venv (vncdotool),
 #           xorriso (bootable El Torito ISOs for the IDE-R boot tests), valgrind (callgrind counts
-#           in docs/performance.md).
+#           in docs/performance.md), openssl (RS256 tokens for the VNC proxy's gate).
 #   PyPI:   vncdotool (the kvm_vnc interop test), into target/vncdotool-venv; lxml and xmltodict
-#           (the WS-Man parse peers of benches/report.sh), into target/bench-venv.
+#           (the WS-Man parse peers of benches/report.sh), into target/bench-venv;
+#           lab-orchestrator-lib-auth 0.0.5 and 2.2.0 (tokens for the VNC proxy's gate), into
+#           target/labauth-VERSION-venv.
 # Not root: prints the exact `sudo apt-get install ...` line and stops.
 set -euo pipefail
 cd "$(dirname "$0")"
 
-DEBIAN_PACKAGES=(curl amtterm telnet bsdutils util-linux g++ python3 python3-venv xorriso valgrind)
+DEBIAN_PACKAGES=(curl amtterm telnet bsdutils util-linux g++ python3 python3-venv xorriso valgrind openssl)
 # Program each package must provide, checked after the install (package:program).
-PEER_PROGRAMS=(curl:curl amtterm:amtterm telnet:telnet bsdutils:script util-linux:setsid g++:g++ xorriso:xorriso valgrind:valgrind)
+PEER_PROGRAMS=(curl:curl amtterm:amtterm telnet:telnet bsdutils:script util-linux:setsid g++:g++ xorriso:xorriso valgrind:valgrind openssl:openssl)
 VNCDOTOOL_VERSION=1.4.2
 BENCH_PYPI=(lxml==6.1.3 xmltodict==1.0.4)
+# The seed's token library, both generations vnc_proxy must accept (each pins its own PyJWT).
+LABAUTH_VERSIONS=(0.0.5 2.2.0)
 
 setup=1
 run=1
@@ -121,6 +125,9 @@ if [ "$setup" = 1 ]; then
   mkdir -p target
   install_vncdotool
   install_pypi target/bench-venv "${BENCH_PYPI[@]}"
+  for version in "${LABAUTH_VERSIONS[@]}"; do
+    install_pypi "target/labauth-$version-venv" "lab-orchestrator-lib-auth==$version"
+  done
 fi
 if [ "$run" = 1 ]; then
   say "cargo test --workspace ${cargo_args[*]:-}"

@@ -128,6 +128,9 @@ async fn a_line_longer_than_max_tx_buffer_and_0xff_bytes() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     telnet.type_bytes(&[b'x'; 12000]).await;
     telnet.expect(b"12000", 1).await;
+    // The next prompt first: typed ahead, the echo of the next command would interleave with
+    // the shell's output and the expected text would never appear whole.
+    telnet.expect(b"# ", 2).await;
     // 0xFF goes as IAC IAC on the telnet side and arrives as one byte on the console.
     telnet
         .type_bytes(b"stty -icanon -echo; head -c 4 | od -An -tx1; stty echo\r")
