@@ -1,0 +1,164 @@
+//! A stand-in for KubeVirt's VNC subresource, for tests and for running the proxy with nothing
+//! configured: it answers `GET /apis/subresources.kubevirt.io/(v1|v1alpha3)/namespaces/NS/
+//! virtualmachineinstances/NAME/vnc` with a websocket (selecting `plain.kubevirt.io` when
+//! offered, as virt-api does), checks the bearer token when it has one, answers unknown VMIs
+//! with a Kubernetes `Status` 404, and relays binary messages to the VMI's console: a VNC
+//! server over TCP, or the simulated AMT's colour-bar RFB screen.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use oobkit_http1::{RequestReader, ResponseWriter};
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::Role;
+
+/// What a VMI's console is.
+#[derive(Debug, Clone)]
+pub enum Console {
+    /// A VNC server at this address.
+    Tcp(SocketAddr),
+    /// The simulated AMT's test pattern at this size.
+    Pattern {
+        /// Width.
+        width: u16,
+        /// Height.
+        height: u16,
+    },
+}
+
+/// The stand-in's VMIs and credentials.
+#[derive(Debug, Clone, Default)]
+pub struct StandInConfig {
+    /// (namespace, name, console).
+    pub vmis: Vec<(String, String, Console)>,
+    /// The bearer token it requires (`None`: like `kubectl proxy`, none).
+    pub bearer: Option<String>,
+}
+
+/// Starts the stand-in on loopback; returns its address.
+pub async fn start(config: StandInConfig) -> std::io::Result<SocketAddr> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let config = Arc::new(config);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let config = Arc::clone(&config);
+            tokio::spawn(async move {
+                if let Err(e) = serve(stream, &config).await {
+                    tracing::debug!("stand-in: {e}");
+                }
+            });
+        }
+    });
+    Ok(addr)
+}
+
+fn status(code: u16, reason: &str, message: &str) -> Vec<u8> {
+    let body = serde_json::json!({
+        "kind": "Status", "apiVersion": "v1", "status": "Failure",
+        "message": message, "reason": reason, "code": code,
+    })
+    .to_string();
+    ResponseWriter::new(code, reason)
+        .header("Content-Type", "application/json")
+        .body(body.as_bytes())
+}
+
+async fn serve(mut stream: TcpStream, config: &StandInConfig) -> std::io::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    let mut reader = RequestReader::new().with_max_body(0);
+    let mut buf = [0u8; 4096];
+    let request = loop {
+        let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf)).await??;
+        if n == 0 {
+            return Ok(());
+        }
+        if let Some(request) = reader.next(&buf[..n]).map_err(std::io::Error::other)? {
+            break request;
+        }
+    };
+    let parts: Vec<&str> = request
+        .target
+        .split('?')
+        .next()
+        .unwrap_or_default()
+        .split('/')
+        .collect();
+    let (namespace, name) = match parts.as_slice() {
+        [
+            "",
+            "apis",
+            "subresources.kubevirt.io",
+            "v1" | "v1alpha3",
+            "namespaces",
+            ns,
+            "virtualmachineinstances",
+            name,
+            "vnc",
+        ] => (*ns, *name),
+        _ => {
+            stream
+                .write_all(&status(
+                    404,
+                    "NotFound",
+                    "the server could not find the requested resource",
+                ))
+                .await?;
+            return Ok(());
+        }
+    };
+    if let Some(expected) = &config.bearer
+        && request.header("authorization") != Some(&format!("Bearer {expected}"))
+    {
+        stream
+            .write_all(&status(401, "Unauthorized", "Unauthorized"))
+            .await?;
+        return Ok(());
+    }
+    let Some((_, _, console)) = config
+        .vmis
+        .iter()
+        .find(|(ns, n, _)| ns == namespace && n == name)
+    else {
+        let message = format!("virtualmachineinstance.kubevirt.io \"{name}\" not found");
+        stream.write_all(&status(404, "NotFound", &message)).await?;
+        return Ok(());
+    };
+    let Some(key) = request.header("sec-websocket-key") else {
+        stream
+            .write_all(&status(400, "BadRequest", "not a websocket upgrade"))
+            .await?;
+        return Ok(());
+    };
+    let offered = request
+        .header("sec-websocket-protocol")
+        .is_some_and(|p| p.split(',').any(|p| p.trim() == "plain.kubevirt.io"));
+    let mut response = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n",
+        tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.trim().as_bytes())
+    );
+    if offered {
+        response.push_str("Sec-WebSocket-Protocol: plain.kubevirt.io\r\n");
+    }
+    response.push_str("\r\n");
+    stream.write_all(response.as_bytes()).await?;
+    let ws = WebSocketStream::from_raw_socket(stream, Role::Server, None).await;
+    let mut bytes = oobkit_io::websocket::into_byte_stream(ws, Duration::from_secs(30));
+    match console {
+        Console::Tcp(addr) => {
+            let mut vnc = TcpStream::connect(addr).await?;
+            let _ = tokio::io::copy_bidirectional(&mut bytes, &mut vnc).await;
+        }
+        Console::Pattern { width, height } => {
+            let limits = amt_sim::rfb::Limits {
+                write: Duration::from_secs(30),
+                idle: Duration::from_secs(600),
+            };
+            let _ = amt_sim::rfb::serve(&mut bytes, *width, *height, limits).await;
+        }
+    }
+    Ok(())
+}

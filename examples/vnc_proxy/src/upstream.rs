@@ -1,0 +1,196 @@
+//! The upstream: KubeVirt's VNC subresource through the Kubernetes API server (TLS trusting the
+//! service account's CA, the service account's bearer token), or `kubectl proxy` in dev mode
+//! (plain websocket, no credentials).
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use oobkit_io::{Endpoint, Io};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+/// How often the service-account token file is read again: bound tokens rotate (the kubelet
+/// renews them from 80% of their hour), and client-go and kube-rs re-read at least this often.
+pub const TOKEN_REREAD: Duration = Duration::from_secs(60);
+
+/// The service-account token, read from its file at most every [`TOKEN_REREAD`]; the last
+/// good one is kept when a re-read fails.
+#[derive(Debug)]
+pub struct TokenFile {
+    path: PathBuf,
+    cached: Mutex<Option<(Instant, String)>>,
+}
+
+impl TokenFile {
+    /// The token at `path`.
+    pub fn new(path: PathBuf) -> Self {
+        Self {
+            path,
+            cached: Mutex::new(None),
+        }
+    }
+
+    /// The token (trailing whitespace and newline stripped).
+    pub fn get(&self) -> Result<String, UpstreamError> {
+        let mut cached = self.cached.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((read, token)) = cached.as_ref()
+            && read.elapsed() < TOKEN_REREAD
+        {
+            return Ok(token.clone());
+        }
+        match std::fs::read_to_string(&self.path) {
+            Ok(text) if !text.trim().is_empty() => {
+                let token = text.trim_end().to_owned();
+                *cached = Some((Instant::now(), token.clone()));
+                Ok(token)
+            }
+            Ok(_) | Err(_) if cached.is_some() => {
+                let (_, token) = cached.as_ref().expect("checked");
+                tracing::warn!(
+                    "cannot re-read the service-account token {}; using the last one",
+                    self.path.display()
+                );
+                Ok(token.clone())
+            }
+            Ok(_) => Err(UpstreamError::Credentials(format!(
+                "{} is empty",
+                self.path.display()
+            ))),
+            Err(e) => Err(UpstreamError::Credentials(format!(
+                "cannot read {}: {e}",
+                self.path.display()
+            ))),
+        }
+    }
+}
+
+/// Where VMIs' consoles are.
+#[derive(Debug)]
+pub struct Upstream {
+    /// The API server (TLS per its policy) or `kubectl proxy` (plain).
+    pub api: Endpoint,
+    /// The subresource API version (`v1`; KubeVirt also serves `v1alpha3`).
+    pub version: String,
+    /// The bearer token; `None` in dev mode.
+    pub token: Option<TokenFile>,
+}
+
+/// Why the upstream could not be reached.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum UpstreamError {
+    /// Connecting or the TLS handshake failed.
+    #[error("the API server is unreachable: {0}")]
+    Unreachable(String),
+    /// The API server answered the upgrade with this status.
+    #[error("the API server answered HTTP {status}: {message}")]
+    Refused {
+        /// HTTP status.
+        status: u16,
+        /// The Kubernetes Status message, if any.
+        message: String,
+    },
+    /// The proxy's own credentials could not be read.
+    #[error("the proxy's credentials: {0}")]
+    Credentials(String),
+}
+
+impl UpstreamError {
+    /// The close code and reason the client gets.
+    pub fn close(&self) -> (u16, String) {
+        match self {
+            Self::Unreachable(_) => (1011, "the VM console service is unreachable".into()),
+            Self::Refused { status: 404, .. } => (4404, "VM not found".into()),
+            Self::Refused {
+                status: 400,
+                message,
+            } => (4400, format!("VM console unavailable: {message}")),
+            Self::Refused { status: 401, .. } => (
+                4401,
+                "the API server refused the proxy's credentials".into(),
+            ),
+            Self::Refused { status: 403, .. } => (
+                4403,
+                "the proxy is not allowed to open this VM's console".into(),
+            ),
+            Self::Refused { status, .. } => (
+                1011,
+                format!("the VM console service answered HTTP {status}"),
+            ),
+            Self::Credentials(_) => (1011, "the proxy is misconfigured".into()),
+        }
+    }
+}
+
+/// The message of a Kubernetes `Status` body, or the start of the body.
+fn status_message(body: Option<&Vec<u8>>) -> String {
+    let Some(body) = body else {
+        return String::new();
+    };
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned))
+        .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(120)]).into_owned())
+        .chars()
+        .take(120)
+        .collect()
+}
+
+impl Upstream {
+    /// The subresource path of a VMI.
+    pub fn path(&self, namespace: &str, vmi: &str) -> String {
+        format!(
+            "/apis/subresources.kubevirt.io/{}/namespaces/{namespace}/virtualmachineinstances/{vmi}/vnc",
+            self.version
+        )
+    }
+
+    /// Opens the VNC websocket of `namespace`/`vmi`.
+    pub async fn dial(
+        &self,
+        namespace: &str,
+        vmi: &str,
+        max_message: usize,
+    ) -> Result<WebSocketStream<Box<dyn Io>>, UpstreamError> {
+        let scheme = if self.api.tls.is_some() { "wss" } else { "ws" };
+        let url = format!(
+            "{scheme}://{}{}",
+            self.api.authority(),
+            self.path(namespace, vmi)
+        );
+        let mut request = url
+            .into_client_request()
+            .map_err(|e| UpstreamError::Unreachable(format!("bad URL: {e}")))?;
+        let headers = request.headers_mut();
+        headers.insert(
+            "Sec-WebSocket-Protocol",
+            HeaderValue::from_static("plain.kubevirt.io"),
+        );
+        if let Some(token) = &self.token {
+            let value =
+                HeaderValue::from_str(&format!("Bearer {}", token.get()?)).map_err(|_| {
+                    UpstreamError::Credentials("the token is not a header value".into())
+                })?;
+            headers.insert("Authorization", value);
+        }
+        let stream = oobkit_io::connect(&self.api)
+            .await
+            .map_err(|e| UpstreamError::Unreachable(e.to_string()))?;
+        let mut config = WebSocketConfig::default();
+        config.max_message_size = Some(max_message);
+        config.max_frame_size = Some(max_message);
+        match tokio_tungstenite::client_async_with_config(request, stream, Some(config)).await {
+            Ok((ws, _)) => Ok(ws),
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                Err(UpstreamError::Refused {
+                    status: response.status().as_u16(),
+                    message: status_message(response.body().as_ref()),
+                })
+            }
+            Err(e) => Err(UpstreamError::Unreachable(e.to_string())),
+        }
+    }
+}
