@@ -132,6 +132,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 },
             )],
             bearer: None,
+            tls: None,
         })
         .await
         .map_err(|e| format!("cannot start the stand-in KubeVirt: {e}"))?;

@@ -30,12 +30,14 @@ pub enum Console {
 }
 
 /// The stand-in's VMIs and credentials.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct StandInConfig {
     /// (namespace, name, console).
     pub vmis: Vec<(String, String, Console)>,
     /// The bearer token it requires (`None`: like `kubectl proxy`, none).
     pub bearer: Option<String>,
+    /// Serve TLS with this identity, as an API server does (`None`: plain, like `kubectl proxy`).
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 /// Starts the stand-in on loopback; returns its address.
@@ -47,7 +49,14 @@ pub async fn start(config: StandInConfig) -> std::io::Result<SocketAddr> {
         while let Ok((stream, _)) = listener.accept().await {
             let config = Arc::clone(&config);
             tokio::spawn(async move {
-                if let Err(e) = serve(stream, &config).await {
+                let served = match &config.tls {
+                    Some(acceptor) => match acceptor.accept(stream).await {
+                        Ok(tls) => serve(Box::new(tls), &config).await,
+                        Err(e) => Err(e),
+                    },
+                    None => serve(Box::new(stream), &config).await,
+                };
+                if let Err(e) = served {
                     tracing::debug!("stand-in: {e}");
                 }
             });
@@ -67,7 +76,7 @@ fn status(code: u16, reason: &str, message: &str) -> Vec<u8> {
         .body(body.as_bytes())
 }
 
-async fn serve(mut stream: TcpStream, config: &StandInConfig) -> std::io::Result<()> {
+async fn serve(mut stream: Box<dyn oobkit_io::Io>, config: &StandInConfig) -> std::io::Result<()> {
     use tokio::io::AsyncWriteExt;
     let mut reader = RequestReader::new().with_max_body(0);
     let mut buf = [0u8; 4096];

@@ -108,6 +108,7 @@ async fn setup(configure: impl FnOnce(&mut ProxyConfig)) -> Setup {
             Console::Tcp(([127, 0, 0, 1], xvnc.port).into()),
         )],
         bearer: Some(SA_TOKEN.into()),
+        tls: None,
     })
     .await
     .unwrap();
@@ -419,4 +420,86 @@ async fn the_page_and_novnc_are_served_from_the_binary() {
             "{path}"
         );
     }
+}
+
+/// Cluster mode as in a pod: the API server speaks TLS with a certificate from the cluster's
+/// CA, which the proxy trusts from the service-account directory (`ca.crt`); a server whose
+/// certificate another CA signed is refused (1011, TLS failure in the log).
+#[tokio::test]
+async fn cluster_mode_trusts_the_service_account_ca() {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let ca = |name: &str| {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        let key = KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        (cert.pem(), Issuer::new(params, key))
+    };
+    let (cluster_ca_pem, cluster_ca) = ca("cluster CA");
+    let (_, other_ca) = ca("somebody else");
+    let server = |issuer: &Issuer<'_, KeyPair>| {
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(vec!["127.0.0.1".to_string()])
+            .unwrap()
+            .signed_by(&key, issuer)
+            .unwrap();
+        oobkit_io::ServerIdentity::from_pem(
+            cert.pem().as_bytes(),
+            key.serialize_pem().as_bytes(),
+            "test",
+        )
+        .unwrap()
+        .acceptor()
+        .unwrap()
+    };
+    let xvnc = xvnc().await;
+    let dir = std::env::temp_dir().join(format!("vnc-proxy-sa-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("ca.crt"), &cluster_ca_pem).unwrap();
+    std::fs::write(dir.join("token"), format!("{SA_TOKEN}\n")).unwrap();
+    let token = mint_hs256(SECRET, unix_now() + 600.0, "ns", &["vm"]);
+    for (issuer, works) in [(&cluster_ca, true), (&other_ca, false)] {
+        let api = vnc_proxy::standin::start(StandInConfig {
+            vmis: vec![(
+                "ns".into(),
+                "vm".into(),
+                Console::Tcp(([127, 0, 0, 1], xvnc.port).into()),
+            )],
+            bearer: Some(SA_TOKEN.into()),
+            tls: Some(server(issuer)),
+        })
+        .await
+        .unwrap();
+        let mut endpoint = Endpoint::plain("127.0.0.1", api.port());
+        endpoint.tls = Some(oobkit_io::TlsPolicy::Verify {
+            ca_file: Some(dir.join("ca.crt")),
+        });
+        let mut gate = GateConfig::new(vec![VerifyingKey::hs256(SECRET).unwrap()]);
+        gate.leeway = Duration::ZERO;
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let proxy = listener.local_addr().unwrap();
+        tokio::spawn(vnc_proxy::serve(
+            listener,
+            ProxyConfig {
+                gate: Gate::new(gate),
+                upstream: Upstream {
+                    api: endpoint,
+                    version: "v1alpha3".into(),
+                    token: Some(TokenFile::new(dir.join("token"))),
+                },
+                allowed_origins: vec![],
+                limits: Limits::default(),
+            },
+        ));
+        let (mut ws, _) = connect(proxy, &format!("/{token}/vm"), &[]).await.unwrap();
+        if works {
+            assert_eq!(rfb_desktop_name(&mut ws).await, "oobkit-test-vm");
+        } else {
+            assert_eq!(close_of(&mut ws, Duration::from_secs(10)).await.0, 1011);
+        }
+    }
+    let _ = std::fs::remove_dir_all(dir);
 }
