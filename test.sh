@@ -14,7 +14,8 @@
 #           g++ (libFuzzer for the fuzz targets, the bundled SQLite), python3 and python3-venv (vncdotool),
 #           xorriso (bootable El Torito ISOs for the IDE-R boot tests), valgrind (callgrind counts
 #           in docs/performance.md), openssl (RS256 tokens for the VNC proxy's gate),
-#           tigervnc-standalone-server (Xtigervnc: the VNC server behind the KubeVirt stand-in).
+#           tigervnc-standalone-server (Xtigervnc: the VNC server behind the KubeVirt stand-in),
+#           chromium and chromium-driver (noVNC in a real browser, driven with fantoccini).
 #   PyPI:   vncdotool (the kvm_vnc interop test), into target/vncdotool-venv; lxml and xmltodict
 #           (the WS-Man parse peers of benches/report.sh), into target/bench-venv;
 #           lab-orchestrator-lib-auth 0.0.5 and 2.2.0 (tokens for the VNC proxy's gate), into
@@ -23,9 +24,9 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-DEBIAN_PACKAGES=(curl amtterm telnet bsdutils util-linux g++ python3 python3-venv xorriso valgrind openssl tigervnc-standalone-server)
+DEBIAN_PACKAGES=(curl amtterm telnet bsdutils util-linux g++ python3 python3-venv xorriso valgrind openssl tigervnc-standalone-server chromium chromium-driver)
 # Program each package must provide, checked after the install (package:program).
-PEER_PROGRAMS=(curl:curl amtterm:amtterm telnet:telnet bsdutils:script util-linux:setsid g++:g++ xorriso:xorriso valgrind:valgrind openssl:openssl tigervnc-standalone-server:Xtigervnc)
+PEER_PROGRAMS=(curl:curl amtterm:amtterm telnet:telnet bsdutils:script util-linux:setsid g++:g++ xorriso:xorriso valgrind:valgrind openssl:openssl tigervnc-standalone-server:Xtigervnc chromium:chromium chromium-driver:chromedriver)
 VNCDOTOOL_VERSION=1.4.2
 BENCH_PYPI=(lxml==6.1.3 xmltodict==1.0.4)
 # The seed's token library, both generations vnc_proxy must accept (each pins its own PyJWT).
