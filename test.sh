@@ -19,7 +19,8 @@
 #   PyPI:   vncdotool (the kvm_vnc interop test), into target/vncdotool-venv; lxml and xmltodict
 #           (the WS-Man parse peers of benches/report.sh), into target/bench-venv;
 #           lab-orchestrator-lib-auth 0.0.5 and 2.2.0 (tokens for the VNC proxy's gate), into
-#           target/labauth-VERSION-venv.
+#           target/labauth-VERSION-venv; the seed proxy lab-orchestrator-ws-proxy-lib 1.0.0 (its
+#           bench baseline), into target/seedproxy-venv.
 # Not root: prints the exact `sudo apt-get install ...` line and stops.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -31,6 +32,8 @@ VNCDOTOOL_VERSION=1.4.2
 BENCH_PYPI=(lxml==6.1.3 xmltodict==1.0.4)
 # The seed's token library, both generations vnc_proxy must accept (each pins its own PyJWT).
 LABAUTH_VERSIONS=(0.0.5 2.2.0)
+# The seed proxy itself, run beside vnc_proxy by its bench.
+SEED_PROXY_VERSION=1.0.0
 
 setup=1
 run=1
@@ -127,6 +130,7 @@ if [ "$setup" = 1 ]; then
   mkdir -p target
   install_vncdotool
   install_pypi target/bench-venv "${BENCH_PYPI[@]}"
+  install_pypi target/seedproxy-venv "lab-orchestrator-ws-proxy-lib==$SEED_PROXY_VERSION"
   for version in "${LABAUTH_VERSIONS[@]}"; do
     install_pypi "target/labauth-$version-venv" "lab-orchestrator-lib-auth==$version"
   done

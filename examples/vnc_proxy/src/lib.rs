@@ -34,6 +34,9 @@ use tokio_tungstenite::tungstenite::{self, Message};
 
 pub use upstream::{Upstream, UpstreamError};
 
+/// The read and write buffer of each websocket of a session.
+pub(crate) const SESSION_BUFFER: usize = 16 * 1024;
+
 /// Limits on everything a client can hold.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -299,6 +302,10 @@ async fn connection(
     let mut config = WebSocketConfig::default();
     config.max_message_size = Some(limits.max_message);
     config.max_frame_size = Some(limits.max_message);
+    // Buffers of 16 KiB instead of tungstenite's 128 KiB: an idle session holds two
+    // websockets, and their buffers are most of what it costs.
+    config.read_buffer_size = SESSION_BUFFER;
+    config.write_buffer_size = SESSION_BUFFER;
     let mut client = WebSocketStream::from_raw_socket(stream, Role::Server, Some(config)).await;
     let upstream = match dialed {
         Ok(upstream) => upstream,

@@ -7,6 +7,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use oobkit_io::{Endpoint, Io};
+
+use crate::SESSION_BUFFER;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
@@ -182,6 +184,10 @@ impl Upstream {
         let mut config = WebSocketConfig::default();
         config.max_message_size = Some(max_message);
         config.max_frame_size = Some(max_message);
+        // Buffers of 16 KiB instead of tungstenite's 128 KiB: an idle session holds two
+        // websockets, and their buffers are most of what it costs.
+        config.read_buffer_size = SESSION_BUFFER;
+        config.write_buffer_size = SESSION_BUFFER;
         match tokio_tungstenite::client_async_with_config(request, stream, Some(config)).await {
             Ok((ws, _)) => Ok(ws),
             Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {

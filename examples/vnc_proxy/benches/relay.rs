@@ -1,0 +1,268 @@
+//! vnc_proxy beside the seed (PyPI lab-orchestrator-ws-proxy-lib 1.0.0, in its dev mode) and
+//! beside no proxy at all (a client talking to the KubeVirt stand-in directly: the limit), in
+//! one run: relay throughput of a VM console streaming 256 MiB, websocket connect latency
+//! (through each proxy to the upstream), and resident memory per idle session.
+//! `-- --test` (CI) moves 8 MiB and opens fewer sessions.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures_util::StreamExt;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use vnc_proxy::standin::{Console, StandInConfig};
+
+const SECRET: &str = "bench-secret";
+
+/// A console that sends `total` bytes to each connection, then closes.
+async fn source(total: usize) -> std::net::SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let chunk = vec![0x42; 64 * 1024];
+                let mut left = total;
+                while left > 0 {
+                    let n = left.min(chunk.len());
+                    if s.write_all(&chunk[..n]).await.is_err() {
+                        return;
+                    }
+                    left -= n;
+                }
+                let _ = s.shutdown().await;
+                // Keep the socket until the peer closes, so nothing is lost in flight.
+                let mut sink = [0u8; 1024];
+                while let Ok(n) = tokio::io::AsyncReadExt::read(&mut s, &mut sink).await {
+                    if n == 0 {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// A console that greets like a VNC server and then waits: for connect latency and idle
+/// sessions, which must not measure a stream running underneath.
+async fn quiet() -> std::net::SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                if s.write_all(b"RFB 003.008\n").await.is_ok() {
+                    let mut sink = [0u8; 1024];
+                    while let Ok(n) = tokio::io::AsyncReadExt::read(&mut s, &mut sink).await {
+                        if n == 0 {
+                            break;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+fn token() -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    oobkit_gate::testing::mint_hs256(SECRET.as_bytes(), now + 3600.0, "ns", &["vm", "quiet"])
+}
+
+async fn open(url: &str) -> tokio_tungstenite::WebSocketStream<TcpStream> {
+    let request = url.into_client_request().unwrap();
+    let host = request.uri().authority().unwrap().to_string();
+    let tcp = TcpStream::connect(host).await.unwrap();
+    let mut config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default();
+    config.max_message_size = Some(64 << 20);
+    config.max_frame_size = Some(64 << 20);
+    tokio_tungstenite::client_async_with_config(request, tcp, Some(config))
+        .await
+        .unwrap()
+        .0
+}
+
+/// Time to receive `total` bytes through `url`.
+async fn drain(url: &str, total: usize) -> Duration {
+    let mut ws = open(url).await;
+    let started = Instant::now();
+    let mut got = 0;
+    while got < total {
+        match ws.next().await {
+            Some(Ok(Message::Binary(data))) => got += data.len(),
+            Some(Ok(_)) => {}
+            other => panic!("{url}: ended after {got} of {total} bytes: {other:?}"),
+        }
+    }
+    started.elapsed()
+}
+
+/// Connect latencies (websocket handshake through to the upstream), sorted.
+async fn connects(url: &str, n: usize) -> Vec<Duration> {
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let started = Instant::now();
+        let mut ws = open(url).await;
+        // The upstream answered: the first console bytes arrive.
+        let _ = ws.next().await;
+        out.push(started.elapsed());
+        drop(ws);
+    }
+    out.sort();
+    out
+}
+
+async fn spawn_listening(
+    mut command: tokio::process::Command,
+    word: &str,
+) -> tokio::process::Child {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line.contains(word) {
+                break;
+            }
+        }
+    })
+    .await
+    .expect("the proxy starts");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    child
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let smoke = std::env::args().any(|a| a == "--test");
+    let total: usize = if smoke { 8 << 20 } else { 256 << 20 };
+    let (rounds, latency_n, idle_n) = if smoke { (1, 10, 20) } else { (3, 200, 200) };
+    let console = source(total).await;
+    let idle_console = quiet().await;
+    let api = vnc_proxy::standin::start(StandInConfig {
+        vmis: vec![
+            ("ns".into(), "vm".into(), Console::Tcp(console)),
+            ("ns".into(), "quiet".into(), Console::Tcp(idle_console)),
+        ],
+        bearer: None,
+        tls: None,
+    })
+    .await
+    .unwrap();
+    // vnc_proxy, as a process of its own like the seed.
+    let ours_port = free_port();
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_vnc_proxy"));
+    command
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{ours_port}"),
+            "--dev",
+            "--api",
+            &format!("127.0.0.1:{}", api.port()),
+        ])
+        .args(["--max-message", &(64usize << 20).to_string()])
+        .env("VNC_PROXY_SECRET", SECRET)
+        .env("RUST_LOG", "warn");
+    let ours = spawn_listening(command, "listening on").await;
+    // The seed, on Debian's python3 in the venv ./test.sh makes.
+    let seed_port = free_port();
+    let python = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../target/seedproxy-venv/bin/python"
+    );
+    assert!(
+        std::path::Path::new(python).exists(),
+        "{python} missing: run ./test.sh --setup-only"
+    );
+    let mut command = tokio::process::Command::new(python);
+    command.args([
+        concat!(env!("CARGO_MANIFEST_DIR"), "/bench/seed_proxy.py"),
+        &seed_port.to_string(),
+        &api.port().to_string(),
+        SECRET,
+    ]);
+    let seed = spawn_listening(command, "listening").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let token = token();
+    let direct_url = format!(
+        "ws://{api}/apis/subresources.kubevirt.io/v1/namespaces/ns/virtualmachineinstances/vm/vnc"
+    );
+    let ours_url = format!("ws://127.0.0.1:{ours_port}/{token}/vm");
+    let seed_url = format!("ws://127.0.0.1:{seed_port}/{token}/vm");
+    let mut best = [Duration::MAX; 3];
+    for _ in 0..rounds {
+        for (i, url) in [&direct_url, &ours_url, &seed_url].into_iter().enumerate() {
+            best[i] = best[i].min(drain(url, total).await);
+        }
+    }
+    let rate = |d: Duration| total as f64 / d.as_secs_f64() / (1 << 20) as f64;
+    let (direct, ours_rate, seed_rate) = (rate(best[0]), rate(best[1]), rate(best[2]));
+    let pct = |v: &[Duration], q: f64| v[((v.len() - 1) as f64 * q) as usize].as_secs_f64() * 1e6;
+    let quiet_urls = [&direct_url, &ours_url, &seed_url].map(|u| u.replace("/vm", "/quiet"));
+    let lat: Vec<Vec<Duration>> = {
+        let mut out = Vec::new();
+        for url in &quiet_urls {
+            out.push(connects(url, latency_n).await);
+        }
+        out
+    };
+    // Memory per idle session: open idle_n sessions through each proxy.
+    let mut per_session = Vec::new();
+    for (child, url) in [(&ours, &quiet_urls[1]), (&seed, &quiet_urls[2])] {
+        let pid = child.id();
+        let before = oobkit_testkit::resident_kib(pid).unwrap();
+        let mut idle = Vec::new();
+        for _ in 0..idle_n {
+            idle.push(open(url).await);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let after = oobkit_testkit::resident_kib(pid).unwrap();
+        per_session.push((after.saturating_sub(before)) as f64 * 1024.0 / idle_n as f64);
+        drop(idle);
+    }
+    println!(
+        "vnc_proxy relay of {} MiB (best of {rounds}): {ours_rate:.0} MiB/s; the seed {seed_rate:.0} MiB/s ({:.1}x); direct to the upstream {direct:.0} MiB/s (vnc_proxy keeps {:.0}%)",
+        total >> 20,
+        ours_rate / seed_rate,
+        100.0 * ours_rate / direct
+    );
+    println!(
+        "connect latency p50/p99 (us): direct {:.0}/{:.0}, vnc_proxy {:.0}/{:.0}, seed {:.0}/{:.0}; memory per idle session: vnc_proxy {:.0} bytes, seed {:.0} bytes",
+        pct(&lat[0], 0.5),
+        pct(&lat[0], 0.99),
+        pct(&lat[1], 0.5),
+        pct(&lat[1], 0.99),
+        pct(&lat[2], 0.5),
+        pct(&lat[2], 0.99),
+        per_session[0],
+        per_session[1]
+    );
+    println!(
+        "FIGURE vnc_proxy_mib_s={ours_rate:.0} seed_proxy_mib_s={seed_rate:.0} direct_ws_mib_s={direct:.0} vnc_proxy_connect_p99_us={:.0} direct_connect_p99_us={:.0} seed_connect_p99_us={:.0} vnc_proxy_bytes_per_idle={:.0} seed_bytes_per_idle={:.0}",
+        pct(&lat[1], 0.99),
+        pct(&lat[0], 0.99),
+        pct(&lat[2], 0.99),
+        per_session[0],
+        per_session[1]
+    );
+}
