@@ -323,6 +323,33 @@ fn main() {
             ],
         );
     }
+    if let (Some(ours), Some(seed), Some(direct)) = (
+        get("vnc_proxy_mib_s"),
+        get("seed_proxy_mib_s"),
+        get("direct_ws_mib_s"),
+    ) {
+        let _ = writeln!(
+            r.md,
+            "- **vnc_proxy** (a VM console streaming through the KubeVirt stand-in): {ours:.0} MiB/s; the seed (LabOrchestrator's WebsocketProxyLib 1.0.0 from PyPI) {seed:.0} MiB/s ({:.1}×); a client talking to the stand-in directly {direct:.0} MiB/s (vnc_proxy keeps {:.0}%). Connect p99: {} µs through vnc_proxy, {} µs direct, {} µs through the seed. Memory per idle session: {} bytes, the seed {} bytes.",
+            ours / seed,
+            100.0 * ours / direct,
+            number(get("vnc_proxy_connect_p99_us").unwrap_or(f64::NAN)),
+            number(get("direct_connect_p99_us").unwrap_or(f64::NAN)),
+            number(get("seed_connect_p99_us").unwrap_or(f64::NAN)),
+            number(get("vnc_proxy_bytes_per_idle").unwrap_or(f64::NAN)),
+            number(get("seed_bytes_per_idle").unwrap_or(f64::NAN)),
+        );
+        r.chart(
+            "vnc_proxy.svg",
+            "VNC websocket relay (MiB/s)",
+            "MiB/s",
+            &[
+                ("direct to the upstream".into(), direct),
+                ("oobkit vnc_proxy".into(), ours),
+                ("seed: WebsocketProxyLib".into(), seed),
+            ],
+        );
+    }
     if let (Some(agents), Some(bytes), Some(execs)) = (
         get("rrmt_agents"),
         get("rrmt_bytes_per_agent"),
@@ -339,7 +366,7 @@ fn main() {
     }
     let _ = writeln!(
         r.md,
-        "\n## Not measured here yet\n\n- The launchers beside the seed's own launchers (pyws `amtsol.py` / `amtkvm.py`), the relay hop beside websockify, and exec beside OpenSSH: their peers are not yet driven by a benchmark."
+        "\n## Not measured here yet\n\n- The launchers beside the seed's own launchers (pyws `amtsol.py` / `amtkvm.py`, not published on PyPI), the relay hop beside websockify, and exec beside OpenSSH: their peers are not yet driven by a benchmark."
     );
     std::fs::write(out, &r.md).expect("report written");
     eprintln!("wrote {out} and the charts in {svg_dir}");
