@@ -54,6 +54,9 @@ pub struct Limits {
     pub idle: Duration,
     /// A write that does not finish in this time ends the session (the peer stopped reading).
     pub write: Duration,
+    /// Time for the upstream to answer the websocket upgrade: one that accepts and never
+    /// answers must not hold a session place (KubeVirt's own client waits 45 s).
+    pub upstream: Duration,
 }
 
 impl Default for Limits {
@@ -66,6 +69,7 @@ impl Default for Limits {
             handshake: Duration::from_secs(10),
             idle: Duration::from_secs(600),
             write: Duration::from_secs(30),
+            upstream: Duration::from_secs(30),
         }
     }
 }
@@ -284,11 +288,22 @@ async fn connection(
         admission.lab_instance.as_deref().unwrap_or("?")
     );
     let started = Instant::now();
-    let dialed = shared
-        .config
-        .upstream
-        .dial(&admission.namespace, &admission.vmi, limits.max_message)
-        .await;
+    // Bounded: an API server that accepts and never answers must not hold the session place.
+    let dialed = match tokio::time::timeout(
+        limits.upstream,
+        shared
+            .config
+            .upstream
+            .dial(&admission.namespace, &admission.vmi, limits.max_message),
+    )
+    .await
+    {
+        Ok(dialed) => dialed,
+        Err(_) => Err(UpstreamError::Unreachable(format!(
+            "no websocket answer within {:?}",
+            limits.upstream
+        ))),
+    };
     // The client's upgrade completes either way, so a browser sees the reason in the close.
     let mut response = format!(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n",

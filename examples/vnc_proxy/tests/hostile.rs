@@ -188,3 +188,58 @@ async fn a_client_that_stops_reading_loses_its_session() {
         .unwrap();
     assert!(matches!(data, Some(Ok(Message::Binary(_)))), "{data:?}");
 }
+
+#[tokio::test]
+async fn an_upstream_that_never_answers_frees_the_place() {
+    // An "API server" that accepts connections and never says a word.
+    let silent = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_port = silent.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = silent.accept().await {
+            held.push(s);
+        }
+    });
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy = listener.local_addr().unwrap();
+    tokio::spawn(vnc_proxy::serve(
+        listener,
+        ProxyConfig {
+            gate: Gate::new(GateConfig::new(vec![VerifyingKey::hs256(SECRET).unwrap()])),
+            upstream: Upstream {
+                api: Endpoint::plain("127.0.0.1", silent_port),
+                version: "v1".into(),
+                token: None,
+            },
+            allowed_origins: vec![],
+            limits: Limits {
+                max_sessions: 1,
+                upstream: Duration::from_secs(1),
+                ..Limits::default()
+            },
+        },
+    ));
+    for _ in 0..2 {
+        let started = Instant::now();
+        let tcp = connect_from([127, 0, 0, 1], proxy).await;
+        let request = format!("ws://{proxy}/{}/vm", token())
+            .into_client_request()
+            .unwrap();
+        let (mut ws, _) = tokio::time::timeout(
+            Duration::from_secs(5),
+            tokio_tungstenite::client_async(request, tcp),
+        )
+        .await
+        .expect("upgraded within 5 s")
+        .expect("upgraded, then closed with the reason");
+        match tokio::time::timeout(Duration::from_secs(5), ws.next()).await {
+            Ok(Some(Ok(Message::Close(Some(frame))))) => assert_eq!(u16::from(frame.code), 1011),
+            other => panic!("expected a 1011 close: {other:?}"),
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+}
