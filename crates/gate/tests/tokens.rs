@@ -2,7 +2,6 @@
 //! 0.0.5 and 2.2.0, in venvs `./test.sh` makes), from openssl (RS256) and ring (ES256, EdDSA),
 //! and against every kind of refusal.
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -28,17 +27,6 @@ fn hs_gate() -> Gate {
     ]))
 }
 
-fn venv_python(version: &str) -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join(format!("../../target/labauth-{version}-venv/bin/python"));
-    assert!(
-        path.exists(),
-        "{} is missing: run ./test.sh (it installs lab-orchestrator-lib-auth {version})",
-        path.display()
-    );
-    path
-}
-
 /// A token minted by the PyPI library itself, as LabOrchestratorLib calls it.
 fn pypi_token(version: &str, expires_in: i64, vmis: &[&str], user: &str) -> String {
     let script = format!(
@@ -55,7 +43,7 @@ print(token if isinstance(token, str) else token.decode())
 "#,
         vmis = serde_json_list(vmis),
     );
-    let out = Command::new(venv_python(version))
+    let out = Command::new(oobkit_testkit::labauth_python(version))
         .args(["-c", &script])
         .output()
         .expect("python runs");
@@ -382,9 +370,14 @@ fn sessions_are_cut_at_expiry_or_when_idle() {
         oobkit_runloop::check_timeout(&mut session, now + Duration::from_secs(s));
         assert_eq!(session.poll_event(), None, "cut early at {s} s");
     }
-    let end = oobkit_runloop::check_run_down(&mut session, now, 8);
-    let _ = end;
-    // The cut was reported by check_run_down's draining; a fresh one shows which.
+    // Traffic at 30 s keeps the idle limit until 40 s; the expiry (35 s) comes first.
+    oobkit_runloop::check_timeout(&mut session, now + Duration::from_secs(35));
+    assert_eq!(
+        session.poll_event(),
+        Some(SessionEvent::Cut(CutReason::TokenExpired))
+    );
+    assert_eq!(session.poll_timeout(), None);
+    // Without traffic, the idle limit cuts first.
     let mut session = Session::new(&admission, now, Some(Duration::from_secs(10)));
     oobkit_runloop::check_timeout(&mut session, now + Duration::from_secs(10));
     assert_eq!(

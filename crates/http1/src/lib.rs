@@ -733,6 +733,14 @@ impl ResponseWriter {
         );
     }
 
+    /// The head alone, for responses that have no body by definition (a 101 upgrade, 204,
+    /// 304), which must not carry `Content-Length` either.
+    pub fn head_only(self) -> Vec<u8> {
+        let mut out = self.head;
+        out.extend_from_slice(b"\r\n");
+        out
+    }
+
     /// The whole response, with `Content-Length`.
     pub fn body(self, body: &[u8]) -> Vec<u8> {
         let mut out = self.header("Content-Length", &body.len().to_string()).head;

@@ -151,3 +151,17 @@ pub fn vncdo() -> std::path::PathBuf {
          vncdotool==1.4.2), or set VNCDO"
     );
 }
+
+/// Python of the venv `./test.sh` makes with LabOrchestrator's token library
+/// `lab-orchestrator-lib-auth` at `version` (`target/labauth-VERSION-venv`). Missing fails the
+/// test with the command that installs it: never a skip.
+pub fn labauth_python(version: &str) -> std::path::PathBuf {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("../../target/labauth-{version}-venv/bin/python"));
+    assert!(
+        path.is_file(),
+        "{} is missing: `./test.sh --setup-only` installs lab-orchestrator-lib-auth {version}",
+        path.display()
+    );
+    path
+}

@@ -299,9 +299,6 @@ pub(crate) fn finish_body(mut first: Element) -> Result<ResponseBody, Error> {
         "ResourceCreated" if &*first.ns == ns::TRANSFER => ResponseBody::Created(
             Epr::from_element(&first).ok_or(Error::Missing("ReferenceParameters"))?,
         ),
-        "IdentifyResponse" if &*first.ns == ns::IDENTITY => {
-            ResponseBody::Identify(Instance::from_element(first))
-        }
         "SubscribeResponse" if &*first.ns == ns::EVENTING => {
             let identifier = first
                 .child(ns::EVENTING, "SubscriptionManager")
@@ -315,20 +312,30 @@ pub(crate) fn finish_body(mut first: Element) -> Result<ResponseBody, Error> {
                     .map(|s| s.trim().to_owned()),
             }
         }
-        name if name.ends_with("_OUTPUT") => {
-            let class = crate::ns::class_name(&first.ns).to_owned();
-            let outputs = Instance::from_element(first);
-            let return_value = outputs
-                .text("ReturnValue")
-                .and_then(|v| v.trim().parse().ok());
-            ResponseBody::Output(MethodOutput {
-                method: name.trim_end_matches("_OUTPUT").to_owned(),
-                return_value,
-                outputs: Instance { class, ..outputs },
-            })
-        }
-        _ => ResponseBody::Instance(Instance::from_element(first)),
+        // Identify, a method's output or a plain instance: told apart by one rule.
+        _ => instance_body(Instance::from_element(first)),
     })
+}
+
+/// The body an instance-shaped element makes: an IdentifyResponse, a method's `_OUTPUT` (its
+/// class named after the namespace, the return value decoded), or a plain instance.
+pub(crate) fn instance_body(instance: Instance) -> ResponseBody {
+    if instance.namespace == ns::IDENTITY && instance.class == "IdentifyResponse" {
+        return ResponseBody::Identify(instance);
+    }
+    if let Some(method) = instance.class.strip_suffix("_OUTPUT") {
+        let method = method.to_owned();
+        let class = ns::class_name(&instance.namespace).to_owned();
+        let return_value = instance
+            .text("ReturnValue")
+            .and_then(|v| v.trim().parse().ok());
+        return ResponseBody::Output(MethodOutput {
+            method,
+            return_value,
+            outputs: Instance { class, ..instance },
+        });
+    }
+    ResponseBody::Instance(instance)
 }
 
 pub(crate) fn parse_item(mut element: Element) -> Item {

@@ -14,8 +14,8 @@
 use std::borrow::Cow;
 use std::rc::Rc;
 
-use crate::response::{Item, Response, ResponseBody};
-use crate::{Epr, Instance, MethodOutput, Property, Value, ns};
+use crate::response::{Item, Response, ResponseBody, instance_body};
+use crate::{Epr, Instance, Property, Value};
 
 /// A property whose name (and usually value) borrow from the document.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -185,24 +185,4 @@ impl<'a> ResponseView<'a> {
             body,
         }
     }
-}
-
-/// An instance body: a method's output, Identify, or a plain instance.
-fn instance_body(instance: Instance) -> ResponseBody {
-    if instance.namespace == ns::IDENTITY && instance.class == "IdentifyResponse" {
-        return ResponseBody::Identify(instance);
-    }
-    if let Some(method) = instance.class.strip_suffix("_OUTPUT") {
-        let method = method.to_owned();
-        let class = ns::class_name(&instance.namespace).to_owned();
-        let return_value = instance
-            .text("ReturnValue")
-            .and_then(|v| v.trim().parse().ok());
-        return ResponseBody::Output(MethodOutput {
-            method,
-            return_value,
-            outputs: Instance { class, ..instance },
-        });
-    }
-    ResponseBody::Instance(instance)
 }

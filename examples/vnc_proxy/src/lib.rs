@@ -305,15 +305,8 @@ async fn connection(
         ))),
     };
     // The client's upgrade completes either way, so a browser sees the reason in the close.
-    let mut response = format!(
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n",
-        tungstenite::handshake::derive_accept_key(key.trim().as_bytes())
-    );
-    if let Some(protocol) = admission.subprotocol {
-        response.push_str(&format!("Sec-WebSocket-Protocol: {protocol}\r\n"));
-    }
-    response.push_str("\r\n");
-    write_bounded(&mut stream, response.as_bytes(), limits.write).await?;
+    let response = switching_protocols(&key, admission.subprotocol);
+    write_bounded(&mut stream, &response, limits.write).await?;
     let mut config = WebSocketConfig::default();
     config.max_message_size = Some(limits.max_message);
     config.max_frame_size = Some(limits.max_message);
@@ -343,6 +336,22 @@ async fn connection(
         end.to_client,
         end.from_client
     ))
+}
+
+/// The 101 answer to a websocket upgrade with `key` (RFC 6455 section 4.2.2), selecting
+/// `protocol` when one was chosen.
+pub(crate) fn switching_protocols(key: &str, protocol: Option<&str>) -> Vec<u8> {
+    let mut response = ResponseWriter::new(101, "Switching Protocols")
+        .header("Upgrade", "websocket")
+        .header("Connection", "Upgrade")
+        .header(
+            "Sec-WebSocket-Accept",
+            &tungstenite::handshake::derive_accept_key(key.trim().as_bytes()),
+        );
+    if let Some(protocol) = protocol {
+        response = response.header("Sec-WebSocket-Protocol", protocol);
+    }
+    response.head_only()
 }
 
 fn close_frame(code: u16, reason: &str) -> CloseFrame {

@@ -145,15 +145,8 @@ async fn serve(mut stream: Box<dyn oobkit_io::Io>, config: &StandInConfig) -> st
     let offered = request
         .header("sec-websocket-protocol")
         .is_some_and(|p| p.split(',').any(|p| p.trim() == "plain.kubevirt.io"));
-    let mut response = format!(
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n",
-        tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.trim().as_bytes())
-    );
-    if offered {
-        response.push_str("Sec-WebSocket-Protocol: plain.kubevirt.io\r\n");
-    }
-    response.push_str("\r\n");
-    stream.write_all(response.as_bytes()).await?;
+    let response = crate::switching_protocols(key, offered.then_some("plain.kubevirt.io"));
+    stream.write_all(&response).await?;
     let ws = WebSocketStream::from_raw_socket(stream, Role::Server, None).await;
     let mut bytes = oobkit_io::websocket::into_byte_stream(ws, Duration::from_secs(30));
     match console {

@@ -210,18 +210,11 @@ async fn rfb_desktop_name(ws: &mut Client) -> String {
     String::from_utf8_lossy(&buf[24..24 + name_len]).into_owned()
 }
 
-fn venv_python(version: &str) -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join(format!("../../target/labauth-{version}-venv/bin/python"));
-    assert!(path.exists(), "{} missing: run ./test.sh", path.display());
-    path
-}
-
 #[tokio::test]
 async fn novnc_style_session_through_the_proxy_to_xtigervnc() {
     let s = setup(|_| {}).await;
     // A token minted by the PyPI library, as LabOrchestrator's web application does.
-    let out = std::process::Command::new(venv_python("0.0.5"))
+    let out = std::process::Command::new(oobkit_testkit::labauth_python("0.0.5"))
         .args(["-c", &format!(
             "from lab_orchestrator_lib_auth.auth import generate_auth_token, LabInstanceTokenParams as P\n\
              print(generate_auth_token('student-1', P(1, 2, 'ns', ['vm']), {:?}, expires_in=600))",
