@@ -84,6 +84,9 @@ enum State {
     Closed,
 }
 
+/// Intel's minimum IDE-R receive timeout (*IDERTout*), milliseconds.
+pub const IDER_MIN_RX_TIMEOUT_MS: u16 = 10_000;
+
 oobkit_runloop::timers! {
     /// The device's deadlines, in the order they are handled when several fall due together.
     enum DeviceTimer {
@@ -249,7 +252,7 @@ impl DeviceSession {
         if self.state == State::Closed {
             return;
         }
-        if self.state == State::SolActive
+        if matches!(self.state, State::SolActive | State::IderActive)
             && let Some(t) = self.rx_timeout
         {
             self.timers.set(DeviceTimer::ClientSilent, now + t);
@@ -449,6 +452,15 @@ impl DeviceSession {
                 self.send_ider(IderCommand::OpenReply, 0, &reply);
                 self.timers.stop(DeviceTimer::Handshake);
                 self.state = State::IderActive;
+                // The client's rx timeout from OPEN (bytes 0-1 of the body), never under
+                // Intel's 10 s minimum: a client gone silent frees the one IDE-R session.
+                let asked = m
+                    .body
+                    .get(..2)
+                    .map_or(0, |b| u16::from_le_bytes([b[0], b[1]]));
+                let rx = Duration::from_millis(u64::from(asked.max(IDER_MIN_RX_TIMEOUT_MS)));
+                self.rx_timeout = Some(rx);
+                self.timers.set(DeviceTimer::ClientSilent, now + rx);
                 self.link.push_event(Event::IderOpened {
                     reply: Bytes::new(),
                 });

@@ -517,3 +517,29 @@ fn ider_drive_commands_are_answered_over_the_wire() {
     assert_eq!(data, &image[3 * 2048..8 * 2048]);
     assert!(p.client_closed().is_none() && p.device_closed().is_none());
 }
+
+/// An IDE-R client that goes silent is dropped after the rx timeout it asked for in OPEN (30 s
+/// from ours), so it cannot hold the device's one IDE-R session; our client's heartbeats keep
+/// an idle but live session open.
+#[test]
+fn a_silent_ider_client_is_dropped_and_a_live_one_is_kept() {
+    let mut p = Pair::amt(SessionKind::Ider);
+    // Live: two minutes of heartbeats and nothing else.
+    for _ in 0..12 {
+        p.now += Duration::from_secs(10);
+        p.client.handle_timeout(p.now);
+        p.device.handle_timeout(p.now);
+        p.progress();
+    }
+    assert_eq!(p.device_closed(), None, "heartbeats keep the session");
+    // Silent: the client's bytes stop reaching the device.
+    p.client_link = false;
+    p.now += Duration::from_secs(29);
+    oobkit_runloop::check_timeout(&mut p.device, p.now);
+    p.progress();
+    assert_eq!(p.device_closed(), None, "not before the 30 s asked for");
+    p.now += Duration::from_secs(2);
+    oobkit_runloop::check_timeout(&mut p.device, p.now);
+    p.progress();
+    assert_eq!(p.device_closed(), Some(&CloseReason::PeerDead));
+}
