@@ -339,6 +339,16 @@ fn main() {
             number(get("vnc_proxy_bytes_per_idle").unwrap_or(f64::NAN)),
             number(get("seed_bytes_per_idle").unwrap_or(f64::NAN)),
         );
+        if let (Some(ours_cpu), Some(seed_cpu)) = (
+            get("vnc_proxy_mib_per_cpu_s"),
+            get("seed_proxy_mib_per_cpu_s"),
+        ) {
+            let _ = writeln!(
+                r.md,
+                "  The client, the stand-in and the console share this machine's two cores with the proxy and bound the end-to-end figure; per second of each proxy's own processor time, vnc_proxy relays {ours_cpu:.0} MiB and the seed {seed_cpu:.0} MiB ({:.1}×).",
+                ours_cpu / seed_cpu
+            );
+        }
         r.chart(
             "vnc_proxy.svg",
             "VNC websocket relay (MiB/s)",

@@ -134,6 +134,30 @@ pub fn resident_kib(pid: Option<u32>) -> Result<u64, String> {
         .ok_or_else(|| format!("no VmRSS in {path}"))
 }
 
+/// The processor time (user and system) process `pid` has used so far, from `/proc/PID/stat`
+/// (in the kernel's fixed 100 Hz user ticks): what a benchmark reads around a transfer to
+/// tell a relay's own cost from that of the endpoints sharing the machine with it.
+pub fn cpu_time(pid: u32) -> Result<std::time::Duration, String> {
+    let path = format!("/proc/{pid}/stat");
+    let stat = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    // The command name (field 2) may hold spaces and parentheses; the fields after it do not.
+    let after_name = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .ok_or_else(|| format!("no command name in {path}"))?;
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    let ticks = |i: usize| -> Result<u64, String> {
+        fields
+            .get(i)
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| format!("no field {} in {path}", i + 3))
+    };
+    Ok(std::time::Duration::from_millis(
+        (ticks(11)? + ticks(12)?) * 10,
+    ))
+}
+
 /// vncdotool's `vncdo` (PyPI, installed by `./test.sh` into `target/vncdotool-venv`), or
 /// `$VNCDO`. Missing fails the test with the command that installs it: never a skip.
 pub fn vncdo() -> std::path::PathBuf {

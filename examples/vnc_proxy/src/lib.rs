@@ -433,6 +433,16 @@ where
     let (mut client_tx, mut client_rx) = client.split();
     let (mut upstream_tx, mut upstream_rx) = upstream.split();
     let (mut to_client, mut from_client) = (0u64, 0u64);
+    // Messages are fed into each side's write buffer and flushed only when nothing more is
+    // waiting to be read (the read branches come first in the biased select): a stream of
+    // small console messages costs one write call per buffer, not one per message.
+    let (mut client_dirty, mut upstream_dirty) = (false, false);
+    // One timer for the session, moved only when it fires or when the clock wants an earlier
+    // deadline: traffic pushes the idle deadline later on every message, and re-arming a
+    // timer per message would cost more than the relay itself.
+    let timer = tokio::time::sleep_until(far_future().into());
+    tokio::pin!(timer);
+    let mut armed: Option<Instant> = None;
     let reason = loop {
         if let Some(SessionEvent::Cut(cut)) = clock.poll_event() {
             let frame = close_frame(cut.close_code(), cut.text());
@@ -445,14 +455,23 @@ where
                 _ => format!("idle for {:?}", limits.idle),
             };
         }
+        let wanted = clock.poll_timeout();
+        if wanted.is_some_and(|at| armed.is_none_or(|armed| at < armed)) {
+            armed = wanted;
+            timer
+                .as_mut()
+                .reset(wanted.unwrap_or_else(far_future).into());
+        }
         tokio::select! {
+            biased;
             message = client_rx.next() => match message {
                 Some(Ok(Message::Binary(data))) => {
                     from_client += data.len() as u64;
                     clock.handle_input(Instant::now(), &[]);
-                    if !bounded(upstream_tx.send(Message::Binary(data)), limits.write).await {
+                    if !bounded(upstream_tx.feed(Message::Binary(data)), limits.write).await {
                         break "the upstream stopped taking data".into();
                     }
+                    upstream_dirty = true;
                 }
                 // KubeVirt reads binary messages only; text has no meaning on this path.
                 Some(Ok(Message::Text(_))) => clock.handle_input(Instant::now(), &[]),
@@ -468,9 +487,10 @@ where
                 Some(Ok(Message::Binary(data))) => {
                     to_client += data.len() as u64;
                     clock.handle_input(Instant::now(), &[]);
-                    if !bounded(client_tx.send(Message::Binary(data)), limits.write).await {
+                    if !bounded(client_tx.feed(Message::Binary(data)), limits.write).await {
                         break "the client stopped reading".into();
                     }
+                    client_dirty = true;
                 }
                 Some(Ok(Message::Close(frame))) => {
                     let _ = bounded(client_tx.send(Message::Close(frame.clone())), limits.write).await;
@@ -488,7 +508,22 @@ where
                     break "the upstream went away".into();
                 }
             },
-            () = oobkit_io::sleep_until(clock.poll_timeout()) => clock.handle_timeout(Instant::now()),
+            flushed = bounded(client_tx.flush(), limits.write), if client_dirty => {
+                if !flushed {
+                    break "the client stopped reading".into();
+                }
+                client_dirty = false;
+            }
+            flushed = bounded(upstream_tx.flush(), limits.write), if upstream_dirty => {
+                if !flushed {
+                    break "the upstream stopped taking data".into();
+                }
+                upstream_dirty = false;
+            }
+            () = &mut timer, if armed.is_some() => {
+                armed = None;
+                clock.handle_timeout(Instant::now());
+            }
         }
     };
     RelayEnd {
@@ -502,6 +537,11 @@ fn describe(frame: Option<&CloseFrame>) -> String {
     frame.map_or("no code".into(), |f| {
         format!("{} {:?}", u16::from(f.code), f.reason.as_str())
     })
+}
+
+/// A deadline the relay's timer rests at when the clock has none.
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86_400 * 365)
 }
 
 /// Whether a send completed within `limit`.

@@ -148,13 +148,13 @@ async fn serve(mut stream: Box<dyn oobkit_io::Io>, config: &StandInConfig) -> st
     let response = crate::switching_protocols(key, offered.then_some("plain.kubevirt.io"));
     stream.write_all(&response).await?;
     let ws = WebSocketStream::from_raw_socket(stream, Role::Server, None).await;
-    let mut bytes = oobkit_io::websocket::into_byte_stream(ws, Duration::from_secs(30));
     match console {
         Console::Tcp(addr) => {
-            let mut vnc = TcpStream::connect(addr).await?;
-            let _ = tokio::io::copy_bidirectional(&mut bytes, &mut vnc).await;
+            let vnc = TcpStream::connect(addr).await?;
+            relay_tcp(ws, vnc).await;
         }
         Console::Pattern { width, height } => {
+            let mut bytes = oobkit_io::websocket::into_byte_stream(ws, Duration::from_secs(30));
             let limits = amt_sim::rfb::Limits {
                 write: Duration::from_secs(30),
                 idle: Duration::from_secs(600),
@@ -163,4 +163,47 @@ async fn serve(mut stream: Box<dyn oobkit_io::Io>, config: &StandInConfig) -> st
         }
     }
     Ok(())
+}
+
+/// Relays a VNC server's TCP stream and the websocket as virt-handler does: each read of the
+/// console (up to 32 KiB, Go's copy buffer) becomes one binary message, and each message
+/// received is written to the console. Every write is bounded, so a reader that stops ends it.
+async fn relay_tcp(ws: WebSocketStream<Box<dyn oobkit_io::Io>>, vnc: TcpStream) {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio::io::AsyncWriteExt;
+    use tokio_tungstenite::tungstenite::Message;
+    const WRITE: Duration = Duration::from_secs(30);
+    let (mut ws_tx, mut ws_rx) = ws.split();
+    let (mut vnc_rx, mut vnc_tx) = vnc.into_split();
+    let from_vm = async {
+        let mut buf = vec![0u8; 32 * 1024];
+        while let Ok(n @ 1..) = vnc_rx.read(&mut buf).await {
+            let message = Message::Binary(buf[..n].to_vec().into());
+            if !matches!(
+                tokio::time::timeout(WRITE, ws_tx.send(message)).await,
+                Ok(Ok(()))
+            ) {
+                return;
+            }
+        }
+        let _ = tokio::time::timeout(WRITE, ws_tx.close()).await;
+    };
+    let to_vm = async {
+        while let Some(Ok(message)) = ws_rx.next().await {
+            match message {
+                Message::Binary(data) => {
+                    let written = tokio::time::timeout(WRITE, vnc_tx.write_all(&data)).await;
+                    if !matches!(written, Ok(Ok(()))) {
+                        return;
+                    }
+                }
+                Message::Close(_) => return,
+                _ => {}
+            }
+        }
+    };
+    tokio::select! {
+        () = from_vm => {}
+        () = to_vm => {}
+    }
 }
