@@ -20,6 +20,7 @@ pub mod redirection;
 mod relay;
 pub mod tls;
 pub mod websocket;
+pub mod web;
 mod wsman_client;
 
 use std::time::Duration;

@@ -18,14 +18,16 @@ pub mod upstream;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::{SinkExt, StreamExt};
 use oobkit_gate::{Admission, CutReason, Gate, Session, SessionEvent};
-use oobkit_http1::{HttpRequest, RequestReader, ResponseWriter};
 use oobkit_io::PreAuthBudget;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use oobkit_io::web::{
+    SessionPlace, json_response, offered_protocols, origin_allowed, read_request, switching_protocols,
+    write_bounded,
+};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -124,25 +126,6 @@ fn unix_now() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
-/// Writes `bytes`, bounded.
-async fn write_bounded(
-    stream: &mut TcpStream,
-    bytes: &[u8],
-    limit: Duration,
-) -> std::io::Result<()> {
-    tokio::time::timeout(limit, stream.write_all(bytes))
-        .await
-        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))?
-}
-
-fn json_response(status: u16, reason: &str, body: &str) -> Vec<u8> {
-    ResponseWriter::new(status, reason)
-        .header("Content-Type", "application/json")
-        .header("Cache-Control", "no-store")
-        .header("Connection", "close")
-        .body(body.as_bytes())
-}
-
 /// The path for the log: no query string, and no token (the segment before the VMI).
 fn loggable(target: &str) -> String {
     let path = target.split(['?', '#']).next().unwrap_or_default();
@@ -173,7 +156,7 @@ async fn connection(
             return Ok(format!("refused before reading: {e}"));
         }
     };
-    let request = match tokio::time::timeout(limits.handshake, read_request(&mut stream)).await {
+    let request = match tokio::time::timeout(limits.handshake, read_request(&mut stream, 0)).await {
         Ok(Ok(Some(request))) => request,
         Ok(Ok(None)) => return Ok("closed before a request".into()),
         Ok(Err(e)) => {
@@ -232,13 +215,7 @@ async fn connection(
         write_bounded(&mut stream, &body, limits.write).await?;
         return Ok(format!("refused: origin {origin:?} not allowed"));
     }
-    let offered: Vec<&str> = request
-        .headers
-        .iter()
-        .filter(|(n, _)| n.eq_ignore_ascii_case("sec-websocket-protocol"))
-        .flat_map(|(_, v)| v.split(','))
-        .map(str::trim)
-        .collect();
+    let offered = offered_protocols(&request);
     let admission = match shared
         .config
         .gate
@@ -338,74 +315,10 @@ async fn connection(
     ))
 }
 
-/// The 101 answer to a websocket upgrade with `key` (RFC 6455 section 4.2.2), selecting
-/// `protocol` when one was chosen.
-pub(crate) fn switching_protocols(key: &str, protocol: Option<&str>) -> Vec<u8> {
-    let mut response = ResponseWriter::new(101, "Switching Protocols")
-        .header("Upgrade", "websocket")
-        .header("Connection", "Upgrade")
-        .header(
-            "Sec-WebSocket-Accept",
-            &tungstenite::handshake::derive_accept_key(key.trim().as_bytes()),
-        );
-    if let Some(protocol) = protocol {
-        response = response.header("Sec-WebSocket-Protocol", protocol);
-    }
-    response.head_only()
-}
-
 fn close_frame(code: u16, reason: &str) -> CloseFrame {
     CloseFrame {
         code: CloseCode::from(code),
         reason: reason.chars().take(120).collect::<String>().into(),
-    }
-}
-
-/// Whether `origin` may open sessions: the proxy's own host, or listed.
-fn origin_allowed(origin: &str, host: Option<&str>, allowed: &[String]) -> bool {
-    let origin = origin.trim().trim_end_matches('/');
-    if allowed
-        .iter()
-        .any(|a| a.trim_end_matches('/').eq_ignore_ascii_case(origin))
-    {
-        return true;
-    }
-    let origin_host = origin.split_once("://").map_or("", |(_, rest)| rest);
-    host.is_some_and(|h| h.trim().eq_ignore_ascii_case(origin_host))
-}
-
-async fn read_request(stream: &mut TcpStream) -> Result<Option<HttpRequest>, oobkit_http1::Error> {
-    // An upgrade request has no body worth reading.
-    let mut reader = RequestReader::new().with_max_body(0);
-    let mut buf = [0u8; 4096];
-    loop {
-        let n = stream.read(&mut buf).await.unwrap_or(0);
-        if n == 0 {
-            return Ok(None);
-        }
-        if let Some(request) = reader.next(&buf[..n])? {
-            return Ok(Some(request));
-        }
-    }
-}
-
-/// A place among the admitted sessions, given back on drop.
-struct SessionPlace<'a>(&'a AtomicUsize);
-
-impl<'a> SessionPlace<'a> {
-    fn take(count: &'a AtomicUsize, max: usize) -> Option<Self> {
-        count
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < max).then_some(n + 1)
-            })
-            .ok()
-            .map(|_| Self(count))
-    }
-}
-
-impl Drop for SessionPlace<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

@@ -145,7 +145,7 @@ async fn serve(mut stream: Box<dyn oobkit_io::Io>, config: &StandInConfig) -> st
     let offered = request
         .header("sec-websocket-protocol")
         .is_some_and(|p| p.split(',').any(|p| p.trim() == "plain.kubevirt.io"));
-    let response = crate::switching_protocols(key, offered.then_some("plain.kubevirt.io"));
+    let response = oobkit_io::web::switching_protocols(key, offered.then_some("plain.kubevirt.io"));
     stream.write_all(&response).await?;
     let ws = WebSocketStream::from_raw_socket(stream, Role::Server, None).await;
     match console {
