@@ -15,7 +15,12 @@
 #           xorriso (bootable El Torito ISOs for the IDE-R boot tests), valgrind (callgrind counts
 #           in docs/performance.md), openssl (RS256 tokens for the VNC proxy's gate),
 #           tigervnc-standalone-server (Xtigervnc: the VNC server behind the KubeVirt stand-in),
-#           chromium and chromium-driver (noVNC in a real browser, driven with fantoccini).
+#           chromium and chromium-driver (noVNC and xterm.js in a real browser, driven with
+#           fantoccini), openssh-server and openssh-client (the sshd web_console's tests start on
+#           loopback, ssh-keygen for its keys).
+#   Account: oobkit-ssh-test, the user web_console's tests log in as (password and
+#           keyboard-interactive go through PAM, so it is a real account): its password is drawn
+#           at random into target/ssh-test-password (0600) by each setup.
 #   PyPI:   vncdotool (the kvm_vnc interop test), into target/vncdotool-venv; lxml and xmltodict
 #           (the WS-Man parse peers of benches/report.sh), into target/bench-venv;
 #           lab-orchestrator-lib-auth 0.0.5 and 2.2.0 (tokens for the VNC proxy's gate), into
@@ -25,9 +30,9 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-DEBIAN_PACKAGES=(curl amtterm telnet bsdutils util-linux g++ python3 python3-venv xorriso valgrind openssl tigervnc-standalone-server chromium chromium-driver)
+DEBIAN_PACKAGES=(curl amtterm telnet bsdutils util-linux g++ python3 python3-venv xorriso valgrind openssl tigervnc-standalone-server chromium chromium-driver openssh-server openssh-client)
 # Program each package must provide, checked after the install (package:program).
-PEER_PROGRAMS=(curl:curl amtterm:amtterm telnet:telnet bsdutils:script util-linux:setsid g++:g++ xorriso:xorriso valgrind:valgrind openssl:openssl tigervnc-standalone-server:Xtigervnc chromium:chromium chromium-driver:chromedriver)
+PEER_PROGRAMS=(curl:curl amtterm:amtterm telnet:telnet bsdutils:script util-linux:setsid g++:g++ xorriso:xorriso valgrind:valgrind openssl:openssl tigervnc-standalone-server:Xtigervnc chromium:chromium chromium-driver:chromedriver openssh-server:sshd openssh-client:ssh-keygen)
 VNCDOTOOL_VERSION=1.4.2
 BENCH_PYPI=(lxml==6.1.3 xmltodict==1.0.4)
 # The seed's token library, both generations vnc_proxy must accept (each pins its own PyJWT).
@@ -124,10 +129,27 @@ install_vncdotool() {
   fi
 }
 
+# The account web_console's tests log in as, with a fresh random password each setup (it is
+# a real account on this machine, so nothing guessable).
+setup_ssh_account() {
+  if [ "$(id -u)" != 0 ]; then
+    say "FATAL: creating the SSH test account oobkit-ssh-test needs root: run ./test.sh --setup-only as root once"
+    exit 1
+  fi
+  if ! id oobkit-ssh-test >/dev/null 2>&1; then
+    useradd --create-home --shell /bin/bash oobkit-ssh-test
+  fi
+  (umask 077; head -c 24 /dev/urandom | base64 | tr -d '/+=' >target/ssh-test-password)
+  printf 'oobkit-ssh-test:%s\n' "$(cat target/ssh-test-password)" | chpasswd
+  mkdir -p /run/sshd
+  say "SSH test account oobkit-ssh-test ready (password in target/ssh-test-password)"
+}
+
 if [ "$setup" = 1 ]; then
   install_debian
   check_programs
   mkdir -p target
+  setup_ssh_account
   install_vncdotool
   install_pypi target/bench-venv "${BENCH_PYPI[@]}"
   install_pypi target/seedproxy-venv "lab-orchestrator-ws-proxy-lib==$SEED_PROXY_VERSION"

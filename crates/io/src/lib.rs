@@ -19,8 +19,8 @@ pub mod ider;
 pub mod redirection;
 mod relay;
 pub mod tls;
-pub mod websocket;
 pub mod web;
+pub mod websocket;
 mod wsman_client;
 
 use std::time::Duration;
@@ -231,6 +231,53 @@ pub async fn sleep_until(deadline: Option<std::time::Instant>) {
     match deadline {
         Some(at) => tokio::time::sleep_until(at.into()).await,
         None => std::future::pending().await,
+    }
+}
+
+/// A run loop's one timer for a machine whose deadline moves later on every message (an idle
+/// limit): re-armed only when the machine wants an earlier deadline than the one armed, or
+/// after it fired, because re-arming a timer per message costs more than a busy relay's own
+/// work. Firing early is harmless: the machine's `handle_timeout` ignores deadlines not due,
+/// and the loop arms the next one.
+#[derive(Debug)]
+pub struct LoopTimer {
+    sleep: std::pin::Pin<Box<tokio::time::Sleep>>,
+    armed: Option<std::time::Instant>,
+}
+
+impl Default for LoopTimer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl LoopTimer {
+    /// A timer not armed.
+    pub fn new() -> Self {
+        Self {
+            sleep: Box::pin(tokio::time::sleep(std::time::Duration::from_secs(86_400))),
+            armed: None,
+        }
+    }
+
+    /// Arms the timer for `wanted` (the machine's `poll_timeout`) if nothing earlier is armed.
+    pub fn arm(&mut self, wanted: Option<std::time::Instant>) {
+        if let Some(at) = wanted
+            && self.armed.is_none_or(|armed| at < armed)
+        {
+            self.armed = Some(at);
+            self.sleep.as_mut().reset(at.into());
+        }
+    }
+
+    /// Completes when the armed deadline is reached (never when none is armed); then the
+    /// timer is disarmed until the next [`LoopTimer::arm`].
+    pub async fn fired(&mut self) {
+        if self.armed.is_none() {
+            return std::future::pending().await;
+        }
+        self.sleep.as_mut().await;
+        self.armed = None;
     }
 }
 

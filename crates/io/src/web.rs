@@ -120,9 +120,21 @@ mod tests {
     #[test]
     fn origins() {
         let allowed = vec!["https://lab.example".to_owned()];
-        assert!(origin_allowed("http://127.0.0.1:8022", Some("127.0.0.1:8022"), &[]));
-        assert!(origin_allowed("https://lab.example/", Some("proxy"), &allowed));
-        assert!(!origin_allowed("https://evil.example", Some("proxy"), &allowed));
+        assert!(origin_allowed(
+            "http://127.0.0.1:8022",
+            Some("127.0.0.1:8022"),
+            &[]
+        ));
+        assert!(origin_allowed(
+            "https://lab.example/",
+            Some("proxy"),
+            &allowed
+        ));
+        assert!(!origin_allowed(
+            "https://evil.example",
+            Some("proxy"),
+            &allowed
+        ));
         assert!(!origin_allowed("null", Some("proxy"), &allowed));
     }
 

@@ -9,6 +9,8 @@
 
 use std::path::PathBuf;
 
+pub mod sshd;
+
 /// Runs `check` on every file of `fuzz/seeds/<target>/` (valid inputs, hostile inputs and saved
 /// crashes), so that the fuzz targets' checks run on stable in every `cargo test`. Panics if
 /// the corpus is missing or holds fewer than five seeds, so a lost corpus cannot pass silently.

@@ -25,8 +25,8 @@ use futures_util::{SinkExt, StreamExt};
 use oobkit_gate::{Admission, CutReason, Gate, Session, SessionEvent};
 use oobkit_io::PreAuthBudget;
 use oobkit_io::web::{
-    SessionPlace, json_response, offered_protocols, origin_allowed, read_request, switching_protocols,
-    write_bounded,
+    SessionPlace, json_response, offered_protocols, origin_allowed, read_request,
+    switching_protocols, write_bounded,
 };
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::WebSocketStream;
@@ -350,12 +350,8 @@ where
     // waiting to be read (the read branches come first in the biased select): a stream of
     // small console messages costs one write call per buffer, not one per message.
     let (mut client_dirty, mut upstream_dirty) = (false, false);
-    // One timer for the session, moved only when it fires or when the clock wants an earlier
-    // deadline: traffic pushes the idle deadline later on every message, and re-arming a
-    // timer per message would cost more than the relay itself.
-    let timer = tokio::time::sleep_until(far_future().into());
-    tokio::pin!(timer);
-    let mut armed: Option<Instant> = None;
+    // Traffic pushes the idle deadline later on every message: one lazily re-armed timer.
+    let mut timer = oobkit_io::LoopTimer::new();
     let reason = loop {
         if let Some(SessionEvent::Cut(cut)) = clock.poll_event() {
             let frame = close_frame(cut.close_code(), cut.text());
@@ -368,13 +364,7 @@ where
                 _ => format!("idle for {:?}", limits.idle),
             };
         }
-        let wanted = clock.poll_timeout();
-        if wanted.is_some_and(|at| armed.is_none_or(|armed| at < armed)) {
-            armed = wanted;
-            timer
-                .as_mut()
-                .reset(wanted.unwrap_or_else(far_future).into());
-        }
+        timer.arm(clock.poll_timeout());
         tokio::select! {
             biased;
             message = client_rx.next() => match message {
@@ -433,10 +423,7 @@ where
                 }
                 upstream_dirty = false;
             }
-            () = &mut timer, if armed.is_some() => {
-                armed = None;
-                clock.handle_timeout(Instant::now());
-            }
+            () = timer.fired() => clock.handle_timeout(Instant::now()),
         }
     };
     RelayEnd {
@@ -450,11 +437,6 @@ fn describe(frame: Option<&CloseFrame>) -> String {
     frame.map_or("no code".into(), |f| {
         format!("{} {:?}", u16::from(f.code), f.reason.as_str())
     })
-}
-
-/// A deadline the relay's timer rests at when the clock has none.
-fn far_future() -> Instant {
-    Instant::now() + Duration::from_secs(86_400 * 365)
 }
 
 /// Whether a send completed within `limit`.

@@ -1,0 +1,867 @@
+//! web_console: SSH in the browser. A web app (or a person, through the login page) posts a
+//! target and a credential to `POST /sessions` behind the gateway's own authentication and gets
+//! a one-time link; the page behind the link runs xterm.js (served from the binary) over a
+//! websocket speaking [`oobkit_term`]'s frames, and the gateway logs in with russh.
+//!
+//! What it does that its seed (alfresco-ssh) did not: gateway authentication (a bearer token or
+//! HTTP Digest) and an Origin check on every state-changing request; a target allow-list; host
+//! keys checked against the gateway's own known_hosts (reject unknown or accept-new; a changed
+//! key always refused, both fingerprints shown); links used once, within a short window, never
+//! in a query string (the id travels in the URL fragment and a websocket subprotocol); secrets
+//! wiped when used or expired; flow control by byte credit so `yes` then Ctrl-C stops at once;
+//! pings under proxies' 60 s timeouts; the exit status shown; limits on everything.
+
+#![forbid(unsafe_code)]
+
+pub mod assets;
+pub mod ssh;
+pub mod targets;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use oobkit_digest::{Algorithm, Request as DigestRequest, Secret, Server as DigestServer, Verdict};
+use oobkit_http1::HttpRequest;
+use oobkit_io::web::{
+    SessionPlace, json_response, offered_protocols, origin_allowed, read_request,
+    switching_protocols, write_bounded,
+};
+use oobkit_io::{AuthFailures, LoopTimer, PreAuthBudget};
+use oobkit_term::{
+    CloseCode, OneTimeConfig, OneTimeSessions, SESSION_PROTOCOL_PREFIX, SUBPROTOCOL, SessionId,
+    TermConfig, TermEvent, TermServer,
+};
+use russh::ChannelMsg;
+use serde::Deserialize;
+use subtle::ConstantTimeEq as _;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use zeroize::Zeroize as _;
+
+pub use ssh::{Credential, HostKeyPolicy, Login, SshConfig, SshError};
+pub use targets::{TargetList, TargetPattern};
+
+/// The realm of the gateway's Digest authentication.
+pub const REALM: &str = "web_console";
+
+/// Limits on everything a client can hold.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Terminal sessions at once.
+    pub max_sessions: usize,
+    /// Terminal sessions at once from one client address.
+    pub max_sessions_per_address: usize,
+    /// Connections not yet authenticated, per address.
+    pub max_unauthenticated_per_address: u32,
+    /// Connections not yet authenticated, in total.
+    pub max_unauthenticated: u32,
+    /// Time for a client to send its request.
+    pub handshake: Duration,
+    /// A write that does not finish in this time ends the connection.
+    pub write: Duration,
+    /// The largest websocket message from the page.
+    pub max_message: usize,
+    /// The largest request body (`POST /sessions`: a private key fits).
+    pub max_body: usize,
+    /// Failed gateway logins from one address within [`Limits::failure_window`] before it is
+    /// refused outright (429) until the window passes.
+    pub max_failures: u32,
+    /// See [`Limits::max_failures`].
+    pub failure_window: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_sessions: 64,
+            max_sessions_per_address: 8,
+            max_unauthenticated_per_address: 16,
+            max_unauthenticated: 256,
+            handshake: Duration::from_secs(10),
+            write: Duration::from_secs(30),
+            max_message: 1 << 20,
+            max_body: 64 << 10,
+            max_failures: 10,
+            failure_window: Duration::from_secs(60),
+        }
+    }
+}
+
+/// How `POST /sessions` callers prove who they are.
+#[derive(Clone)]
+pub enum GatewayAuth {
+    /// `Authorization: Bearer TOKEN` (compared in constant time). The login page carries it
+    /// in its URL fragment, which browsers never send to a server.
+    Bearer(String),
+    /// HTTP Digest (RFC 7616) for one user.
+    Digest {
+        /// The user.
+        user: String,
+        /// The password.
+        password: String,
+    },
+}
+
+/// Never printed.
+impl std::fmt::Debug for GatewayAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Bearer(_) => f.write_str("Bearer(..)"),
+            Self::Digest { user, .. } => write!(f, "Digest({user}, ..)"),
+        }
+    }
+}
+
+/// The console's configuration.
+#[derive(Debug, Clone)]
+pub struct ConsoleConfig {
+    /// How targets are reached.
+    pub ssh: SshConfig,
+    /// Which targets may be reached.
+    pub targets: TargetList,
+    /// Who may create sessions.
+    pub auth: GatewayAuth,
+    /// Origins allowed besides the console's own (`scheme://host[:port]`).
+    pub allowed_origins: Vec<String>,
+    /// Limits.
+    pub limits: Limits,
+    /// The terminal protocol's marks and rhythms.
+    pub term: TermConfig,
+    /// One-time links: caps and attach window.
+    pub links: OneTimeConfig,
+}
+
+/// A session created and not yet opened.
+struct Pending {
+    login: Login,
+    /// Who created it, for the log.
+    creator: String,
+}
+
+struct Shared {
+    config: ConsoleConfig,
+    ssh: Arc<SshConfig>,
+    unauthenticated: PreAuthBudget,
+    sessions: AtomicUsize,
+    per_address: Mutex<HashMap<IpAddr, usize>>,
+    pending: Mutex<OneTimeSessions<Pending>>,
+    digest: Mutex<DigestServer>,
+    failures: Mutex<AuthFailures>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Serves `listener` until the task is dropped.
+pub async fn serve(listener: TcpListener, config: ConsoleConfig) {
+    let limits = config.limits;
+    let shared = Arc::new(Shared {
+        ssh: Arc::new(config.ssh.clone()),
+        unauthenticated: PreAuthBudget::new(
+            limits.max_unauthenticated_per_address,
+            limits.max_unauthenticated,
+        ),
+        sessions: AtomicUsize::new(0),
+        per_address: Mutex::new(HashMap::new()),
+        pending: Mutex::new(OneTimeSessions::new(config.links)),
+        digest: Mutex::new(DigestServer::new(oobkit_digest::ServerConfig::new(
+            REALM,
+            oobkit_io::random_bytes(),
+        ))),
+        failures: Mutex::new(AuthFailures::new(
+            limits.max_failures,
+            limits.failure_window,
+        )),
+        config,
+    });
+    // Links not used in time are dropped (and their secrets wiped) when their window ends,
+    // not only when the next link is created.
+    let sweeper = Arc::clone(&shared);
+    tokio::spawn(async move {
+        loop {
+            let next = lock(&sweeper.pending).poll_timeout();
+            let at = next.unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
+            tokio::time::sleep_until(at.min(Instant::now() + Duration::from_secs(1)).into()).await;
+            lock(&sweeper.pending).handle_timeout(Instant::now());
+        }
+    });
+    loop {
+        let Ok((stream, peer)) = listener.accept().await else {
+            continue;
+        };
+        let shared = Arc::clone(&shared);
+        tokio::spawn(async move {
+            match connection(stream, peer, &shared).await {
+                Ok(line) => tracing::info!("{peer}: {line}"),
+                Err(e) => tracing::info!("{peer}: {e}"),
+            }
+        });
+    }
+}
+
+fn error_json(status: u16, reason: &str, error: &str, text: &str) -> Vec<u8> {
+    json_response(
+        status,
+        reason,
+        &serde_json::json!({ "error": error, "reason": text }).to_string(),
+    )
+}
+
+async fn connection(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    shared: &Shared,
+) -> std::io::Result<String> {
+    let limits = shared.config.limits;
+    let _ = stream.set_nodelay(true);
+    // Not authenticated yet: a budget of its own, so slow or hostile clients never take the
+    // places of people with sessions.
+    let slot = match shared.unauthenticated.take(peer.ip()) {
+        Ok(slot) => slot,
+        Err(e) => {
+            let body = error_json(
+                503,
+                "Service Unavailable",
+                "busy",
+                "too many connections being set up",
+            );
+            let _ = write_bounded(&mut stream, &body, limits.write).await;
+            return Ok(format!("refused before reading: {e}"));
+        }
+    };
+    let mut request =
+        match tokio::time::timeout(limits.handshake, read_request(&mut stream, limits.max_body))
+            .await
+        {
+            Ok(Ok(Some(request))) => request,
+            Ok(Ok(None)) => return Ok("closed before a request".into()),
+            Ok(Err(e)) => {
+                let body = error_json(400, "Bad Request", "bad_request", &e.to_string());
+                let _ = write_bounded(&mut stream, &body, limits.write).await;
+                return Ok(format!("malformed request: {e}"));
+            }
+            Err(_) => return Ok(format!("no request within {:?}; closed", limits.handshake)),
+        };
+    let path = request
+        .target
+        .split(['?', '#'])
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let upgrade = request
+        .header("upgrade")
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    if upgrade && path == "/ws" {
+        return terminal(stream, peer, request, shared, slot).await;
+    }
+    if path == "/sessions" {
+        let (reply, line) = create_session(&mut request, peer, shared);
+        // The body held the credential.
+        request.body.zeroize();
+        write_bounded(&mut stream, &reply, limits.write).await?;
+        return Ok(line);
+    }
+    let reply = assets::respond(&request.method, &path);
+    write_bounded(&mut stream, &reply.bytes, limits.write).await?;
+    Ok(format!("{} {path} {}", request.method, reply.status))
+}
+
+/// The body of `POST /sessions`.
+#[derive(Deserialize)]
+struct SessionRequest {
+    host: String,
+    #[serde(default = "default_port")]
+    port: u16,
+    user: String,
+    password: Option<String>,
+    private_key: Option<String>,
+    passphrase: Option<String>,
+    gateway_key: Option<usize>,
+}
+
+fn default_port() -> u16 {
+    22
+}
+
+/// Whether the request's Origin (when a browser sent one) may act here.
+fn origin_ok(request: &HttpRequest, shared: &Shared) -> Result<(), String> {
+    match request.header("origin") {
+        Some(origin)
+            if !origin_allowed(
+                origin,
+                request.header("host"),
+                &shared.config.allowed_origins,
+            ) =>
+        {
+            Err(format!("origin {:?} not allowed", truncate(origin, 100)))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    text.chars().take(max).collect()
+}
+
+/// Checks the gateway's authentication; the user's name, or the answer to send.
+fn gateway_user(
+    request: &HttpRequest,
+    peer: SocketAddr,
+    shared: &Shared,
+) -> Result<String, (Vec<u8>, String)> {
+    let now = Instant::now();
+    if lock(&shared.failures).blocked(peer.ip(), now) {
+        return Err((
+            error_json(
+                429,
+                "Too Many Requests",
+                "too_many_failures",
+                "too many failed logins from this address; wait a minute",
+            ),
+            "refused: too many failed logins".into(),
+        ));
+    }
+    let authorization = request.header("authorization");
+    let refused = |why: String| {
+        lock(&shared.failures).record(peer.ip(), now);
+        why
+    };
+    match &shared.config.auth {
+        GatewayAuth::Bearer(token) => {
+            let given = authorization
+                .and_then(|a| a.strip_prefix("Bearer "))
+                .map(str::trim);
+            match given {
+                Some(given) if bool::from(given.as_bytes().ct_eq(token.as_bytes())) => {
+                    Ok("bearer".into())
+                }
+                _ => {
+                    let why = refused(if given.is_some() {
+                        "a wrong bearer token".into()
+                    } else {
+                        "no credentials".into()
+                    });
+                    let reply = oobkit_http1::ResponseWriter::new(401, "Unauthorized")
+                        .header("Content-Type", "application/json")
+                        .header("Cache-Control", "no-store")
+                        .header("WWW-Authenticate", "Bearer realm=\"web_console\"")
+                        .header("Connection", "close")
+                        .body(br#"{"error":"unauthorized","reason":"a bearer token is required"}"#);
+                    Err((reply, format!("refused: {why}")))
+                }
+            }
+        }
+        GatewayAuth::Digest { user, password } => {
+            let digest_request = DigestRequest {
+                method: &request.method,
+                uri: &request.target,
+                body: Some(&request.body),
+            };
+            let verdict = lock(&shared.digest).authenticate(
+                authorization,
+                &digest_request,
+                oobkit_io::unix_now(),
+                oobkit_io::random_bytes(),
+                |answer| {
+                    (answer.username == *user
+                        && matches!(
+                            answer.algorithm,
+                            Algorithm::Md5
+                                | Algorithm::Md5Sess
+                                | Algorithm::Sha256
+                                | Algorithm::Sha256Sess
+                        ))
+                    .then_some((user.as_str(), Secret::Password(password.as_str())))
+                },
+            );
+            match verdict {
+                Ok(Verdict::Authorized(verified)) => Ok(verified.username),
+                Ok(Verdict::Challenge {
+                    www_authenticate,
+                    refused: why,
+                }) => {
+                    let line = match why {
+                        Some(e) if !e.is_stale() => refused(format!("refused: {e}")),
+                        _ => "challenged".to_owned(),
+                    };
+                    let mut reply = oobkit_http1::ResponseWriter::new(401, "Unauthorized")
+                        .header("Content-Type", "application/json")
+                        .header("Cache-Control", "no-store");
+                    for challenge in &www_authenticate {
+                        reply = reply.header("WWW-Authenticate", challenge);
+                    }
+                    let reply = reply.header("Connection", "close").body(
+                        br#"{"error":"unauthorized","reason":"HTTP Digest authentication is required"}"#,
+                    );
+                    Err((reply, line))
+                }
+                Err(e) => Err((
+                    error_json(500, "Internal Server Error", "internal", &e.to_string()),
+                    format!("digest: {e}"),
+                )),
+            }
+        }
+    }
+}
+
+/// `POST /sessions`: the answer and a line for the log (never a secret).
+fn create_session(
+    request: &mut HttpRequest,
+    peer: SocketAddr,
+    shared: &Shared,
+) -> (Vec<u8>, String) {
+    if request.method != "POST" {
+        return (
+            error_json(
+                405,
+                "Method Not Allowed",
+                "method",
+                "POST a JSON session request",
+            ),
+            format!("{} /sessions: 405", request.method),
+        );
+    }
+    if let Err(why) = origin_ok(request, shared) {
+        return (
+            error_json(403, "Forbidden", "origin", &why),
+            format!("refused: {why}"),
+        );
+    }
+    let creator = match gateway_user(request, peer, shared) {
+        Ok(user) => user,
+        Err(answer) => return answer,
+    };
+    let json = request.header("content-type").is_some_and(|t| {
+        t.split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .eq_ignore_ascii_case("application/json")
+    });
+    if !json {
+        return (
+            error_json(
+                415,
+                "Unsupported Media Type",
+                "content_type",
+                "send the session request as application/json",
+            ),
+            format!("{creator}: refused a body that is not JSON (415)"),
+        );
+    }
+    let bad = |why: &str| {
+        (
+            error_json(400, "Bad Request", "bad_request", why),
+            format!("{creator}: bad session request: {why}"),
+        )
+    };
+    let parsed: SessionRequest = match serde_json::from_slice(&request.body) {
+        Ok(parsed) => parsed,
+        // serde's message may quote the input: say only where it broke.
+        Err(e) => {
+            return bad(&format!(
+                "not a session request (line {}, column {}): want host, port, user and one of password, private_key, gateway_key",
+                e.line(),
+                e.column()
+            ));
+        }
+    };
+    let SessionRequest {
+        host,
+        port,
+        user,
+        password,
+        private_key,
+        passphrase,
+        gateway_key,
+    } = parsed;
+    if host.is_empty() || host.len() > 253 || user.is_empty() || user.len() > 64 {
+        return bad("host (at most 253 bytes) and user (at most 64) are required");
+    }
+    let credential = match (password, private_key, gateway_key) {
+        (Some(password), None, None) => Credential::Password(password),
+        (None, Some(pem), None) => Credential::PrivateKey { pem, passphrase },
+        (None, None, Some(index)) if index < shared.config.ssh.gateway_keys.len() => {
+            Credential::GatewayKey(index)
+        }
+        (None, None, Some(_)) => return bad("no such gateway key"),
+        _ => return bad("give exactly one of password, private_key, gateway_key"),
+    };
+    let target = format!("{user}@{host}:{port}");
+    if !shared.config.targets.allows(&host, port) {
+        return (
+            error_json(
+                403,
+                "Forbidden",
+                "target_not_allowed",
+                &format!("{host}:{port} is not on this console's list of targets"),
+            ),
+            format!("{creator}: refused {target}: not on the target list"),
+        );
+    }
+    let id = SessionId::from_random(oobkit_io::random_bytes());
+    let link = id.to_text();
+    let pending = Pending {
+        login: Login {
+            host,
+            port,
+            user,
+            credential,
+        },
+        creator: creator.clone(),
+    };
+    let created = lock(&shared.pending).create(Instant::now(), id, peer.ip(), pending);
+    match created {
+        Ok(expires) => {
+            let window = expires.saturating_duration_since(Instant::now()).as_secs();
+            let body = serde_json::json!({
+                "url": format!("/term#{link}"),
+                "expires_in": window,
+                "target": format!("{}", target),
+            })
+            .to_string();
+            let reply = oobkit_http1::ResponseWriter::new(201, "Created")
+                .header("Content-Type", "application/json")
+                .header("Cache-Control", "no-store")
+                .header("Referrer-Policy", "no-referrer")
+                .header("Connection", "close")
+                .body(body.as_bytes());
+            (reply, format!("{creator}: created a session for {target}"))
+        }
+        Err(e) => (
+            error_json(
+                429,
+                "Too Many Requests",
+                "too_many_sessions",
+                &e.to_string(),
+            ),
+            format!("{creator}: refused a session for {target}: {e}"),
+        ),
+    }
+}
+
+/// A live session's place, per address as well as in total.
+struct AddressPlace<'a> {
+    shared: &'a Shared,
+    ip: IpAddr,
+}
+
+impl<'a> AddressPlace<'a> {
+    fn take(shared: &'a Shared, ip: IpAddr) -> Option<Self> {
+        let mut counts = lock(&shared.per_address);
+        let count = counts.entry(ip).or_insert(0);
+        if *count >= shared.config.limits.max_sessions_per_address {
+            return None;
+        }
+        *count += 1;
+        Some(Self { shared, ip })
+    }
+}
+
+impl Drop for AddressPlace<'_> {
+    fn drop(&mut self) {
+        let mut counts = lock(&self.shared.per_address);
+        if let Some(count) = counts.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// `GET /ws` with an upgrade: the link's id in a subprotocol, consumed before the upgrade.
+async fn terminal(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    request: HttpRequest,
+    shared: &Shared,
+    slot: oobkit_io::PreAuthSlot,
+) -> std::io::Result<String> {
+    let limits = shared.config.limits;
+    if let Err(why) = origin_ok(&request, shared) {
+        let body = error_json(403, "Forbidden", "origin", &why);
+        write_bounded(&mut stream, &body, limits.write).await?;
+        return Ok(format!("refused a terminal: {why}"));
+    }
+    let offered = offered_protocols(&request);
+    let id = offered
+        .iter()
+        .find_map(|p| p.strip_prefix(SESSION_PROTOCOL_PREFIX))
+        .and_then(SessionId::parse);
+    let (Some(id), true) = (id, offered.contains(&SUBPROTOCOL)) else {
+        let body = error_json(
+            400,
+            "Bad Request",
+            "bad_request",
+            "a terminal client offers the oobkit.term.v1 subprotocol and a session",
+        );
+        write_bounded(&mut stream, &body, limits.write).await?;
+        return Ok("refused a terminal: no protocol or session offered".into());
+    };
+    let Some(key) = request.header("sec-websocket-key").map(str::to_owned) else {
+        let body = error_json(400, "Bad Request", "bad_request", "no Sec-WebSocket-Key");
+        write_bounded(&mut stream, &body, limits.write).await?;
+        return Ok("refused a terminal: no Sec-WebSocket-Key".into());
+    };
+    let Some(pending) = lock(&shared.pending).consume(Instant::now(), &id) else {
+        let body = error_json(
+            403,
+            "Forbidden",
+            "unknown_session",
+            "this link was used already, expired, or never existed: create a new session",
+        );
+        write_bounded(&mut stream, &body, limits.write).await?;
+        return Ok("refused a terminal: unknown, used or expired link".into());
+    };
+    // The link was the credential: a session place now, no longer an unauthenticated one.
+    drop(slot);
+    let target = format!(
+        "{}@{}:{}",
+        pending.login.user, pending.login.host, pending.login.port
+    );
+    let who = format!("{} ({})", pending.creator, target);
+    let (Some(place), Some(address_place)) = (
+        SessionPlace::take(&shared.sessions, limits.max_sessions),
+        AddressPlace::take(shared, peer.ip()),
+    ) else {
+        let body = error_json(503, "Service Unavailable", "busy", "session limit reached");
+        write_bounded(&mut stream, &body, limits.write).await?;
+        return Ok(format!("{who}: refused: session limit reached"));
+    };
+    write_bounded(
+        &mut stream,
+        &switching_protocols(&key, Some(SUBPROTOCOL)),
+        limits.write,
+    )
+    .await?;
+    let mut ws_config = WebSocketConfig::default();
+    ws_config.max_message_size = Some(limits.max_message);
+    ws_config.max_frame_size = Some(limits.max_message);
+    let ws = WebSocketStream::from_raw_socket(stream, Role::Server, Some(ws_config)).await;
+    let started = Instant::now();
+    let end = run(ws, pending.login, shared).await;
+    drop((place, address_place));
+    Ok(format!(
+        "{who}: session ended after {:.1} s: {} ({} bytes out, {} in)",
+        started.elapsed().as_secs_f64(),
+        end.reason,
+        end.output,
+        end.input
+    ))
+}
+
+struct RunEnd {
+    reason: String,
+    output: u64,
+    input: u64,
+}
+
+type WsSink = futures_util::stream::SplitSink<WebSocketStream<TcpStream>, Message>;
+
+/// Sends what the terminal has for the page; false when the page stopped reading.
+async fn send_pending(term: &mut TermServer, tx: &mut WsSink, limit: Duration) -> bool {
+    let mut fed = false;
+    while let Some(message) = term.poll_transmit() {
+        fed = true;
+        if !matches!(
+            tokio::time::timeout(limit, tx.feed(Message::Binary(message.into()))).await,
+            Ok(Ok(()))
+        ) {
+            return false;
+        }
+    }
+    !fed || matches!(tokio::time::timeout(limit, tx.flush()).await, Ok(Ok(())))
+}
+
+/// The page's websocket and the SSH shell, until either ends.
+async fn run(ws: WebSocketStream<TcpStream>, login: Login, shared: &Shared) -> RunEnd {
+    let limits = shared.config.limits;
+    let mut term = TermServer::new(Instant::now(), shared.config.term);
+    let (mut tx, mut rx) = ws.split();
+    let mut timer = LoopTimer::new();
+    let mut end = RunEnd {
+        reason: String::new(),
+        output: 0,
+        input: 0,
+    };
+    // First the page's size: the PTY is opened with it.
+    let size = loop {
+        if !send_pending(&mut term, &mut tx, limits.write).await {
+            end.reason = "the page stopped reading".into();
+            return end;
+        }
+        match term.poll_event() {
+            Some(TermEvent::Started { cols, rows }) => break Some((cols, rows)),
+            Some(TermEvent::Ended { reason, .. }) => {
+                end.reason = reason;
+                break None;
+            }
+            Some(_) => continue,
+            None => {}
+        }
+        timer.arm(term.poll_timeout());
+        tokio::select! {
+            message = rx.next() => page_message(&mut term, message),
+            () = timer.fired() => term.handle_timeout(Instant::now()),
+        }
+    };
+    let Some((cols, rows)) = size else {
+        let _ = tokio::time::timeout(limits.write, tx.close()).await;
+        return end;
+    };
+    let target = format!("{}@{}:{}", login.user, login.host, login.port);
+    let shell = match ssh::open_shell(Arc::clone(&shared.ssh), login, cols, rows).await {
+        Ok(shell) => shell,
+        Err(e) => {
+            term.close(CloseCode::TargetFailed, &e.to_string());
+            let _ = send_pending(&mut term, &mut tx, limits.write).await;
+            let _ = tokio::time::timeout(limits.write, tx.close()).await;
+            end.reason = format!("login failed: {e}");
+            return end;
+        }
+    };
+    tracing::info!("{target}: logged in, PTY {cols}x{rows}");
+    let ssh::Shell {
+        mut output,
+        input,
+        connection,
+    } = shell;
+    // Input and resizes go to the target from a task of their own: russh's connection stops
+    // taking messages while a channel's output waits unread (the backpressure that stops
+    // `yes`), and awaiting a write here would then stop the reads that drain it. Input waiting
+    // for that task is bounded: a page that sends faster than the target reads is cut.
+    let (to_target, mut for_target) = tokio::sync::mpsc::channel::<ToTarget>(16);
+    let writer = tokio::spawn(async move {
+        while let Some(message) = for_target.recv().await {
+            let sent = match message {
+                ToTarget::Input(bytes) => input.data_bytes(bytes).await,
+                ToTarget::Resize { cols, rows } => {
+                    input.window_change(cols.into(), rows.into(), 0, 0).await
+                }
+            };
+            if sent.is_err() {
+                break;
+            }
+        }
+    });
+    let mut waiting: std::collections::VecDeque<ToTarget> = std::collections::VecDeque::new();
+    let mut waiting_bytes = 0usize;
+    let mut exit_status: Option<u32> = None;
+    let mut exit_signal: Option<String> = None;
+    'session: loop {
+        if !send_pending(&mut term, &mut tx, limits.write).await {
+            end.reason = "the page stopped reading".into();
+            break;
+        }
+        while let Some(event) = term.poll_event() {
+            match event {
+                TermEvent::Input(bytes) => {
+                    end.input += bytes.len() as u64;
+                    waiting_bytes += bytes.len();
+                    waiting.push_back(ToTarget::Input(bytes.into()));
+                }
+                TermEvent::Resized { cols, rows } => {
+                    waiting.push_back(ToTarget::Resize { cols, rows })
+                }
+                TermEvent::Ended { reason, .. } => {
+                    end.reason = reason;
+                    break 'session;
+                }
+                _ => {}
+            }
+        }
+        if waiting_bytes > MAX_WAITING_INPUT {
+            term.close(
+                CloseCode::TargetLost,
+                "input arrives faster than the target takes it",
+            );
+        }
+        if term.is_ended() {
+            // Closed from this side; the close frame goes out now.
+            let _ = send_pending(&mut term, &mut tx, limits.write).await;
+            break;
+        }
+        timer.arm(term.poll_timeout());
+        tokio::select! {
+            biased;
+            message = rx.next() => page_message(&mut term, message),
+            permit = to_target.reserve(), if !waiting.is_empty() => match permit {
+                Ok(permit) => {
+                    let message = waiting.pop_front().expect("not empty");
+                    if let ToTarget::Input(bytes) = &message {
+                        waiting_bytes -= bytes.len();
+                    }
+                    permit.send(message);
+                }
+                Err(_) => term.close(CloseCode::TargetLost, &format!("the connection to {target} was lost")),
+            },
+            message = output.wait(), if term.may_read_backend() => match message {
+                Some(ChannelMsg::Data { data }) | Some(ChannelMsg::ExtendedData { data, .. }) => {
+                    end.output += data.len() as u64;
+                    term.send_output(Instant::now(), &data);
+                }
+                Some(ChannelMsg::ExitStatus { exit_status: status }) => exit_status = Some(status),
+                Some(ChannelMsg::ExitSignal { signal_name, .. }) => {
+                    exit_signal = Some(format!("{signal_name:?}"));
+                }
+                Some(ChannelMsg::Close) | None => {
+                    let text = match (exit_status, &exit_signal) {
+                        (Some(status), _) => format!("the shell exited with status {status}"),
+                        (None, Some(signal)) => format!("the shell was killed by signal {signal}"),
+                        (None, None) if connection.is_closed() => {
+                            format!("the connection to {target} was lost")
+                        }
+                        (None, None) => "the shell ended".to_owned(),
+                    };
+                    let code = if exit_status.is_some() || exit_signal.is_some() {
+                        CloseCode::Exited
+                    } else {
+                        CloseCode::TargetLost
+                    };
+                    end.reason.clone_from(&text);
+                    term.close(code, &text);
+                }
+                Some(_) => {}
+            },
+            () = timer.fired() => term.handle_timeout(Instant::now()),
+        }
+    }
+    writer.abort();
+    let _ = tokio::time::timeout(limits.write, tx.close()).await;
+    let _ = connection
+        .disconnect(russh::Disconnect::ByApplication, "session ended", "en")
+        .await;
+    end
+}
+
+/// Input the page sent that the target has not taken yet, at most.
+const MAX_WAITING_INPUT: usize = 1 << 20;
+
+/// What goes to the target.
+enum ToTarget {
+    Input(bytes::Bytes),
+    Resize { cols: u16, rows: u16 },
+}
+
+/// One websocket message from the page into the terminal.
+fn page_message(
+    term: &mut TermServer,
+    message: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>,
+) {
+    match message {
+        Some(Ok(Message::Binary(bytes))) => term.handle_input(Instant::now(), &bytes),
+        // Websocket-level pings are answered by tungstenite; text has no meaning here.
+        Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Text(_) | Message::Frame(_))) => {}
+        Some(Ok(Message::Close(_)) | Err(_)) | None => term.handle_eof(),
+    }
+}
