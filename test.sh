@@ -25,7 +25,8 @@
 #           (the WS-Man parse peers of benches/report.sh), into target/bench-venv;
 #           lab-orchestrator-lib-auth 0.0.5 and 2.2.0 (tokens for the VNC proxy's gate), into
 #           target/labauth-VERSION-venv; the seed proxy lab-orchestrator-ws-proxy-lib 1.0.0 (its
-#           bench baseline), into target/seedproxy-venv.
+#           bench baseline), into target/seedproxy-venv; webssh 1.6.3 (web_console's bench
+#           baseline), into target/webssh-venv.
 # Not root: prints the exact `sudo apt-get install ...` line and stops.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -39,6 +40,8 @@ BENCH_PYPI=(lxml==6.1.3 xmltodict==1.0.4)
 LABAUTH_VERSIONS=(0.0.5 2.2.0)
 # The seed proxy itself, run beside vnc_proxy by its bench.
 SEED_PROXY_VERSION=1.0.0
+# webssh (Tornado + paramiko), the web terminal web_console's bench runs beside it.
+WEBSSH_VERSION=1.6.3
 
 setup=1
 run=1
@@ -153,6 +156,7 @@ if [ "$setup" = 1 ]; then
   install_vncdotool
   install_pypi target/bench-venv "${BENCH_PYPI[@]}"
   install_pypi target/seedproxy-venv "lab-orchestrator-ws-proxy-lib==$SEED_PROXY_VERSION"
+  install_pypi target/webssh-venv "webssh==$WEBSSH_VERSION"
   for version in "${LABAUTH_VERSIONS[@]}"; do
     install_pypi "target/labauth-$version-venv" "lab-orchestrator-lib-auth==$version"
   done

@@ -5,11 +5,11 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use fantoccini::{Client, ClientBuilder};
+use fantoccini::Client;
 use oobkit_gate::testing::mint_hs256;
 use oobkit_gate::{Gate, GateConfig, VerifyingKey};
 use oobkit_io::Endpoint;
-use serde_json::json;
+use oobkit_testkit::browser::{browser, chromedriver};
 use tokio::net::TcpListener;
 use vnc_proxy::standin::{Console, StandInConfig};
 use vnc_proxy::{Limits, ProxyConfig, Upstream};
@@ -21,57 +21,6 @@ fn unix_now() -> f64 {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs_f64()
-}
-
-/// chromedriver on a free port, killed on drop.
-struct Driver {
-    _child: tokio::process::Child,
-    port: u16,
-}
-
-async fn chromedriver() -> Driver {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let child = tokio::process::Command::new("chromedriver")
-        .arg(format!("--port={port}"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("chromedriver runs (./test.sh installs chromium-driver)");
-    let started = Instant::now();
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "chromedriver did not listen"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Driver {
-        _child: child,
-        port,
-    }
-}
-
-async fn browser(driver: &Driver) -> Client {
-    let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".into(),
-        json!({
-            "binary": "/usr/bin/chromium",
-            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1000,700"]
-        }),
-    );
-    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-        .capabilities(caps)
-        .connect(&format!("http://127.0.0.1:{}", driver.port))
-        .await
-        .expect("a Chromium session")
 }
 
 async fn proxy() -> std::net::SocketAddr {
@@ -131,7 +80,7 @@ async fn state(page: &Client, want: &str, within: Duration) -> (String, String) 
 async fn novnc_shows_the_colour_bars_then_is_cut_at_expiry() {
     let driver = chromedriver().await;
     let proxy = proxy().await;
-    let page = browser(&driver).await;
+    let page = browser(&driver, 1000, 700).await;
     // Long enough for a loaded machine; the expiry is checked with a short token below.
     let token = mint_hs256(SECRET, unix_now() + 600.0, "lab", &["bars"]);
     page.goto(&format!("http://{proxy}/vnc.html?path={token}/bars"))
@@ -198,7 +147,7 @@ async fn novnc_shows_the_colour_bars_then_is_cut_at_expiry() {
 async fn a_refused_token_is_explained_in_the_page() {
     let driver = chromedriver().await;
     let proxy = proxy().await;
-    let page = browser(&driver).await;
+    let page = browser(&driver, 1000, 700).await;
     let token = mint_hs256(SECRET, unix_now() + 600.0, "lab", &["another-vm"]);
     page.goto(&format!("http://{proxy}/vnc.html?path={token}/bars"))
         .await
