@@ -360,6 +360,32 @@ fn main() {
             ],
         );
     }
+    if let (Some(ours), Some(webssh), Some(source)) = (
+        get("web_console_mb_s"),
+        get("webssh_mb_s"),
+        get("xterm_source_mb_s"),
+    ) {
+        let _ = writeln!(
+            r.md,
+            "- **web_console** (`cat` of 52 MB over SSH, rendered by xterm.js in headless Chromium): {ours:.1} MB/s; webssh 1.6.3 (PyPI) on the same sshd and browser {webssh:.1} MB/s ({:.1}×); xterm.js fed the same bytes from an in-page source (the terminal's own limit) {source:.1} MB/s (web_console reaches {:.0}%). Keystroke echo seen in the page, p50/p99: {}/{} ms, webssh {}/{} ms.",
+            ours / webssh,
+            100.0 * ours / source,
+            number(get("web_console_echo_p50_ms").unwrap_or(f64::NAN)),
+            number(get("web_console_echo_p99_ms").unwrap_or(f64::NAN)),
+            number(get("webssh_echo_p50_ms").unwrap_or(f64::NAN)),
+            number(get("webssh_echo_p99_ms").unwrap_or(f64::NAN)),
+        );
+        r.chart(
+            "web_console.svg",
+            "Terminal output rendered in the browser (MB/s)",
+            "MB/s",
+            &[
+                ("xterm.js, in-page source".into(), source),
+                ("oobkit web_console".into(), ours),
+                ("webssh".into(), webssh),
+            ],
+        );
+    }
     if let (Some(agents), Some(bytes), Some(execs)) = (
         get("rrmt_agents"),
         get("rrmt_bytes_per_agent"),
@@ -376,7 +402,7 @@ fn main() {
     }
     let _ = writeln!(
         r.md,
-        "\n## Not measured here yet\n\n- The launchers beside the seed's own launchers (pyws `amtsol.py` / `amtkvm.py`, not published on PyPI), the relay hop beside websockify, and exec beside OpenSSH: their peers are not yet driven by a benchmark."
+        "\n## Not measured here yet\n\n- The launchers beside the seed's own launchers (pyws `amtsol.py` / `amtkvm.py`, not published on PyPI), the relay hop beside websockify, and RRMT exec beside OpenSSH: their peers are not yet driven by a benchmark."
     );
     std::fs::write(out, &r.md).expect("report written");
     eprintln!("wrote {out} and the charts in {svg_dir}");

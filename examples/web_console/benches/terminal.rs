@@ -128,7 +128,11 @@ async fn wait_for(page: &Client, js: &str, within: Duration) {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let smoke = std::env::args().any(|a| a == "--test");
-    let (lines, echoes) = if smoke { (25_000, 20) } else { (655_360, 200) };
+    let (lines, echoes, rounds) = if smoke {
+        (25_000, 20, 1)
+    } else {
+        (655_360, 200, 2)
+    };
     let megabytes = (lines * 80) as f64 / 1e6;
     let sshd = Sshd::start();
     // The file, readable by the test account.
@@ -208,20 +212,26 @@ async fn main() {
 
     let driver = chromedriver().await;
     let page = browser(&driver, 1200, 800).await;
-    let command = format!("cat {}; echo DONE-$((6*7))", file.display());
+    // A marker of its own per run: the shell computes it, so the typed command never shows it.
+    let command = |round: usize| format!("cat {}; echo DONE-{round}-$((6*7))", file.display());
 
     // 1. The limit: xterm.js 6 (ours) parsing the bytes from an in-page source.
     page.goto(&format!("http://{ours}/term")).await.unwrap();
     wait_for(&page, "return !!window.term", Duration::from_secs(10)).await;
     page.execute(HARNESS, vec![]).await.unwrap();
-    let source_ms = run_js(
-        &page,
-        "return await window.__bench.source(window.term, args[0], args[1]);",
-        vec![lines.into(), TEXT.into()],
-    )
-    .await
-    .as_f64()
-    .unwrap();
+    // Best of `rounds` for every figure: the first run in a page warms its JIT and fonts.
+    let mut source_ms = f64::MAX;
+    for _ in 0..rounds {
+        let ms = run_js(
+            &page,
+            "window.term.reset(); return await window.__bench.source(window.term, args[0], args[1]);",
+            vec![lines.into(), TEXT.into()],
+        )
+        .await
+        .as_f64()
+        .unwrap();
+        source_ms = source_ms.min(ms);
+    }
 
     // 2. web_console.
     let body = serde_json::json!({"host": "127.0.0.1", "port": sshd.port, "user": sshd::USER, "password": sshd::password()}).to_string();
@@ -253,16 +263,20 @@ async fn main() {
     page.execute(HARNESS, vec![]).await.unwrap();
     let send_ours = "(d) => window.term.input(d, true)";
     run_js(&page, &format!("const send = {send_ours}; send(\"PS1='READY> '\\r\"); await window.__bench.until(window.term, 'READY> ', 20000);"), vec![]).await;
-    let ours_ms = run_js(
-        &page,
-        &format!(
-            "return await window.__bench.throughput(window.term, {send_ours}, args[0], 'DONE-42');"
-        ),
-        vec![command.clone().into()],
-    )
-    .await
-    .as_f64()
-    .unwrap();
+    let mut ours_ms = f64::MAX;
+    for round in 0..rounds {
+        let ms = run_js(
+            &page,
+            &format!(
+                "return await window.__bench.throughput(window.term, {send_ours}, args[0], args[1]);"
+            ),
+            vec![command(round).into(), format!("DONE-{round}-42").into()],
+        )
+        .await
+        .as_f64()
+        .unwrap();
+        ours_ms = ours_ms.min(ms);
+    }
     let mut ours_echo: Vec<f64> = serde_json::from_value(
         run_js(
             &page,
@@ -308,14 +322,18 @@ async fn main() {
     page.execute(HARNESS, vec![]).await.unwrap();
     let send_webssh = "(d) => window.__term._core._coreService.triggerDataEvent(d, true)";
     run_js(&page, &format!("const send = {send_webssh}; await new Promise(r => setTimeout(r, 1000)); send(\"PS1='READY> '\\r\"); await window.__bench.until(window.__term, 'READY> ', 20000);"), vec![]).await;
-    let webssh_ms = run_js(
-        &page,
-        &format!("return await window.__bench.throughput(window.__term, {send_webssh}, args[0], 'DONE-42');"),
-        vec![command.clone().into()],
-    )
-    .await
-    .as_f64()
-    .unwrap();
+    let mut webssh_ms = f64::MAX;
+    for round in 0..rounds {
+        let ms = run_js(
+            &page,
+            &format!("return await window.__bench.throughput(window.__term, {send_webssh}, args[0], args[1]);"),
+            vec![command(round).into(), format!("DONE-{round}-42").into()],
+        )
+        .await
+        .as_f64()
+        .unwrap();
+        webssh_ms = webssh_ms.min(ms);
+    }
     let mut webssh_echo: Vec<f64> = serde_json::from_value(
         run_js(
             &page,

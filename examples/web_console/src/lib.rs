@@ -23,7 +23,7 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt as _, SinkExt, StreamExt};
 use oobkit_digest::{Algorithm, Request as DigestRequest, Secret, Server as DigestServer, Verdict};
 use oobkit_http1::HttpRequest;
 use oobkit_io::web::{
@@ -805,34 +805,51 @@ async fn run(ws: WebSocketStream<TcpStream>, login: Login, shared: &Shared) -> R
                 }
                 Err(_) => term.close(CloseCode::TargetLost, &format!("the connection to {target} was lost")),
             },
-            message = output.wait(), if term.may_read_backend() => match message {
-                Some(ChannelMsg::Data { data }) | Some(ChannelMsg::ExtendedData { data, .. }) => {
-                    end.output += data.len() as u64;
-                    term.send_output(Instant::now(), &data);
-                }
-                Some(ChannelMsg::ExitStatus { exit_status: status }) => exit_status = Some(status),
-                Some(ChannelMsg::ExitSignal { signal_name, .. }) => {
-                    exit_signal = Some(format!("{signal_name:?}"));
-                }
-                Some(ChannelMsg::Close) | None => {
-                    let text = match (exit_status, &exit_signal) {
-                        (Some(status), _) => format!("the shell exited with status {status}"),
-                        (None, Some(signal)) => format!("the shell was killed by signal {signal}"),
-                        (None, None) if connection.is_closed() => {
-                            format!("the connection to {target} was lost")
+            message = output.wait(), if term.may_read_backend() => {
+                // What russh already holds goes out as one frame (up to OUTPUT_BATCH): a
+                // page parses one large write faster than many of a PTY read each.
+                let mut batch: Vec<u8> = Vec::new();
+                let mut next = message;
+                let other = loop {
+                    match next {
+                        Some(ChannelMsg::Data { data } | ChannelMsg::ExtendedData { data, .. }) => {
+                            batch.extend_from_slice(&data);
+                            if batch.len() < OUTPUT_BATCH
+                                && let Some(more) = output.wait().now_or_never()
+                            {
+                                next = more;
+                                continue;
+                            }
+                            break None;
                         }
-                        (None, None) => "the shell ended".to_owned(),
-                    };
-                    let code = if exit_status.is_some() || exit_signal.is_some() {
-                        CloseCode::Exited
-                    } else {
-                        CloseCode::TargetLost
-                    };
-                    end.reason.clone_from(&text);
-                    term.close(code, &text);
+                        other => break Some(other),
+                    }
+                };
+                if !batch.is_empty() {
+                    end.output += batch.len() as u64;
+                    term.send_output(Instant::now(), &batch);
                 }
-                Some(_) => {}
-            },
+                match other {
+                    None | Some(Some(ChannelMsg::Data { .. } | ChannelMsg::ExtendedData { .. })) => {}
+                    Some(Some(ChannelMsg::ExitStatus { exit_status: status })) => {
+                        exit_status = Some(status);
+                    }
+                    Some(Some(ChannelMsg::ExitSignal { signal_name, .. })) => {
+                        exit_signal = Some(format!("{signal_name:?}"));
+                    }
+                    Some(Some(ChannelMsg::Close) | None) => {
+                        let (code, text) = ended(
+                            exit_status,
+                            exit_signal.as_deref(),
+                            connection.is_closed(),
+                            &target,
+                        );
+                        end.reason.clone_from(&text);
+                        term.close(code, &text);
+                    }
+                    Some(Some(_)) => {}
+                }
+            }
             () = timer.fired() => term.handle_timeout(Instant::now()),
         }
     }
@@ -842,6 +859,33 @@ async fn run(ws: WebSocketStream<TcpStream>, login: Login, shared: &Shared) -> R
         .disconnect(russh::Disconnect::ByApplication, "session ended", "en")
         .await;
     end
+}
+
+/// The most output sent to the page in one frame.
+const OUTPUT_BATCH: usize = 64 * 1024;
+
+/// How a session whose channel closed ended, for the page.
+fn ended(
+    exit_status: Option<u32>,
+    exit_signal: Option<&str>,
+    lost: bool,
+    target: &str,
+) -> (CloseCode, String) {
+    match (exit_status, exit_signal) {
+        (Some(status), _) => (
+            CloseCode::Exited,
+            format!("the shell exited with status {status}"),
+        ),
+        (None, Some(signal)) => (
+            CloseCode::Exited,
+            format!("the shell was killed by signal {signal}"),
+        ),
+        (None, None) if lost => (
+            CloseCode::TargetLost,
+            format!("the connection to {target} was lost"),
+        ),
+        (None, None) => (CloseCode::TargetLost, "the shell ended".to_owned()),
+    }
 }
 
 /// Input the page sent that the target has not taken yet, at most.
