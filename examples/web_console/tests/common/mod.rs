@@ -140,6 +140,7 @@ impl Console {
                     output: Vec::new(),
                     closed: None,
                     acknowledge: true,
+                    mute: false,
                 })
             }
             Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
@@ -189,6 +190,8 @@ pub struct TermClient {
     pub closed: Option<(CloseCode, String)>,
     /// Whether output is acknowledged as it arrives (false: a page that stopped rendering).
     pub acknowledge: bool,
+    /// Whether nothing at all is answered (a page that stopped: no acknowledgements, no pongs).
+    pub mute: bool,
 }
 
 impl TermClient {
@@ -197,6 +200,15 @@ impl TermClient {
             .send(Message::Binary(frame.encode().into()))
             .await
             .unwrap();
+    }
+
+    /// Sends without caring whether the console still listens (answers while reading what
+    /// arrived before a close).
+    async fn answer(&mut self, frame: Frame<'_>) {
+        if self.mute {
+            return;
+        }
+        let _ = self.ws.send(Message::Binary(frame.encode().into())).await;
     }
 
     pub async fn start(&mut self, cols: u16, rows: u16) {
@@ -222,10 +234,10 @@ impl TermClient {
                 self.output.extend_from_slice(data);
                 if self.acknowledge {
                     let n = data.len() as u32;
-                    self.send(Frame::Ack(n)).await;
+                    self.answer(Frame::Ack(n)).await;
                 }
             }
-            Frame::Ping(stamp) => self.send(Frame::Pong(stamp)).await,
+            Frame::Ping(stamp) => self.answer(Frame::Pong(stamp)).await,
             Frame::Close { code, reason } => self.closed = Some((code, reason.to_owned())),
             _ => {}
         }
