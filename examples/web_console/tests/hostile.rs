@@ -11,7 +11,7 @@ use oobkit_term::CloseCode;
 use oobkit_testkit::sshd::{self, Sshd};
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpSocket, TcpStream};
-use web_console::{GatewayAuth, HostKeyPolicy};
+use web_console::GatewayAuth;
 
 async fn connect_from(local: [u8; 4], to: std::net::SocketAddr) -> TcpStream {
     let socket = TcpSocket::new_v4().unwrap();
