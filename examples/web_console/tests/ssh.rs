@@ -413,3 +413,33 @@ async fn unreachable_and_silent_targets_are_explained() {
     assert!(reason.contains("within"), "{reason}");
     assert!(started.elapsed() < Duration::from_secs(5));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_the_console_holds_logs_in_without_the_caller_seeing_it() {
+    let sshd = Sshd::start();
+    let key = sshd.client_key();
+    let console = Console::start_with(&sshd.known_hosts_line(), |c| {
+        c.ssh.gateway_keys = vec![key];
+    })
+    .await;
+    let (status, answer) = console
+        .create(&serde_json::json!({
+            "host": "127.0.0.1", "port": sshd.port, "user": sshd::USER, "gateway_key": 0,
+        }))
+        .await;
+    assert_eq!(status, 201, "{answer}");
+    let mut term = console.open(&link_id(&answer), None).await.unwrap();
+    term.start(80, 24).await;
+    term.input("echo held-$((7*6))\r").await;
+    term.until("held-42", WAIT).await;
+    // A key it does not hold is refused before any link exists.
+    let (status, answer) = console
+        .create(&serde_json::json!({
+            "host": "127.0.0.1", "port": sshd.port, "user": sshd::USER, "gateway_key": 1,
+        }))
+        .await;
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (400, Some("bad_request"))
+    );
+}
