@@ -33,7 +33,7 @@ pub use failures::{AuthFailures, MAX_TRACKED_ADDRESSES};
 pub use relay::{EndCause, RelayEnd, RelayLimits, Side, relay_bounded};
 pub use tls::{ServerIdentity, TlsPolicy, format_fingerprint, parse_fingerprint};
 pub use websocket::{WebSocket, redirection_websocket, websocket_connect};
-pub use wsman_client::WsmanClient;
+pub use wsman_client::{CallError, WsmanClient};
 
 /// A byte stream: TCP, or TLS over TCP.
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}

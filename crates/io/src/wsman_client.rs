@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use oobkit_digest::{Client as DigestClient, Step};
 use oobkit_wsman::http::{HttpResponse, ReadStatus, ResponseReader};
-use oobkit_wsman::{Request, Response, Style};
+use oobkit_wsman::ops::AmtStatus;
+use oobkit_wsman::pager::{Enumeration, PagerError};
+use oobkit_wsman::{Instance, MethodOutput, Request, Response, ResponseBody, Style};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::{Endpoint, Io, IoError, connect, random_hex16};
@@ -185,4 +187,108 @@ async fn send_and_read(
         *slot = None;
     }
     Ok(response)
+}
+
+/// Why a typed call failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CallError {
+    /// The request did not complete (connection, authentication, a SOAP fault).
+    #[error(transparent)]
+    Io(#[from] IoError),
+    /// The reply was not of the kind the operation returns.
+    #[error("unexpected reply to {action}: {got}")]
+    Unexpected {
+        /// What was asked.
+        action: String,
+        /// What came back, briefly.
+        got: String,
+    },
+    /// A method ran and returned a non-zero `ReturnValue`.
+    #[error("{class}.{method} returned {code}: {text}")]
+    Method {
+        /// The class.
+        class: String,
+        /// The method.
+        method: String,
+        /// Its `ReturnValue`.
+        code: u32,
+        /// What the code means for this class.
+        text: &'static str,
+    },
+    /// An enumeration went wrong (too many pages, a reply of the wrong kind).
+    #[error(transparent)]
+    Pager(#[from] PagerError),
+}
+
+fn brief(body: &ResponseBody) -> String {
+    let text = format!("{body:?}");
+    text.chars().take(120).collect()
+}
+
+impl WsmanClient {
+    /// A `Get`: the instance.
+    pub async fn get(&mut self, request: Request) -> Result<Instance, CallError> {
+        let action = request.class().to_owned();
+        match self.call(request).await?.body {
+            ResponseBody::Instance(instance) => Ok(instance),
+            other => Err(CallError::Unexpected {
+                action: format!("Get {action}"),
+                got: brief(&other),
+            }),
+        }
+    }
+
+    /// Every instance of `class` (Enumerate, then Pull until the end).
+    pub async fn enumerate(&mut self, class: &str) -> Result<Vec<Instance>, CallError> {
+        let mut pager = Enumeration::new(class);
+        let mut instances = Vec::new();
+        while let Some(request) = pager.next_request() {
+            let body = self.call(request).await?.body;
+            instances.extend(pager.handle(body)?);
+        }
+        Ok(instances)
+    }
+
+    /// Invokes a method; a non-zero `ReturnValue` is a [`CallError::Method`], explained.
+    pub async fn invoke(&mut self, request: Request) -> Result<MethodOutput, CallError> {
+        let class = request.class().to_owned();
+        let output = match self.call(request).await?.body {
+            ResponseBody::Output(output) => output,
+            other => {
+                return Err(CallError::Unexpected {
+                    action: format!("a method of {class}"),
+                    got: brief(&other),
+                });
+            }
+        };
+        match output.return_value {
+            Some(0) | None => Ok(output),
+            Some(code) => Err(CallError::Method {
+                text: oobkit_wsman::return_value_text(&class, code),
+                class,
+                method: output.method,
+                code,
+            }),
+        }
+    }
+
+    /// The device at a glance: firmware, provisioning, power, SOL / IDE-R / KVM, consent.
+    pub async fn status(&mut self) -> Result<AmtStatus, CallError> {
+        use oobkit_wsman::ops;
+        let software = self.enumerate("CIM_SoftwareIdentity").await?;
+        let setup = self.get(ops::get_setup_and_configuration()).await?;
+        let power = self.get(ops::get_power_state()).await?;
+        let redirection = self.get(ops::get_redirection_service()).await?;
+        let kvm = self.get(ops::get_kvm_redirection_sap()).await?;
+        let opt_in = self.get(ops::get_opt_in_service()).await?;
+        Ok(AmtStatus::from_instances(
+            &software,
+            &setup,
+            &power,
+            &redirection,
+            &kvm,
+            &opt_in,
+        ))
+    }
 }

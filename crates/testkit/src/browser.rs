@@ -59,3 +59,32 @@ pub async fn browser(driver: &Driver, width: u32, height: u32) -> Client {
         .await
         .expect("a Chromium session")
 }
+
+/// The colours across the middle of the canvas under `selector` in a screenshot of the page:
+/// `samples` pixels, evenly spaced from left to right (for checking what a VNC client drew).
+pub async fn canvas_colours(page: &Client, selector: &str, samples: usize) -> Vec<[u8; 3]> {
+    let rect = page
+        .execute(
+            "const r = document.querySelector(arguments[0]).getBoundingClientRect();
+             return [r.left, r.top, r.width, r.height, window.devicePixelRatio]",
+            vec![selector.into()],
+        )
+        .await
+        .expect("the canvas is on the page");
+    let n = |i: usize| rect[i].as_f64().expect("a number");
+    let (left, top, width, height, ratio) = (n(0), n(1), n(2), n(3), n(4));
+    let shot = page.screenshot().await.expect("a screenshot");
+    let decoder = png::Decoder::new(std::io::Cursor::new(shot));
+    let mut reader = decoder.read_info().expect("a PNG");
+    let mut pixels = vec![0; reader.output_buffer_size().expect("a size")];
+    let frame = reader.next_frame(&mut pixels).expect("a frame");
+    let channels = frame.color_type.samples();
+    (0..samples)
+        .map(|i| {
+            let x = ((left + width * (i as f64 + 0.5) / samples as f64) * ratio) as usize;
+            let y = ((top + height / 2.0) * ratio) as usize;
+            let at = (y * frame.width as usize + x) * channels;
+            [pixels[at], pixels[at + 1], pixels[at + 2]]
+        })
+        .collect()
+}

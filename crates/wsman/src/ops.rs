@@ -477,3 +477,114 @@ impl EventRecord {
         })
     }
 }
+
+/// What a console shows about an AMT at a glance, read from the replies of
+/// [`get_setup_and_configuration`], [`get_power_state`], [`get_redirection_service`],
+/// [`get_kvm_redirection_sap`] and [`get_opt_in_service`], and the firmware's
+/// `CIM_SoftwareIdentity` instances.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AmtStatus {
+    /// The firmware version (`VersionString` of the `AMT` software identity), if given.
+    pub firmware: Option<String>,
+    /// `ProvisioningState` in words: pre-provisioning, in provisioning, provisioned.
+    pub provisioning_state: &'static str,
+    /// `ProvisioningMode` in words: admin control mode (ACM), client control mode (CCM).
+    pub provisioning_mode: &'static str,
+    /// `PowerState` (CIM codes: 2 on, 8 off...).
+    pub power_state: u32,
+    /// The redirection listener is on.
+    pub listener: bool,
+    /// SOL is enabled (and the listener on).
+    pub sol: bool,
+    /// IDE-R is enabled (and the listener on).
+    pub ider: bool,
+    /// KVM is enabled.
+    pub kvm: bool,
+    /// `OptInRequired`: what user consent is needed for.
+    pub consent: ConsentRequired,
+    /// `OptInState`: where consent stands (0 not started, 1 requested, 2 code displayed, 3
+    /// received, 4 in session).
+    pub consent_state: u32,
+}
+
+/// What user consent (`IPS_OptInService.OptInRequired`) is required for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConsentRequired {
+    /// Nothing.
+    None,
+    /// KVM sessions.
+    Kvm,
+    /// Every redirection session (SOL, IDE-R, KVM).
+    All,
+    /// A value this version does not know.
+    Unknown,
+}
+
+impl ConsentRequired {
+    /// In words.
+    pub fn text(self) -> &'static str {
+        match self {
+            Self::None => "not required",
+            Self::Kvm => "required for KVM",
+            Self::All => "required for all redirection",
+            Self::Unknown => "unknown",
+        }
+    }
+
+    /// Whether a session of this kind needs consent first.
+    pub fn needed_for(self, kvm: bool) -> bool {
+        matches!(self, Self::All) || (kvm && matches!(self, Self::Kvm))
+    }
+}
+
+impl AmtStatus {
+    /// Reads the replies' instances.
+    pub fn from_instances(
+        software: &[crate::Instance],
+        setup: &crate::Instance,
+        power: &crate::Instance,
+        redirection: &crate::Instance,
+        kvm: &crate::Instance,
+        opt_in: &crate::Instance,
+    ) -> Self {
+        let number = |i: &crate::Instance, name: &str| -> u32 {
+            i.text(name).and_then(|v| v.parse().ok()).unwrap_or(0)
+        };
+        let redirection_state = number(redirection, "EnabledState");
+        let listener = redirection.text("ListenerEnabled") == Some("true");
+        Self {
+            firmware: software
+                .iter()
+                .find(|i| i.text("InstanceID") == Some("AMT"))
+                .and_then(|i| i.text("VersionString"))
+                .map(str::to_owned),
+            provisioning_state: match setup.text("ProvisioningState") {
+                Some("0") => "pre-provisioning",
+                Some("1") => "in provisioning",
+                Some("2") => "provisioned",
+                _ => "unknown",
+            },
+            provisioning_mode: match setup.text("ProvisioningMode") {
+                Some("1") => "admin control mode (ACM)",
+                Some("4") => "client control mode (CCM)",
+                _ => "unknown mode",
+            },
+            power_state: number(power, "PowerState"),
+            listener,
+            // AMT_RedirectionService.EnabledState: 32769 IDE-R, 32770 SOL, 32771 both.
+            sol: listener && matches!(redirection_state, 32770 | 32771),
+            ider: listener && matches!(redirection_state, 32769 | 32771),
+            // CIM_KVMRedirectionSAP.EnabledState: 2 enabled, 6 enabled but offline.
+            kvm: matches!(kvm.text("EnabledState"), Some("2" | "6")),
+            consent: match opt_in.text("OptInRequired") {
+                Some("0") => ConsentRequired::None,
+                Some("1") => ConsentRequired::Kvm,
+                Some("4294967295") => ConsentRequired::All,
+                _ => ConsentRequired::Unknown,
+            },
+            consent_state: number(opt_in, "OptInState"),
+        }
+    }
+}

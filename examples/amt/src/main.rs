@@ -5,13 +5,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use oobkit_io::{Endpoint, IoError, TlsPolicy, WsmanClient};
+use oobkit_io::{CallError, Endpoint, IoError, TlsPolicy, WsmanClient};
 use oobkit_wsman::ops::{self, BootDevice, PowerAction};
-use oobkit_wsman::pager::{AuditLog, Enumeration, EventLog, PagerError};
-use oobkit_wsman::{
-    Error as WsmanError, Instance, MethodOutput, Property, Request, ResponseBody, Value,
-    return_value_text,
-};
+use oobkit_wsman::pager::{AuditLog, EventLog, PagerError};
+use oobkit_wsman::{Error as WsmanError, Instance, Property, Request, ResponseBody, Value};
 use serde_json::{Map, Value as Json, json};
 
 /// Manage an Intel AMT device over WS-Management (HTTP Digest; TLS verified by default).
@@ -214,6 +211,15 @@ impl From<IoError> for Failure {
     }
 }
 
+impl From<CallError> for Failure {
+    fn from(e: CallError) -> Self {
+        match e {
+            CallError::Io(e) => e.into(),
+            other => Self(other.to_string()),
+        }
+    }
+}
+
 impl From<PagerError> for Failure {
     fn from(e: PagerError) -> Self {
         Self(e.to_string())
@@ -300,39 +306,6 @@ fn instances_report(instances: &[Instance]) -> Report {
     }
 }
 
-async fn get(client: &mut WsmanClient, request: Request) -> Result<Instance, Failure> {
-    match client.call(request).await?.body {
-        ResponseBody::Instance(i) => Ok(i),
-        other => Err(Failure(format!("unexpected reply: {other:?}"))),
-    }
-}
-
-async fn enumerate(client: &mut WsmanClient, class: &str) -> Result<Vec<Instance>, Failure> {
-    let mut pager = Enumeration::new(class);
-    let mut instances = Vec::new();
-    while let Some(request) = pager.next_request() {
-        instances.extend(pager.handle(client.call(request).await?.body)?);
-    }
-    Ok(instances)
-}
-
-/// Invokes a method; a non-zero ReturnValue is a failure, explained.
-async fn invoke(client: &mut WsmanClient, request: Request) -> Result<MethodOutput, Failure> {
-    let class = request.class().to_owned();
-    let out = match client.call(request).await?.body {
-        ResponseBody::Output(out) => out,
-        other => return Err(Failure(format!("unexpected reply: {other:?}"))),
-    };
-    match out.return_value {
-        Some(0) | None => Ok(out),
-        Some(code) => Err(Failure(format!(
-            "{class}.{} returned {code}: {}",
-            out.method,
-            return_value_text(&class, code)
-        ))),
-    }
-}
-
 fn with_selectors(mut request: Request, selectors: &[(String, String)]) -> Request {
     for (k, v) in selectors {
         request = request.selector(k, v);
@@ -357,10 +330,12 @@ async fn run(cli: &Cli, client: &mut WsmanClient) -> Result<Report, Failure> {
             action: TimeCmd::Sync,
         } => time_sync(client).await,
         Command::Get { class, selectors } => {
-            let instance = get(client, with_selectors(Request::get(class), selectors)).await?;
+            let instance = client
+                .get(with_selectors(Request::get(class), selectors))
+                .await?;
             Ok(instances_report(&[instance]))
         }
-        Command::Enum { class } => Ok(instances_report(&enumerate(client, class).await?)),
+        Command::Enum { class } => Ok(instances_report(&client.enumerate(class).await?)),
         Command::Put {
             class,
             file,
@@ -368,7 +343,9 @@ async fn run(cli: &Cli, client: &mut WsmanClient) -> Result<Report, Failure> {
         } => {
             let text = std::fs::read_to_string(file)
                 .map_err(|e| Failure(format!("cannot read {}: {e}", file.display())))?;
-            let mut instance = get(client, with_selectors(Request::get(class), selectors)).await?;
+            let mut instance = client
+                .get(with_selectors(Request::get(class), selectors))
+                .await?;
             for (n, line) in text.lines().enumerate() {
                 let line = line.trim();
                 if line.is_empty() || line.starts_with('#') {
@@ -385,7 +362,9 @@ async fn run(cli: &Cli, client: &mut WsmanClient) -> Result<Report, Failure> {
                 }
                 instance.set(&k, v.as_str());
             }
-            let updated = get(client, with_selectors(Request::put(instance), selectors)).await?;
+            let updated = client
+                .get(with_selectors(Request::put(instance), selectors))
+                .await?;
             Ok(instances_report(&[updated]))
         }
         Command::Invoke {
@@ -401,77 +380,42 @@ async fn run(cli: &Cli, client: &mut WsmanClient) -> Result<Report, Failure> {
                     value: Value::from(v.as_str()),
                 })
                 .collect();
-            let out = invoke(
-                client,
-                with_selectors(Request::invoke(class, method, arguments), selectors),
-            )
-            .await?;
+            let out = client
+                .invoke(with_selectors(
+                    Request::invoke(class, method, arguments),
+                    selectors,
+                ))
+                .await?;
             Ok(instances_report(&[out.outputs]))
         }
     }
 }
 
 async fn info(client: &mut WsmanClient) -> Result<Report, Failure> {
-    let identity = enumerate(client, "CIM_SoftwareIdentity").await?;
-    let firmware = identity
-        .iter()
-        .find(|i| i.text("InstanceID") == Some("AMT"))
-        .and_then(|i| i.text("VersionString"))
-        .unwrap_or("unknown")
-        .to_owned();
-    let setup = get(client, ops::get_setup_and_configuration()).await?;
-    let mode = match setup.text("ProvisioningMode") {
-        Some("1") => "admin control mode (ACM)",
-        Some("4") => "client control mode (CCM)",
-        _ => "unknown mode",
-    };
-    let state = match setup.text("ProvisioningState") {
-        Some("0") => "pre-provisioning",
-        Some("1") => "in provisioning",
-        Some("2") => "provisioned",
-        _ => "unknown",
-    };
-    let power = get(client, ops::get_power_state()).await?;
-    let power_code: u32 = power
-        .text("PowerState")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    let redirection = get(client, ops::get_redirection_service()).await?;
-    let redir_state: u32 = redirection
-        .text("EnabledState")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    let listener = redirection.text("ListenerEnabled") == Some("true");
-    let kvm = get(client, ops::get_kvm_redirection_sap()).await?;
-    let kvm_on = matches!(kvm.text("EnabledState"), Some("2" | "6"));
-    let optin = get(client, ops::get_opt_in_service()).await?;
-    let consent = match optin.text("OptInRequired") {
-        Some("0") => "not required",
-        Some("1") => "required for KVM",
-        Some("4294967295") => "required for all redirection",
-        _ => "unknown",
-    };
-    let sol = listener && matches!(redir_state, 32770 | 32771);
-    let ider = listener && matches!(redir_state, 32769 | 32771);
+    let status = client.status().await?;
+    let firmware = status.firmware.as_deref().unwrap_or("unknown");
     let onoff = |b: bool| if b { "enabled" } else { "disabled" };
     let text = format!(
-        "firmware:      {firmware}\nprovisioning:  {state}, {mode}\npower:         {}\nSOL:           {}\nIDE-R:         {}\nKVM:           {}\nlistener:      {}\nuser consent:  {consent}\n",
-        ops::power_state_text(power_code),
-        onoff(sol),
-        onoff(ider),
-        onoff(kvm_on),
-        onoff(listener),
+        "firmware:      {firmware}\nprovisioning:  {}, {}\npower:         {}\nSOL:           {}\nIDE-R:         {}\nKVM:           {}\nlistener:      {}\nuser consent:  {}\n",
+        status.provisioning_state,
+        status.provisioning_mode,
+        ops::power_state_text(status.power_state),
+        onoff(status.sol),
+        onoff(status.ider),
+        onoff(status.kvm),
+        onoff(status.listener),
+        status.consent.text(),
     );
     Ok(done(
         text,
         json!({
             "firmware": firmware,
-            "provisioning_state": state,
-            "provisioning_mode": mode,
-            "power_state": power_code,
-            "power": ops::power_state_text(power_code),
-            "sol": sol, "ider": ider, "kvm": kvm_on, "listener": listener,
-            "user_consent": consent,
+            "provisioning_state": status.provisioning_state,
+            "provisioning_mode": status.provisioning_mode,
+            "power_state": status.power_state,
+            "power": ops::power_state_text(status.power_state),
+            "sol": status.sol, "ider": status.ider, "kvm": status.kvm, "listener": status.listener,
+            "user_consent": status.consent.text(),
         }),
     ))
 }
@@ -479,7 +423,7 @@ async fn info(client: &mut WsmanClient) -> Result<Report, Failure> {
 async fn power(client: &mut WsmanClient, action: PowerCmd) -> Result<Report, Failure> {
     let action = match action {
         PowerCmd::Status => {
-            let state = get(client, ops::get_power_state()).await?;
+            let state = client.get(ops::get_power_state()).await?;
             let code: u32 = state
                 .text("PowerState")
                 .and_then(|v| v.parse().ok())
@@ -498,7 +442,9 @@ async fn power(client: &mut WsmanClient, action: PowerCmd) -> Result<Report, Fai
         PowerCmd::Sleep => PowerAction::Sleep,
         PowerCmd::Hibernate => PowerAction::Hibernate,
     };
-    invoke(client, ops::request_power_state_change(action)).await?;
+    client
+        .invoke(ops::request_power_state_change(action))
+        .await?;
     Ok(done(
         format!("power state change {} requested\n", action.code()),
         json!({ "requested_power_state": action.code(), "ok": true }),
@@ -514,7 +460,7 @@ async fn boot(client: &mut WsmanClient, device: BootCmd) -> Result<Report, Failu
     };
     // The sequence MeshCommander and os-autoinst use: boot settings, then the boot
     // configuration role, then the order.
-    let mut settings = get(client, ops::get_boot_setting_data()).await?;
+    let mut settings = client.get(ops::get_boot_setting_data()).await?;
     settings.set(
         "BIOSSetup",
         if device == BootDevice::BiosSetup {
@@ -526,9 +472,9 @@ async fn boot(client: &mut WsmanClient, device: BootCmd) -> Result<Report, Failu
     settings.set("BIOSPause", "false");
     settings.set("UseSOL", "false");
     settings.set("UseIDER", "false");
-    get(client, Request::put(settings)).await?;
-    invoke(client, ops::set_boot_config_role()).await?;
-    invoke(client, ops::change_boot_order(Some(device))).await?;
+    client.get(Request::put(settings)).await?;
+    client.invoke(ops::set_boot_config_role()).await?;
+    client.invoke(ops::change_boot_order(Some(device))).await?;
     Ok(done(
         format!("next boot: {name} (once; power on or reset to use it)\n"),
         json!({ "next_boot": name, "ok": true }),
@@ -543,11 +489,11 @@ async fn redirection(
     let enable = action == OnOff::Enable;
     let what = match feature {
         Feature::Kvm => {
-            invoke(client, ops::kvm_request_state_change(enable)).await?;
+            client.invoke(ops::kvm_request_state_change(enable)).await?;
             "KVM"
         }
         Feature::Sol | Feature::Ider => {
-            let mut service = get(client, ops::get_redirection_service()).await?;
+            let mut service = client.get(ops::get_redirection_service()).await?;
             let state: u32 = service
                 .text("EnabledState")
                 .and_then(|v| v.parse().ok())
@@ -559,10 +505,12 @@ async fn redirection(
             };
             let bits = state.saturating_sub(32768) & 3;
             let bits = if enable { bits | bit } else { bits & !bit };
-            invoke(client, ops::redirection_request_state_change(32768 + bits)).await?;
+            client
+                .invoke(ops::redirection_request_state_change(32768 + bits))
+                .await?;
             if enable && service.text("ListenerEnabled") != Some("true") {
                 service.set("ListenerEnabled", "true");
-                get(client, Request::put(service)).await?;
+                client.get(Request::put(service)).await?;
             }
             if bit == 2 { "SOL" } else { "IDE-R" }
         }
@@ -577,28 +525,28 @@ async fn redirection(
 async fn consent(client: &mut WsmanClient, action: &ConsentCmd) -> Result<Report, Failure> {
     match action {
         ConsentCmd::Start => {
-            let optin = get(client, ops::get_opt_in_service()).await?;
+            let optin = client.get(ops::get_opt_in_service()).await?;
             if optin.text("OptInRequired") == Some("0") {
                 return Err(Failure(
                     "user consent is not required on this device; redirection can start without it"
                         .into(),
                 ));
             }
-            invoke(client, ops::start_opt_in()).await?;
+            client.invoke(ops::start_opt_in()).await?;
             Ok(done(
                 "a 6-digit code is now shown on the managed machine's screen; send it with: amt consent code NNNNNN\n".into(),
                 json!({ "ok": true }),
             ))
         }
         ConsentCmd::Code { code } => {
-            invoke(client, ops::send_opt_in_code(*code)).await?;
+            client.invoke(ops::send_opt_in_code(*code)).await?;
             Ok(done(
                 "consent given; redirection sessions may start\n".into(),
                 json!({ "ok": true }),
             ))
         }
         ConsentCmd::Cancel => {
-            invoke(client, ops::cancel_opt_in()).await?;
+            client.invoke(ops::cancel_opt_in()).await?;
             Ok(done("consent cancelled\n".into(), json!({ "ok": true })))
         }
     }
@@ -607,11 +555,13 @@ async fn consent(client: &mut WsmanClient, action: &ConsentCmd) -> Result<Report
 async fn inventory(client: &mut WsmanClient) -> Result<Report, Failure> {
     let mut found = Vec::new();
     for class in ops::HARDWARE_INVENTORY {
-        match enumerate(client, class).await {
+        match client.enumerate(class).await {
             Ok(list) => found.extend(list),
             // A SKU without a class answers DestinationUnreachable: skip it, as MeshCommander.
-            Err(Failure(msg)) if msg.contains("DestinationUnreachable") => {}
-            Err(e) => return Err(e),
+            Err(CallError::Io(e))
+                if e.fault()
+                    .is_some_and(|f| f.name() == "DestinationUnreachable") => {}
+            Err(e) => return Err(e.into()),
         }
     }
     Ok(instances_report(&found))
@@ -624,7 +574,7 @@ async fn log(client: &mut WsmanClient, which: LogCmd) -> Result<Report, Failure>
         LogCmd::Audit => {
             let mut pager = AuditLog::new();
             while let Some(request) = pager.next_request() {
-                let out = invoke(client, request).await?;
+                let out = client.invoke(request).await?;
                 for r in pager.handle(ResponseBody::Output(out))? {
                     let _ = writeln!(
                         text,
@@ -642,7 +592,7 @@ async fn log(client: &mut WsmanClient, which: LogCmd) -> Result<Report, Failure>
         LogCmd::Event => {
             let mut pager = EventLog::new();
             while let Some(request) = pager.next_request() {
-                let out = invoke(client, request).await?;
+                let out = client.invoke(request).await?;
                 for r in pager.handle(ResponseBody::Output(out))? {
                     let _ = writeln!(
                         text,
@@ -661,14 +611,14 @@ async fn log(client: &mut WsmanClient, which: LogCmd) -> Result<Report, Failure>
 }
 
 async fn time_sync(client: &mut WsmanClient) -> Result<Report, Failure> {
-    let out = invoke(client, ops::get_low_accuracy_time()).await?;
+    let out = client.invoke(ops::get_low_accuracy_time()).await?;
     let ta0: u64 = out
         .outputs
         .text("Ta0")
         .and_then(|v| v.trim().parse().ok())
         .ok_or_else(|| Failure("the device did not report its time".into()))?;
     let now = oobkit_io::unix_now();
-    invoke(client, ops::set_high_accuracy_time(ta0, now)).await?;
+    client.invoke(ops::set_high_accuracy_time(ta0, now)).await?;
     let drift = now as i64 - ta0 as i64;
     Ok(done(
         format!("device clock set (it was {drift:+} s off)\n"),

@@ -3,8 +3,6 @@
 
 use oobkit_http1::{HttpRequest, ResponseWriter};
 
-include!("novnc_files.rs");
-
 const PAGE: &[(&str, &[u8], &str)] = &[
     (
         "vnc.html",
@@ -35,15 +33,6 @@ pub struct Reply {
     pub bytes: Vec<u8>,
 }
 
-fn content_type(path: &str) -> &'static str {
-    match path.rsplit('.').next() {
-        Some("js") => "text/javascript; charset=utf-8",
-        Some("txt") => "text/plain; charset=utf-8",
-        Some("json") => "application/json",
-        _ => "application/octet-stream",
-    }
-}
-
 fn file(status: u16, reason: &str, kind: &str, body: &[u8]) -> Reply {
     Reply {
         status,
@@ -65,10 +54,7 @@ pub fn respond(request: &HttpRequest) -> Reply {
     let path = request.target.split(['?', '#']).next().unwrap_or_default();
     let path = if path == "/" { "/vnc.html" } else { path };
     let found = if let Some(name) = path.strip_prefix("/novnc/") {
-        NOVNC_FILES
-            .iter()
-            .find(|(f, _)| *f == name)
-            .map(|(f, body)| (*body, content_type(f)))
+        oobkit_webassets::novnc(name)
     } else {
         PAGE.iter()
             .find(|(f, ..)| Some(*f) == path.strip_prefix('/'))

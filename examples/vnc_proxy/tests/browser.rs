@@ -103,25 +103,7 @@ async fn novnc_shows_the_colour_bars_then_is_cut_at_expiry() {
     }
     // The screenshot shows the bars: sample across the canvas, expect the pattern's colours.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let rect = page
-        .execute("const r = document.querySelector('#screen canvas').getBoundingClientRect(); return [r.left, r.top, r.width, r.height, window.devicePixelRatio]", vec![])
-        .await
-        .unwrap();
-    let n = |i: usize| rect[i].as_f64().unwrap();
-    let (left, top, width, height, ratio) = (n(0), n(1), n(2), n(3), n(4));
-    let shot = page.screenshot().await.unwrap();
-    let decoder = png::Decoder::new(std::io::Cursor::new(shot));
-    let mut reader = decoder.read_info().unwrap();
-    let mut pixels = vec![0; reader.output_buffer_size().unwrap()];
-    let frame = reader.next_frame(&mut pixels).unwrap();
-    let channels = frame.color_type.samples();
-    let mut seen = Vec::new();
-    for i in 0..8 {
-        let x = ((left + width * (i as f64 + 0.5) / 8.0) * ratio) as usize;
-        let y = ((top + height / 2.0) * ratio) as usize;
-        let at = (y * frame.width as usize + x) * channels;
-        seen.push([pixels[at], pixels[at + 1], pixels[at + 2]]);
-    }
+    let seen = oobkit_testkit::browser::canvas_colours(&page, "#screen canvas", 8).await;
     for (i, (got, want)) in seen.iter().zip(oobkit_rfb::BARS).enumerate() {
         let close = got.iter().zip(want).all(|(g, w)| g.abs_diff(w) < 40);
         assert!(

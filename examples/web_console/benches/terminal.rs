@@ -169,6 +169,7 @@ async fn main() {
             limits: Limits::default(),
             term: oobkit_term::TermConfig::default(),
             links: oobkit_term::OneTimeConfig::default(),
+            amts: Vec::new(),
         },
     ));
     // webssh, on Debian's python3 in the venv ./test.sh makes.

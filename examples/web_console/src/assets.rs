@@ -1,5 +1,6 @@
 //! What the console serves over plain HTTP: the login page, the terminal page and the vendored
-//! xterm.js, from the binary (no CDN, nothing fetched at build or run time).
+//! browser clients (xterm.js and noVNC, from `oobkit-webassets`), all from the binary (no CDN,
+//! nothing fetched at build or run time).
 
 use oobkit_http1::ResponseWriter;
 
@@ -7,6 +8,16 @@ use oobkit_http1::ResponseWriter;
 const FILES: &[(&str, &[u8], &str)] = &[
     ("/", include_bytes!("../assets/page/login.html"), HTML),
     ("/term", include_bytes!("../assets/page/term.html"), HTML),
+    (
+        "/display",
+        include_bytes!("../assets/page/display.html"),
+        HTML,
+    ),
+    (
+        "/assets/display.js",
+        include_bytes!("../assets/page/display.js"),
+        JS,
+    ),
     (
         "/assets/login.js",
         include_bytes!("../assets/page/login.js"),
@@ -21,31 +32,6 @@ const FILES: &[(&str, &[u8], &str)] = &[
         "/assets/console.css",
         include_bytes!("../assets/page/console.css"),
         CSS,
-    ),
-    (
-        "/assets/xterm.js",
-        include_bytes!("../assets/xterm/xterm.js"),
-        JS,
-    ),
-    (
-        "/assets/xterm.css",
-        include_bytes!("../assets/xterm/xterm.css"),
-        CSS,
-    ),
-    (
-        "/assets/addon-fit.js",
-        include_bytes!("../assets/xterm/addon-fit.js"),
-        JS,
-    ),
-    (
-        "/assets/LICENSE-xterm",
-        include_bytes!("../assets/xterm/LICENSE-xterm"),
-        TEXT,
-    ),
-    (
-        "/assets/LICENSE-addon-fit",
-        include_bytes!("../assets/xterm/LICENSE-addon-fit"),
-        TEXT,
     ),
 ];
 
@@ -87,8 +73,20 @@ pub fn respond(method: &str, path: &str) -> Reply {
     if method != "GET" && method != "HEAD" {
         return file(405, "Method Not Allowed", TEXT, b"only GET\n", false);
     }
-    match FILES.iter().find(|(p, ..)| *p == path) {
-        Some((_, body, kind)) => file(200, "OK", kind, body, method == "HEAD"),
+    let found = FILES
+        .iter()
+        .find(|(p, ..)| *p == path)
+        .map(|(_, body, kind)| (*body, *kind))
+        .or_else(|| {
+            path.strip_prefix("/assets/")
+                .and_then(oobkit_webassets::xterm)
+        })
+        .or_else(|| {
+            path.strip_prefix("/novnc/")
+                .and_then(oobkit_webassets::novnc)
+        });
+    match found {
+        Some((body, kind)) => file(200, "OK", kind, body, method == "HEAD"),
         None => file(404, "Not Found", TEXT, b"not found\n", method == "HEAD"),
     }
 }

@@ -13,7 +13,10 @@
 
 #![forbid(unsafe_code)]
 
+pub mod amt;
 pub mod assets;
+pub mod backend;
+mod inventory;
 pub mod ssh;
 pub mod targets;
 
@@ -23,7 +26,7 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures_util::{FutureExt as _, SinkExt, StreamExt};
+use futures_util::{SinkExt, StreamExt};
 use oobkit_digest::{Algorithm, Request as DigestRequest, Secret, Server as DigestServer, Verdict};
 use oobkit_http1::HttpRequest;
 use oobkit_io::web::{
@@ -35,7 +38,6 @@ use oobkit_term::{
     CloseCode, OneTimeConfig, OneTimeSessions, SESSION_PROTOCOL_PREFIX, SUBPROTOCOL, SessionId,
     TermConfig, TermEvent, TermServer,
 };
-use russh::ChannelMsg;
 use serde::Deserialize;
 use subtle::ConstantTimeEq as _;
 use tokio::net::{TcpListener, TcpStream};
@@ -44,6 +46,8 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use zeroize::Zeroize as _;
 
+pub use amt::AmtTarget;
+use backend::{Step, TermBackend};
 pub use ssh::{Credential, HostKeyPolicy, Login, SshConfig, SshError};
 pub use targets::{TargetList, TargetPattern};
 
@@ -135,17 +139,44 @@ pub struct ConsoleConfig {
     pub term: TermConfig,
     /// One-time links: caps and attach window.
     pub links: OneTimeConfig,
+    /// AMTs offered by name: their serial console, screen, power and consent.
+    pub amts: Vec<AmtTarget>,
 }
 
 /// A session created and not yet opened.
 struct Pending {
-    login: Login,
+    opening: Opening,
     /// Who created it, for the log.
     creator: String,
 }
 
+/// What a session opens.
+enum Opening {
+    /// An SSH shell (a terminal).
+    Ssh(Login),
+    /// An AMT's serial console (a terminal).
+    Sol(Arc<AmtTarget>),
+    /// An AMT's screen (a display, in noVNC).
+    Kvm(Arc<AmtTarget>),
+}
+
+impl Opening {
+    fn describe(&self) -> String {
+        match self {
+            Self::Ssh(login) => format!("{}@{}:{}", login.user, login.host, login.port),
+            Self::Sol(amt) => format!("{} (serial console)", amt.name),
+            Self::Kvm(amt) => format!("{} (screen)", amt.name),
+        }
+    }
+
+    fn is_display(&self) -> bool {
+        matches!(self, Self::Kvm(_))
+    }
+}
+
 struct Shared {
     config: ConsoleConfig,
+    amts: Vec<Arc<AmtTarget>>,
     ssh: Arc<SshConfig>,
     unauthenticated: PreAuthBudget,
     sessions: AtomicUsize,
@@ -165,6 +196,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 pub async fn serve(listener: TcpListener, config: ConsoleConfig) {
     let limits = config.limits;
     let shared = Arc::new(Shared {
+        amts: config.amts.iter().cloned().map(Arc::new).collect(),
         ssh: Arc::new(config.ssh.clone()),
         unauthenticated: PreAuthBudget::new(
             limits.max_unauthenticated_per_address,
@@ -260,8 +292,13 @@ async fn connection(
     let upgrade = request
         .header("upgrade")
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
-    if upgrade && path == "/ws" {
-        return terminal(stream, peer, request, shared, slot).await;
+    if upgrade && (path == "/ws" || path == "/ws/display") {
+        return upgrade_session(stream, peer, request, shared, slot, path == "/ws/display").await;
+    }
+    if path == "/targets" || path.starts_with("/targets/") {
+        let (reply, line) = inventory::handle(&request, &path, peer, shared).await;
+        write_bounded(&mut stream, &reply, limits.write).await?;
+        return Ok(line);
     }
     if path == "/sessions" {
         let (reply, line) = create_session(&mut request, peer, shared);
@@ -278,9 +315,14 @@ async fn connection(
 /// The body of `POST /sessions`.
 #[derive(Deserialize)]
 struct SessionRequest {
+    /// An AMT of the console's, by name (then `kind` says what of it).
+    target: Option<String>,
+    kind: Option<String>,
+    #[serde(default)]
     host: String,
     #[serde(default = "default_port")]
     port: u16,
+    #[serde(default)]
     user: String,
     password: Option<String>,
     private_key: Option<String>,
@@ -413,51 +455,66 @@ fn gateway_user(
     }
 }
 
+/// What every API request goes through: the method, the Origin, the gateway's
+/// authentication and (for `POST`) a JSON body. The caller's name, or the answer to send.
+fn api_prelude(
+    request: &HttpRequest,
+    peer: SocketAddr,
+    shared: &Shared,
+    method: &str,
+) -> Result<String, (Vec<u8>, String)> {
+    let path = request.target.split('?').next().unwrap_or_default();
+    if request.method != method {
+        return Err((
+            error_json(
+                405,
+                "Method Not Allowed",
+                "method",
+                &format!("{method} {path}"),
+            ),
+            format!("{} {path}: 405", request.method),
+        ));
+    }
+    if let Err(why) = origin_ok(request, shared) {
+        return Err((
+            error_json(403, "Forbidden", "origin", &why),
+            format!("refused: {why}"),
+        ));
+    }
+    let creator = gateway_user(request, peer, shared)?;
+    if method == "POST" {
+        let json = request.header("content-type").is_some_and(|t| {
+            t.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .eq_ignore_ascii_case("application/json")
+        });
+        if !json {
+            return Err((
+                error_json(
+                    415,
+                    "Unsupported Media Type",
+                    "content_type",
+                    "send the request as application/json",
+                ),
+                format!("{creator}: refused a body that is not JSON (415)"),
+            ));
+        }
+    }
+    Ok(creator)
+}
+
 /// `POST /sessions`: the answer and a line for the log (never a secret).
 fn create_session(
     request: &mut HttpRequest,
     peer: SocketAddr,
     shared: &Shared,
 ) -> (Vec<u8>, String) {
-    if request.method != "POST" {
-        return (
-            error_json(
-                405,
-                "Method Not Allowed",
-                "method",
-                "POST a JSON session request",
-            ),
-            format!("{} /sessions: 405", request.method),
-        );
-    }
-    if let Err(why) = origin_ok(request, shared) {
-        return (
-            error_json(403, "Forbidden", "origin", &why),
-            format!("refused: {why}"),
-        );
-    }
-    let creator = match gateway_user(request, peer, shared) {
-        Ok(user) => user,
+    let creator = match api_prelude(request, peer, shared, "POST") {
+        Ok(creator) => creator,
         Err(answer) => return answer,
     };
-    let json = request.header("content-type").is_some_and(|t| {
-        t.split(';')
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .eq_ignore_ascii_case("application/json")
-    });
-    if !json {
-        return (
-            error_json(
-                415,
-                "Unsupported Media Type",
-                "content_type",
-                "send the session request as application/json",
-            ),
-            format!("{creator}: refused a body that is not JSON (415)"),
-        );
-    }
     let bad = |why: &str| {
         (
             error_json(400, "Bad Request", "bad_request", why),
@@ -476,6 +533,8 @@ fn create_session(
         }
     };
     let SessionRequest {
+        target: amt_name,
+        kind,
         host,
         port,
         user,
@@ -484,6 +543,17 @@ fn create_session(
         passphrase,
         gateway_key,
     } = parsed;
+    if let Some(name) = amt_name {
+        let Some(amt) = shared.amts.iter().find(|a| a.name == name) else {
+            return bad(&format!("no target named {:?}", truncate(&name, 64)));
+        };
+        let opening = match kind.as_deref() {
+            Some("sol") => Opening::Sol(Arc::clone(amt)),
+            Some("kvm") => Opening::Kvm(Arc::clone(amt)),
+            _ => return bad("kind: sol (the serial console) or kvm (the screen)"),
+        };
+        return link(opening, creator, peer, shared);
+    }
     if host.is_empty() || host.len() > 253 || user.is_empty() || user.len() > 64 {
         return bad("host (at most 253 bytes) and user (at most 64) are required");
     }
@@ -508,15 +578,31 @@ fn create_session(
             format!("{creator}: refused {target}: not on the target list"),
         );
     }
-    let id = SessionId::from_random(oobkit_io::random_bytes());
-    let link = id.to_text();
-    let pending = Pending {
-        login: Login {
+    link(
+        Opening::Ssh(Login {
             host,
             port,
             user,
             credential,
-        },
+        }),
+        creator,
+        peer,
+        shared,
+    )
+}
+
+/// Creates the one-time link for `opening`: the answer and the log line.
+fn link(opening: Opening, creator: String, peer: SocketAddr, shared: &Shared) -> (Vec<u8>, String) {
+    let id = SessionId::from_random(oobkit_io::random_bytes());
+    let link = id.to_text();
+    let what = opening.describe();
+    let page = if opening.is_display() {
+        "/display"
+    } else {
+        "/term"
+    };
+    let pending = Pending {
+        opening,
         creator: creator.clone(),
     };
     let created = lock(&shared.pending).create(Instant::now(), id, peer.ip(), pending);
@@ -524,9 +610,9 @@ fn create_session(
         Ok(expires) => {
             let window = expires.saturating_duration_since(Instant::now()).as_secs();
             let body = serde_json::json!({
-                "url": format!("/term#{link}"),
+                "url": format!("{page}#{link}"),
                 "expires_in": window,
-                "target": format!("{}", target),
+                "target": what,
             })
             .to_string();
             let reply = oobkit_http1::ResponseWriter::new(201, "Created")
@@ -535,7 +621,7 @@ fn create_session(
                 .header("Referrer-Policy", "no-referrer")
                 .header("Connection", "close")
                 .body(body.as_bytes());
-            (reply, format!("{creator}: created a session for {target}"))
+            (reply, format!("{creator}: created a session for {what}"))
         }
         Err(e) => (
             error_json(
@@ -544,7 +630,7 @@ fn create_session(
                 "too_many_sessions",
                 &e.to_string(),
             ),
-            format!("{creator}: refused a session for {target}: {e}"),
+            format!("{creator}: refused a session for {what}: {e}"),
         ),
     }
 }
@@ -579,39 +665,48 @@ impl Drop for AddressPlace<'_> {
     }
 }
 
-/// `GET /ws` with an upgrade: the link's id in a subprotocol, consumed before the upgrade.
-async fn terminal(
+/// `GET /ws` (a terminal) or `GET /ws/display` (a screen, from noVNC) with an upgrade: the
+/// link's id in a subprotocol, consumed before the upgrade.
+async fn upgrade_session(
     mut stream: TcpStream,
     peer: SocketAddr,
     request: HttpRequest,
     shared: &Shared,
     slot: oobkit_io::PreAuthSlot,
+    display: bool,
 ) -> std::io::Result<String> {
     let limits = shared.config.limits;
+    let what = if display { "display" } else { "terminal" };
     if let Err(why) = origin_ok(&request, shared) {
         let body = error_json(403, "Forbidden", "origin", &why);
         write_bounded(&mut stream, &body, limits.write).await?;
-        return Ok(format!("refused a terminal: {why}"));
+        return Ok(format!("refused a {what}: {why}"));
     }
     let offered = offered_protocols(&request);
     let id = offered
         .iter()
         .find_map(|p| p.strip_prefix(SESSION_PROTOCOL_PREFIX))
         .and_then(SessionId::parse);
-    let (Some(id), true) = (id, offered.contains(&SUBPROTOCOL)) else {
+    // Terminals speak oobkit.term.v1; noVNC offers `binary`.
+    let protocol = if display {
+        DISPLAY_PROTOCOL
+    } else {
+        SUBPROTOCOL
+    };
+    let (Some(id), true) = (id, offered.contains(&protocol)) else {
         let body = error_json(
             400,
             "Bad Request",
             "bad_request",
-            "a terminal client offers the oobkit.term.v1 subprotocol and a session",
+            &format!("a {what} client offers the {protocol} subprotocol and a session"),
         );
         write_bounded(&mut stream, &body, limits.write).await?;
-        return Ok("refused a terminal: no protocol or session offered".into());
+        return Ok(format!("refused a {what}: no protocol or session offered"));
     };
     let Some(key) = request.header("sec-websocket-key").map(str::to_owned) else {
         let body = error_json(400, "Bad Request", "bad_request", "no Sec-WebSocket-Key");
         write_bounded(&mut stream, &body, limits.write).await?;
-        return Ok("refused a terminal: no Sec-WebSocket-Key".into());
+        return Ok(format!("refused a {what}: no Sec-WebSocket-Key"));
     };
     let Some(pending) = lock(&shared.pending).consume(Instant::now(), &id) else {
         let body = error_json(
@@ -621,15 +716,21 @@ async fn terminal(
             "this link was used already, expired, or never existed: create a new session",
         );
         write_bounded(&mut stream, &body, limits.write).await?;
-        return Ok("refused a terminal: unknown, used or expired link".into());
+        return Ok(format!("refused a {what}: unknown, used or expired link"));
     };
+    let who = format!("{} ({})", pending.creator, pending.opening.describe());
+    if pending.opening.is_display() != display {
+        let body = error_json(
+            400,
+            "Bad Request",
+            "wrong_page",
+            "this link belongs to the other page (terminal or display): create a new session",
+        );
+        write_bounded(&mut stream, &body, limits.write).await?;
+        return Ok(format!("{who}: refused: opened on the wrong page"));
+    }
     // The link was the credential: a session place now, no longer an unauthenticated one.
     drop(slot);
-    let target = format!(
-        "{}@{}:{}",
-        pending.login.user, pending.login.host, pending.login.port
-    );
-    let who = format!("{} ({})", pending.creator, target);
     let (Some(place), Some(address_place)) = (
         SessionPlace::take(&shared.sessions, limits.max_sessions),
         AddressPlace::take(shared, peer.ip()),
@@ -640,7 +741,7 @@ async fn terminal(
     };
     write_bounded(
         &mut stream,
-        &switching_protocols(&key, Some(SUBPROTOCOL)),
+        &switching_protocols(&key, Some(protocol)),
         limits.write,
     )
     .await?;
@@ -649,7 +750,10 @@ async fn terminal(
     ws_config.max_frame_size = Some(limits.max_message);
     let ws = WebSocketStream::from_raw_socket(stream, Role::Server, Some(ws_config)).await;
     let started = Instant::now();
-    let end = run(ws, pending.login, shared).await;
+    let end = match pending.opening {
+        Opening::Kvm(amt) => display_session(ws, &amt, shared).await,
+        terminal => run(ws, terminal, shared).await,
+    };
     drop((place, address_place));
     Ok(format!(
         "{who}: session ended after {:.1} s: {} ({} bytes out, {} in)",
@@ -660,10 +764,55 @@ async fn terminal(
     ))
 }
 
+/// The subprotocol noVNC offers.
+const DISPLAY_PROTOCOL: &str = "binary";
+
 struct RunEnd {
     reason: String,
     output: u64,
     input: u64,
+}
+
+/// A screen: the AMT's KVM session, handed over to RFB, relayed to noVNC's websocket as bytes.
+async fn display_session(
+    ws: WebSocketStream<TcpStream>,
+    amt: &AmtTarget,
+    shared: &Shared,
+) -> RunEnd {
+    let limits = shared.config.limits;
+    let mut end = RunEnd {
+        reason: String::new(),
+        output: 0,
+        input: 0,
+    };
+    let mut page = oobkit_io::websocket::into_byte_stream(ws, limits.write);
+    let session = match amt.open(oobkit_redir::codec::SessionKind::Kvm).await {
+        Ok(session) => session,
+        Err(reason) => {
+            // noVNC shows a close reason; the RFB stream never started.
+            end.reason = format!("KVM failed: {reason}");
+            return end;
+        }
+    };
+    let rfb = session.into_rfb();
+    use tokio::io::AsyncWriteExt as _;
+    if !rfb.early.is_empty() && page.write_all(&rfb.early).await.is_err() {
+        end.reason = "the page went away".into();
+        return end;
+    }
+    let relayed = oobkit_io::relay_bounded(
+        page,
+        rfb.stream,
+        oobkit_io::RelayLimits {
+            write: limits.write,
+            a_silent: shared.config.term.idle,
+        },
+    )
+    .await;
+    end.output = relayed.b_to_a;
+    end.input = relayed.a_to_b;
+    end.reason = format!("{:?} {:?}", relayed.side, relayed.cause);
+    end
 }
 
 type WsSink = futures_util::stream::SplitSink<WebSocketStream<TcpStream>, Message>;
@@ -683,8 +832,8 @@ async fn send_pending(term: &mut TermServer, tx: &mut WsSink, limit: Duration) -
     !fed || matches!(tokio::time::timeout(limit, tx.flush()).await, Ok(Ok(())))
 }
 
-/// The page's websocket and the SSH shell, until either ends.
-async fn run(ws: WebSocketStream<TcpStream>, login: Login, shared: &Shared) -> RunEnd {
+/// A terminal session: the page's size first, then the backend opened with it, then the relay.
+async fn run(ws: WebSocketStream<TcpStream>, opening: Opening, shared: &Shared) -> RunEnd {
     let limits = shared.config.limits;
     let mut term = TermServer::new(Instant::now(), shared.config.term);
     let (mut tx, mut rx) = ws.split();
@@ -694,7 +843,7 @@ async fn run(ws: WebSocketStream<TcpStream>, login: Login, shared: &Shared) -> R
         output: 0,
         input: 0,
     };
-    // First the page's size: the PTY is opened with it.
+    // First the page's size: a PTY is opened with it.
     let size = loop {
         if !send_pending(&mut term, &mut tx, limits.write).await {
             end.reason = "the page stopped reading".into();
@@ -719,45 +868,45 @@ async fn run(ws: WebSocketStream<TcpStream>, login: Login, shared: &Shared) -> R
         let _ = tokio::time::timeout(limits.write, tx.close()).await;
         return end;
     };
-    let target = format!("{}@{}:{}", login.user, login.host, login.port);
-    let shell = match ssh::open_shell(Arc::clone(&shared.ssh), login, cols, rows).await {
-        Ok(shell) => shell,
-        Err(e) => {
-            term.close(CloseCode::TargetFailed, &e.to_string());
-            let _ = send_pending(&mut term, &mut tx, limits.write).await;
-            let _ = tokio::time::timeout(limits.write, tx.close()).await;
-            end.reason = format!("login failed: {e}");
-            return end;
-        }
-    };
-    tracing::info!("{target}: logged in, PTY {cols}x{rows}");
-    let ssh::Shell {
-        mut output,
-        input,
-        connection,
-    } = shell;
-    // Input and resizes go to the target from a task of their own: russh's connection stops
-    // taking messages while a channel's output waits unread (the backpressure that stops
-    // `yes`), and awaiting a write here would then stop the reads that drain it. Input waiting
-    // for that task is bounded: a page that sends faster than the target reads is cut.
-    let (to_target, mut for_target) = tokio::sync::mpsc::channel::<ToTarget>(16);
-    let writer = tokio::spawn(async move {
-        while let Some(message) = for_target.recv().await {
-            let sent = match message {
-                ToTarget::Input(bytes) => input.data_bytes(bytes).await,
-                ToTarget::Resize { cols, rows } => {
-                    input.window_change(cols.into(), rows.into(), 0, 0).await
+    let what = opening.describe();
+    // Each backend opens its own way; then one relay drives them all.
+    let failed = match opening {
+        Opening::Ssh(login) => {
+            match ssh::open_shell(Arc::clone(&shared.ssh), login, cols, rows).await {
+                Ok(shell) => {
+                    tracing::info!("{what}: opened, {cols}x{rows}");
+                    return relay(shell, term, tx, rx, timer, end, shared).await;
                 }
-            };
-            if sent.is_err() {
-                break;
+                Err(e) => e.to_string(),
             }
         }
-    });
-    let mut waiting: std::collections::VecDeque<ToTarget> = std::collections::VecDeque::new();
-    let mut waiting_bytes = 0usize;
-    let mut exit_status: Option<u32> = None;
-    let mut exit_signal: Option<String> = None;
+        Opening::Sol(amt) => match amt::SolTerm::open(&amt).await {
+            Ok(sol) => {
+                tracing::info!("{what}: opened");
+                return relay(sol, term, tx, rx, timer, end, shared).await;
+            }
+            Err(e) => e,
+        },
+        Opening::Kvm(_) => "a screen is not a terminal".into(),
+    };
+    term.close(CloseCode::TargetFailed, &failed);
+    let _ = send_pending(&mut term, &mut tx, limits.write).await;
+    let _ = tokio::time::timeout(limits.write, tx.close()).await;
+    end.reason = format!("opening failed: {failed}");
+    end
+}
+
+/// The page and a backend, until either ends.
+async fn relay<B: TermBackend>(
+    mut backend: B,
+    mut term: TermServer,
+    mut tx: WsSink,
+    mut rx: futures_util::stream::SplitStream<WebSocketStream<TcpStream>>,
+    mut timer: LoopTimer,
+    mut end: RunEnd,
+    shared: &Shared,
+) -> RunEnd {
+    let limits = shared.config.limits;
     'session: loop {
         if !send_pending(&mut term, &mut tx, limits.write).await {
             end.reason = "the page stopped reading".into();
@@ -767,12 +916,14 @@ async fn run(ws: WebSocketStream<TcpStream>, login: Login, shared: &Shared) -> R
             match event {
                 TermEvent::Input(bytes) => {
                     end.input += bytes.len() as u64;
-                    waiting_bytes += bytes.len();
-                    waiting.push_back(ToTarget::Input(bytes.into()));
+                    if backend.input(bytes.into()).is_err() {
+                        term.close(
+                            CloseCode::TargetLost,
+                            "input arrives faster than the target takes it",
+                        );
+                    }
                 }
-                TermEvent::Resized { cols, rows } => {
-                    waiting.push_back(ToTarget::Resize { cols, rows })
-                }
+                TermEvent::Resized { cols, rows } => backend.resize(cols, rows),
                 TermEvent::Ended { reason, .. } => {
                     end.reason = reason;
                     break 'session;
@@ -780,121 +931,34 @@ async fn run(ws: WebSocketStream<TcpStream>, login: Login, shared: &Shared) -> R
                 _ => {}
             }
         }
-        if waiting_bytes > MAX_WAITING_INPUT {
-            term.close(
-                CloseCode::TargetLost,
-                "input arrives faster than the target takes it",
-            );
-        }
         if term.is_ended() {
             // Closed from this side; the close frame goes out now.
             let _ = send_pending(&mut term, &mut tx, limits.write).await;
             break;
         }
         timer.arm(term.poll_timeout());
+        let read_output = term.may_read_backend();
+        let busy = read_output || backend.has_pending_input();
         tokio::select! {
             biased;
             message = rx.next() => page_message(&mut term, message),
-            permit = to_target.reserve(), if !waiting.is_empty() => match permit {
-                Ok(permit) => {
-                    let message = waiting.pop_front().expect("not empty");
-                    if let ToTarget::Input(bytes) = &message {
-                        waiting_bytes -= bytes.len();
-                    }
-                    permit.send(message);
+            step = backend.step(read_output), if busy => match step {
+                Step::Output(bytes) => {
+                    end.output += bytes.len() as u64;
+                    term.send_output(Instant::now(), &bytes);
                 }
-                Err(_) => term.close(CloseCode::TargetLost, &format!("the connection to {target} was lost")),
+                Step::Progress => {}
+                Step::Ended { code, reason } => {
+                    term.close(code, &reason);
+                    end.reason = reason;
+                }
             },
-            message = output.wait(), if term.may_read_backend() => {
-                // What russh already holds goes out as one frame (up to OUTPUT_BATCH): a
-                // page parses one large write faster than many of a PTY read each.
-                let mut batch: Vec<u8> = Vec::new();
-                let mut next = message;
-                let other = loop {
-                    match next {
-                        Some(ChannelMsg::Data { data } | ChannelMsg::ExtendedData { data, .. }) => {
-                            batch.extend_from_slice(&data);
-                            if batch.len() < OUTPUT_BATCH
-                                && let Some(more) = output.wait().now_or_never()
-                            {
-                                next = more;
-                                continue;
-                            }
-                            break None;
-                        }
-                        other => break Some(other),
-                    }
-                };
-                if !batch.is_empty() {
-                    end.output += batch.len() as u64;
-                    term.send_output(Instant::now(), &batch);
-                }
-                match other {
-                    None | Some(Some(ChannelMsg::Data { .. } | ChannelMsg::ExtendedData { .. })) => {}
-                    Some(Some(ChannelMsg::ExitStatus { exit_status: status })) => {
-                        exit_status = Some(status);
-                    }
-                    Some(Some(ChannelMsg::ExitSignal { signal_name, .. })) => {
-                        exit_signal = Some(format!("{signal_name:?}"));
-                    }
-                    Some(Some(ChannelMsg::Close) | None) => {
-                        let (code, text) = ended(
-                            exit_status,
-                            exit_signal.as_deref(),
-                            connection.is_closed(),
-                            &target,
-                        );
-                        end.reason.clone_from(&text);
-                        term.close(code, &text);
-                    }
-                    Some(Some(_)) => {}
-                }
-            }
             () = timer.fired() => term.handle_timeout(Instant::now()),
         }
     }
-    writer.abort();
     let _ = tokio::time::timeout(limits.write, tx.close()).await;
-    let _ = connection
-        .disconnect(russh::Disconnect::ByApplication, "session ended", "en")
-        .await;
+    backend.close().await;
     end
-}
-
-/// The most output sent to the page in one frame.
-const OUTPUT_BATCH: usize = 64 * 1024;
-
-/// How a session whose channel closed ended, for the page.
-fn ended(
-    exit_status: Option<u32>,
-    exit_signal: Option<&str>,
-    lost: bool,
-    target: &str,
-) -> (CloseCode, String) {
-    match (exit_status, exit_signal) {
-        (Some(status), _) => (
-            CloseCode::Exited,
-            format!("the shell exited with status {status}"),
-        ),
-        (None, Some(signal)) => (
-            CloseCode::Exited,
-            format!("the shell was killed by signal {signal}"),
-        ),
-        (None, None) if lost => (
-            CloseCode::TargetLost,
-            format!("the connection to {target} was lost"),
-        ),
-        (None, None) => (CloseCode::TargetLost, "the shell ended".to_owned()),
-    }
-}
-
-/// Input the page sent that the target has not taken yet, at most.
-const MAX_WAITING_INPUT: usize = 1 << 20;
-
-/// What goes to the target.
-enum ToTarget {
-    Input(bytes::Bytes),
-    Resize { cols: u16, rows: u16 },
 }
 
 /// One websocket message from the page into the terminal.

@@ -6,11 +6,17 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use oobkit_io::Endpoint;
+use oobkit_io::redirection::RedirTarget;
+use oobkit_redir::Transport;
 use oobkit_term::{OneTimeConfig, TermConfig};
-use web_console::{ConsoleConfig, GatewayAuth, HostKeyPolicy, Limits, SshConfig, TargetList};
+use web_console::{
+    AmtTarget, ConsoleConfig, GatewayAuth, HostKeyPolicy, Limits, SshConfig, TargetList,
+};
 
-/// SSH in the browser: xterm.js served from this binary, one-time session links, host keys
-/// checked, targets allow-listed.
+/// One browser console for SSH and AMT: terminals (xterm.js) for SSH shells and AMT serial
+/// consoles, the AMT's screen in noVNC, power and user consent, all served from this binary.
+/// With nothing configured it offers a simulated AMT started in this process.
 ///
 /// A web app (or a person, through the login page at /) posts a target and a credential to
 /// POST /sessions with the console's own credential (a bearer token, or HTTP Digest with
@@ -72,6 +78,67 @@ struct Cli {
     /// Seconds to connect to a target and log in.
     #[arg(long, default_value_t = 15)]
     connect_timeout: u64,
+    /// An AMT to offer (serial console, screen, power, consent): NAME=HOST (web port 16992,
+    /// redirection port 16994); repeatable. The password from AMT_PASSWORD.
+    #[arg(long = "amt", value_name = "NAME=HOST")]
+    amts: Vec<String>,
+    /// The AMT user for --amt.
+    #[arg(long, default_value = "admin")]
+    amt_user: String,
+    /// Offer no simulated AMT (started in this process when no --amt is given).
+    #[arg(long)]
+    no_simulator: bool,
+}
+
+/// The AMTs to offer, and the simulator when one was started (kept alive here).
+async fn amts(cli: &Cli) -> Result<(Vec<AmtTarget>, Option<amt_sim::Simulator>), String> {
+    if cli.amts.is_empty() {
+        if cli.no_simulator {
+            return Ok((Vec::new(), None));
+        }
+        let password = oobkit_io::random_hex16();
+        let mut config = amt_sim::SimConfig::loopback(&password);
+        config.redir_listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+        let sim = amt_sim::Simulator::start(config)
+            .await
+            .map_err(|e| format!("cannot start the simulated AMT: {e}"))?;
+        let redir_port = sim.redir_addr.map_or(0, |a| a.port());
+        println!(
+            "simulated AMT on 127.0.0.1 (web {}, redirection {redir_port}); its consent codes appear here",
+            sim.http_addr.port()
+        );
+        let target = AmtTarget {
+            name: "simulated-amt".into(),
+            wsman: Endpoint::plain("127.0.0.1", sim.http_addr.port()),
+            redirection: RedirTarget {
+                endpoint: Endpoint::plain("127.0.0.1", redir_port),
+                transport: Transport::Tcp,
+                user: "admin".into(),
+                password,
+            },
+        };
+        return Ok((vec![target], Some(sim)));
+    }
+    let password = std::env::var("AMT_PASSWORD")
+        .map_err(|_| "--amt needs the AMT's password in AMT_PASSWORD".to_owned())?;
+    let mut targets = Vec::new();
+    for spec in &cli.amts {
+        let (name, host) = spec
+            .split_once('=')
+            .filter(|(n, h)| !n.is_empty() && !h.is_empty())
+            .ok_or_else(|| format!("--amt {spec}: want NAME=HOST"))?;
+        targets.push(AmtTarget {
+            name: name.to_owned(),
+            wsman: Endpoint::plain(host, 16992),
+            redirection: RedirTarget {
+                endpoint: Endpoint::plain(host, 16994),
+                transport: Transport::Tcp,
+                user: cli.amt_user.clone(),
+                password: password.clone(),
+            },
+        });
+    }
+    Ok((targets, None))
 }
 
 fn default_known_hosts() -> PathBuf {
@@ -120,6 +187,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         }
     };
     let known_hosts = cli.known_hosts.clone().unwrap_or_else(default_known_hosts);
+    let (amts, _simulator) = amts(&cli).await?;
     let idle = (cli.idle_minutes > 0).then(|| Duration::from_secs(cli.idle_minutes * 60));
     let config = ConsoleConfig {
         ssh: SshConfig {
@@ -145,6 +213,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             attach_window: Duration::from_secs(cli.attach_window.max(1)),
             ..OneTimeConfig::default()
         },
+        amts,
     };
     let targets: Vec<String> = cli.allow_targets.iter().map(ToString::to_string).collect();
     tracing::info!(

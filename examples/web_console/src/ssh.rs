@@ -6,9 +6,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::FutureExt as _;
+use oobkit_term::CloseCode;
 use russh::client::{self, AuthResult, Handle, KeyboardInteractiveAuthResponse};
 use russh::keys::{HashAlg, PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertificate};
-use russh::{ChannelReadHalf, ChannelWriteHalf};
+use russh::{ChannelMsg, ChannelReadHalf, ChannelWriteHalf};
+
+use crate::backend::{InputOverflow, MAX_WAITING_INPUT, OUTPUT_BATCH, Step, TermBackend};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 /// What to do with a host key the gateway's known_hosts does not hold.
@@ -241,14 +245,168 @@ impl client::Handler for Checker {
     }
 }
 
-/// A logged-in shell.
-pub struct Shell {
-    /// Output and exit status arrive here.
-    pub output: ChannelReadHalf,
-    /// Input and window changes go here.
-    pub input: ChannelWriteHalf<client::Msg>,
-    /// The connection (dropping it disconnects).
-    pub connection: Handle<Checker>,
+/// A logged-in shell on a PTY: the console's SSH backend.
+///
+/// Input and resizes go to the target from a task of their own: russh's connection stops taking
+/// messages while a channel's output waits unread (the backpressure that stops `yes`), and a
+/// write awaited in the run loop would then stop the reads that drain it.
+pub struct SshTerm {
+    output: ChannelReadHalf,
+    to_target: tokio::sync::mpsc::Sender<ToTarget>,
+    writer: tokio::task::JoinHandle<()>,
+    waiting: std::collections::VecDeque<ToTarget>,
+    waiting_bytes: usize,
+    connection: Handle<Checker>,
+    target: String,
+    exit_status: Option<u32>,
+    exit_signal: Option<String>,
+    closed: bool,
+}
+
+/// What goes to the target.
+enum ToTarget {
+    Input(bytes::Bytes),
+    Resize { cols: u16, rows: u16 },
+}
+
+impl SshTerm {
+    fn new(
+        output: ChannelReadHalf,
+        input: ChannelWriteHalf<client::Msg>,
+        connection: Handle<Checker>,
+        target: String,
+    ) -> Self {
+        let (to_target, mut for_target) = tokio::sync::mpsc::channel::<ToTarget>(16);
+        let writer = tokio::spawn(async move {
+            while let Some(message) = for_target.recv().await {
+                let sent = match message {
+                    ToTarget::Input(bytes) => input.data_bytes(bytes).await,
+                    ToTarget::Resize { cols, rows } => {
+                        input.window_change(cols.into(), rows.into(), 0, 0).await
+                    }
+                };
+                if sent.is_err() {
+                    break;
+                }
+            }
+        });
+        Self {
+            output,
+            to_target,
+            writer,
+            waiting: std::collections::VecDeque::new(),
+            waiting_bytes: 0,
+            connection,
+            target,
+            exit_status: None,
+            exit_signal: None,
+            closed: false,
+        }
+    }
+
+    /// How the session ended, once the channel closed.
+    fn ended(&self) -> Step {
+        let (code, reason) = match (self.exit_status, &self.exit_signal) {
+            (Some(status), _) => (
+                CloseCode::Exited,
+                format!("the shell exited with status {status}"),
+            ),
+            (None, Some(signal)) => (
+                CloseCode::Exited,
+                format!("the shell was killed by signal {signal}"),
+            ),
+            (None, None) if self.connection.is_closed() => (
+                CloseCode::TargetLost,
+                format!("the connection to {} was lost", self.target),
+            ),
+            (None, None) => (CloseCode::TargetLost, "the shell ended".to_owned()),
+        };
+        Step::Ended { code, reason }
+    }
+}
+
+impl TermBackend for SshTerm {
+    fn input(&mut self, bytes: bytes::Bytes) -> Result<(), InputOverflow> {
+        self.waiting_bytes += bytes.len();
+        self.waiting.push_back(ToTarget::Input(bytes));
+        if self.waiting_bytes > MAX_WAITING_INPUT {
+            return Err(InputOverflow);
+        }
+        Ok(())
+    }
+
+    fn resize(&mut self, cols: u16, rows: u16) {
+        self.waiting.push_back(ToTarget::Resize { cols, rows });
+    }
+
+    fn has_pending_input(&self) -> bool {
+        !self.waiting.is_empty()
+    }
+
+    async fn step(&mut self, read_output: bool) -> Step {
+        if self.closed {
+            return self.ended();
+        }
+        loop {
+            tokio::select! {
+                biased;
+                permit = self.to_target.reserve(), if !self.waiting.is_empty() => {
+                    let Ok(permit) = permit else {
+                        return Step::Ended {
+                            code: CloseCode::TargetLost,
+                            reason: format!("the connection to {} was lost", self.target),
+                        };
+                    };
+                    let message = self.waiting.pop_front().expect("not empty");
+                    if let ToTarget::Input(bytes) = &message {
+                        self.waiting_bytes -= bytes.len();
+                    }
+                    permit.send(message);
+                    return Step::Progress;
+                }
+                message = self.output.wait(), if read_output => {
+                    // What russh already holds goes out as one frame.
+                    let mut batch: Vec<u8> = Vec::new();
+                    let mut next = Some(message);
+                    while let Some(message) = next.take() {
+                        match message {
+                            Some(ChannelMsg::Data { data } | ChannelMsg::ExtendedData { data, .. }) => {
+                                batch.extend_from_slice(&data);
+                            }
+                            Some(ChannelMsg::ExitStatus { exit_status }) => {
+                                self.exit_status = Some(exit_status);
+                            }
+                            Some(ChannelMsg::ExitSignal { signal_name, .. }) => {
+                                self.exit_signal = Some(format!("{signal_name:?}"));
+                            }
+                            Some(ChannelMsg::Close) | None => {
+                                self.closed = true;
+                                break;
+                            }
+                            Some(_) => {}
+                        }
+                        if batch.len() < OUTPUT_BATCH {
+                            next = self.output.wait().now_or_never();
+                        }
+                    }
+                    if !batch.is_empty() {
+                        return Step::Output(batch);
+                    }
+                    if self.closed {
+                        return self.ended();
+                    }
+                }
+            }
+        }
+    }
+
+    async fn close(self) {
+        self.writer.abort();
+        let _ = self
+            .connection
+            .disconnect(russh::Disconnect::ByApplication, "session ended", "en")
+            .await;
+    }
 }
 
 /// The line discipline xterm.js expects, sent with the PTY request as OpenSSH's client sends
@@ -289,7 +447,7 @@ pub async fn open_shell(
     login: Login,
     cols: u16,
     rows: u16,
-) -> Result<Shell, SshError> {
+) -> Result<SshTerm, SshError> {
     let target = format!("{}:{}", login.host, login.port);
     let limit = config.connect_timeout;
     match tokio::time::timeout(limit, open(config, login, cols, rows)).await {
@@ -303,7 +461,7 @@ async fn open(
     login: Login,
     cols: u16,
     rows: u16,
-) -> Result<Shell, SshError> {
+) -> Result<SshTerm, SshError> {
     let target = format!("{}:{}", login.host, login.port);
     let verdict = Arc::new(std::sync::Mutex::new(HostKeyVerdict::default()));
     let checker = Checker {
@@ -352,11 +510,7 @@ async fn open(
         .await
         .map_err(|e| SshError::Protocol(format!("no shell: {e}")))?;
     let (output, input) = channel.split();
-    Ok(Shell {
-        output,
-        input,
-        connection,
-    })
+    Ok(SshTerm::new(output, input, connection, target))
 }
 
 async fn authenticate(

@@ -58,6 +58,7 @@ pub fn config(known_hosts: PathBuf, policy: HostKeyPolicy) -> ConsoleConfig {
         limits: Limits::default(),
         term: oobkit_term::TermConfig::default(),
         links: oobkit_term::OneTimeConfig::default(),
+        amts: Vec::new(),
     }
 }
 

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Refreshes the vendored terminal (npm @xterm/xterm and @xterm/addon-fit, both MIT) that
-# web_console serves from its binary: downloads each package with `npm pack`, checks the
+# web_console serves from its binary (through oobkit-webassets): downloads each package with `npm pack`, checks the
 # tarball's own SHA-512 against the npm registry's integrity hash, and keeps the browser build,
 # the stylesheet and the licence. Nothing here runs at build time.
 #
-# Usage: examples/web_console/assets/refresh-xterm.sh [XTERM_VERSION FIT_VERSION]
+# Usage: crates/webassets/refresh-xterm.sh [XTERM_VERSION FIT_VERSION]
 #        (default: the versions in XTERM)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)

@@ -1,0 +1,39 @@
+// The screen page: noVNC (served by this console from its binary) on /ws/display, the
+// one-time link's id (from the URL fragment, never sent to a server) in a subprotocol.
+import RFB from '/novnc/core/rfb.js';
+
+const status = document.getElementById('status');
+const again = document.getElementById('again');
+const id = location.hash.slice(1);
+history.replaceState(null, '', location.pathname);
+again.addEventListener('click', () => location.assign('/'));
+
+function say(text, state) {
+  status.textContent = text;
+  document.body.dataset.state = state;
+  if (state !== 'connecting' && state !== 'connected') again.hidden = false;
+}
+
+if (!/^[A-Za-z0-9_-]{22}$/.test(id)) {
+  say('this page needs a session link: open the screen from the console\'s home page', 'refused');
+} else {
+  let connected = false;
+  const scheme = location.protocol === 'https:' ? 'wss://' : 'ws://';
+  const rfb = new RFB(document.getElementById('screen'), scheme + location.host + '/ws/display',
+                      { wsProtocols: ['binary', 'oobkit.session.' + id] });
+  rfb.scaleViewport = true;
+  rfb.addEventListener('connect', () => { connected = true; say('connected', 'connected'); });
+  rfb.addEventListener('desktopname', (e) => {
+    document.title = e.detail.name;
+    document.body.dataset.desktop = e.detail.name;
+  });
+  rfb.addEventListener('disconnect', () => {
+    if (!connected) {
+      say('refused: the link was used already or expired, or the AMT refused the screen ' +
+          '(KVM disabled, busy, or user consent missing): see the console\'s home page', 'refused');
+    } else {
+      say('disconnected: the AMT ended the screen (it allows one viewer, and ends idle ones)', 'disconnected');
+    }
+  });
+  window.consoleRfb = rfb;
+}

@@ -1,0 +1,230 @@
+//! The console's AMT side, in headless Chromium against the simulated AMT: the home page lists
+//! it with its state; the serial console runs a command in the simulator's console; the screen
+//! shows its colour bars in noVNC (after user consent: a wrong code refused, the right one
+//! taken); power off and on are seen in the list.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use common::{Console, TOKEN};
+use fantoccini::{Client, Locator};
+use oobkit_io::Endpoint;
+use oobkit_io::redirection::RedirTarget;
+use oobkit_testkit::browser::{browser, canvas_colours, chromedriver};
+use web_console::AmtTarget;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+async fn simulator() -> (amt_sim::Simulator, AmtTarget) {
+    let mut config = amt_sim::SimConfig::loopback("sim-password-1");
+    config.redir_listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+    let sim = amt_sim::Simulator::start(config).await.unwrap();
+    let target = AmtTarget {
+        name: "lab-amt".into(),
+        wsman: Endpoint::plain("127.0.0.1", sim.http_addr.port()),
+        redirection: RedirTarget {
+            endpoint: Endpoint::plain("127.0.0.1", sim.redir_addr.unwrap().port()),
+            transport: oobkit_redir::Transport::Tcp,
+            user: "admin".into(),
+            password: "sim-password-1".into(),
+        },
+    };
+    (sim, target)
+}
+
+async fn js(page: &Client, script: &str) -> serde_json::Value {
+    page.execute(script, vec![]).await.unwrap()
+}
+
+async fn until(page: &Client, script: &str, within: Duration) -> serde_json::Value {
+    let started = Instant::now();
+    loop {
+        let value = js(page, script).await;
+        if !value.is_null() && value != false && value != "" {
+            return value;
+        }
+        assert!(
+            started.elapsed() < within,
+            "not true within {within:?}: {script}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The home page, logged in with the token, once the AMT is listed.
+async fn home(page: &Client, console: &Console) {
+    page.goto(&format!("http://{}/#token={TOKEN}", console.addr))
+        .await
+        .unwrap();
+    until(
+        page,
+        "return document.querySelector('.amt[data-name=\"lab-amt\"] .facts')",
+        WAIT,
+    )
+    .await;
+}
+
+async fn click(page: &Client, css: &str) {
+    page.find(Locator::Css(css))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_serial_console_runs_a_command_in_the_simulator() {
+    let (_sim, amt) = simulator().await;
+    let console = Console::start_with("", |c| c.amts = vec![amt]).await;
+    let driver = chromedriver().await;
+    let page = browser(&driver, 1000, 700).await;
+    home(&page, &console).await;
+    let facts = js(
+        &page,
+        "return document.querySelector('.amt .facts').textContent",
+    )
+    .await;
+    assert!(
+        facts.as_str().unwrap().contains("serial console enabled"),
+        "{facts}"
+    );
+    click(&page, ".amt[data-name=\"lab-amt\"] button.sol").await;
+    until(
+        &page,
+        "return window.consoleState && window.consoleState.state === 'open'",
+        WAIT,
+    )
+    .await;
+    let screen = "(() => { const b = window.term.buffer.active; const out = [];
+                  for (let i = 0; i < b.length; i++) out.push(b.getLine(i).translateToString(true));
+                  return out.join('\\n'); })()";
+    let input = page
+        .find(Locator::Css(".xterm-helper-textarea"))
+        .await
+        .unwrap();
+    input.send_keys("\n").await.unwrap();
+    until(
+        &page,
+        &format!("return ({screen}).includes('login: ')"),
+        WAIT,
+    )
+    .await;
+    input.send_keys("operator\n").await.unwrap();
+    until(
+        &page,
+        &format!("return ({screen}).includes('Password: ')"),
+        WAIT,
+    )
+    .await;
+    input.send_keys("anything\n").await.unwrap();
+    input
+        .send_keys("echo sol-through-the-page\n")
+        .await
+        .unwrap();
+    until(
+        &page,
+        &format!("return ({screen}).includes('\\nsol-through-the-page')"),
+        WAIT,
+    )
+    .await;
+    input.send_keys("uname\n").await.unwrap();
+    until(
+        &page,
+        &format!("return ({screen}).includes('SimulatedOS')"),
+        WAIT,
+    )
+    .await;
+    page.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_screen_needs_consent_then_shows_the_colour_bars() {
+    let (sim, amt) = simulator().await;
+    // Consent for KVM, as many AMTs in client control mode want.
+    let mut client = oobkit_io::WsmanClient::new(amt.wsman.clone(), "admin", "sim-password-1");
+    let mut opt_in = client
+        .get(oobkit_wsman::ops::get_opt_in_service())
+        .await
+        .unwrap();
+    opt_in.set("OptInRequired", "1");
+    client
+        .get(oobkit_wsman::Request::put(opt_in))
+        .await
+        .unwrap();
+    let console = Console::start_with("", |c| c.amts = vec![amt]).await;
+    let driver = chromedriver().await;
+    let page = browser(&driver, 1100, 900).await;
+    home(&page, &console).await;
+    click(&page, ".amt[data-name=\"lab-amt\"] button.kvm").await;
+    // The page asks for the code the AMT shows on the managed screen.
+    until(
+        &page,
+        "return !document.querySelector('.amt .consent').hidden",
+        WAIT,
+    )
+    .await;
+    let code = sim
+        .device()
+        .consent_code_on_screen()
+        .expect("a code on the screen");
+    let wrong = (code + 1) % 1_000_000;
+    let field = page.find(Locator::Css(".amt input.code")).await.unwrap();
+    field.send_keys(&format!("{wrong:06}")).await.unwrap();
+    click(&page, ".amt button.send-code").await;
+    let message = until(
+        &page,
+        "const m = document.querySelector('.amt .message').textContent; return m.includes('refused') ? m : ''",
+        WAIT,
+    )
+    .await;
+    assert!(message.as_str().unwrap().contains("refused"), "{message}");
+    // The right one opens the screen.
+    let code = sim
+        .device()
+        .consent_code_on_screen()
+        .expect("still a code on the screen");
+    field.clear().await.unwrap();
+    field.send_keys(&format!("{code:06}")).await.unwrap();
+    click(&page, ".amt button.send-code").await;
+    until(
+        &page,
+        "return location.pathname === '/display' && document.body.dataset.state === 'connected'",
+        WAIT,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let seen = canvas_colours(&page, "#screen canvas", 8).await;
+    for (i, (got, want)) in seen.iter().zip(oobkit_rfb::BARS).enumerate() {
+        let close = got.iter().zip(want).all(|(g, w)| g.abs_diff(w) < 40);
+        assert!(
+            close,
+            "bar {i}: screenshot {got:?}, pattern {want:?} (all: {seen:?})"
+        );
+    }
+    page.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn power_off_and_on_are_seen_in_the_list() {
+    let (sim, amt) = simulator().await;
+    let console = Console::start_with("", |c| c.amts = vec![amt]).await;
+    let driver = chromedriver().await;
+    let page = browser(&driver, 1000, 700).await;
+    home(&page, &console).await;
+    let power = |state: &str| {
+        format!(
+            "const f = document.querySelector('.amt .facts'); return f && f.dataset.power.startsWith('{state}')"
+        )
+    };
+    assert_eq!(js(&page, &power("on")).await, true);
+    click(&page, ".amt button.power-off").await;
+    until(&page, &power("off"), WAIT).await;
+    assert_eq!(sim.device().power_state(), 8);
+    click(&page, ".amt button.power-on").await;
+    until(&page, &power("on"), WAIT).await;
+    assert_eq!(sim.device().power_state(), 2);
+    page.close().await.unwrap();
+}
