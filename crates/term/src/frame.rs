@@ -277,6 +277,12 @@ impl<'a> Frame<'a> {
     }
 }
 
+/// `text` cut to at most `max` bytes at a character boundary (a websocket close reason holds
+/// 123 bytes).
+pub fn truncate_reason(text: &str, max: usize) -> &str {
+    truncate(text, max)
+}
+
 /// `text` cut to at most `max` bytes at a character boundary.
 pub(crate) fn truncate(text: &str, max: usize) -> &str {
     if text.len() <= max {

@@ -65,7 +65,9 @@ mod frame;
 mod onetime;
 mod server;
 
-pub use frame::{CloseCode, Frame, FrameError, FrameType, MAX_DIMENSION, MAX_REASON};
+pub use frame::{
+    CloseCode, Frame, FrameError, FrameType, MAX_DIMENSION, MAX_REASON, truncate_reason,
+};
 pub use onetime::{CreateError, OneTimeConfig, OneTimeSessions, SessionId};
 pub use server::{TermConfig, TermEvent, TermServer};
 

@@ -785,15 +785,24 @@ async fn display_session(
         output: 0,
         input: 0,
     };
-    let mut page = oobkit_io::websocket::into_byte_stream(ws, limits.write);
+    let mut ws = ws;
     let session = match amt.open(oobkit_redir::codec::SessionKind::Kvm).await {
         Ok(session) => session,
         Err(reason) => {
-            // noVNC shows a close reason; the RFB stream never started.
+            // The page reads the reason from the websocket's close (the RFB stream never
+            // started): busy, consent missing, KVM disabled, refused.
+            use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+            let text: String = oobkit_term::truncate_reason(&reason, 120).to_owned();
+            let frame = CloseFrame {
+                code: oobkit_term::CloseCode::TargetFailed.code().into(),
+                reason: text.into(),
+            };
+            let _ = tokio::time::timeout(limits.write, ws.close(Some(frame))).await;
             end.reason = format!("KVM failed: {reason}");
             return end;
         }
     };
+    let mut page = oobkit_io::websocket::into_byte_stream(ws, limits.write);
     let rfb = session.into_rfb();
     use tokio::io::AsyncWriteExt as _;
     if !rfb.early.is_empty() && page.write_all(&rfb.early).await.is_err() {

@@ -228,3 +228,41 @@ async fn power_off_and_on_are_seen_in_the_list() {
     assert_eq!(sim.device().power_state(), 2);
     page.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_screen_is_refused_with_the_reason_in_the_page() {
+    let (_sim, amt) = simulator().await;
+    let console = Console::start_with("", |c| c.amts = vec![amt]).await;
+    let driver = chromedriver().await;
+    let first = browser(&driver, 1000, 700).await;
+    home(&first, &console).await;
+    click(&first, ".amt[data-name=\"lab-amt\"] button.kvm").await;
+    until(
+        &first,
+        "return document.body.dataset.state === 'connected'",
+        WAIT,
+    )
+    .await;
+    let second = browser(&driver, 1000, 700).await;
+    home(&second, &console).await;
+    click(&second, ".amt[data-name=\"lab-amt\"] button.kvm").await;
+    until(
+        &second,
+        "return document.body.dataset.state === 'refused'",
+        WAIT,
+    )
+    .await;
+    let text = js(
+        &second,
+        "return document.getElementById('status').textContent",
+    )
+    .await;
+    assert!(text.as_str().unwrap().contains("busy"), "{text}");
+    // The first is still connected.
+    assert_eq!(
+        js(&first, "return document.body.dataset.state").await,
+        "connected"
+    );
+    first.close().await.unwrap();
+    second.close().await.unwrap();
+}

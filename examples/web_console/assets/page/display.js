@@ -18,9 +18,12 @@ if (!/^[A-Za-z0-9_-]{22}$/.test(id)) {
   say('this page needs a session link: open the screen from the console\'s home page', 'refused');
 } else {
   let connected = false;
+  let closeReason = '';
   const scheme = location.protocol === 'https:' ? 'wss://' : 'ws://';
-  const rfb = new RFB(document.getElementById('screen'), scheme + location.host + '/ws/display',
-                      { wsProtocols: ['binary', 'oobkit.session.' + id] });
+  // Our own websocket, handed to noVNC, so the console's close reason can be shown.
+  const ws = new WebSocket(scheme + location.host + '/ws/display', ['binary', 'oobkit.session.' + id]);
+  ws.addEventListener('close', (e) => { closeReason = e.reason; });
+  const rfb = new RFB(document.getElementById('screen'), ws);
   rfb.scaleViewport = true;
   rfb.addEventListener('connect', () => { connected = true; say('connected', 'connected'); });
   rfb.addEventListener('desktopname', (e) => {
@@ -28,9 +31,11 @@ if (!/^[A-Za-z0-9_-]{22}$/.test(id)) {
     document.body.dataset.desktop = e.detail.name;
   });
   rfb.addEventListener('disconnect', () => {
-    if (!connected) {
-      say('refused: the link was used already or expired, or the AMT refused the screen ' +
-          '(KVM disabled, busy, or user consent missing): see the console\'s home page', 'refused');
+    if (closeReason) {
+      say('refused: ' + closeReason, 'refused');
+    } else if (!connected) {
+      say('refused: this link was used already or expired: open the screen again from the ' +
+          'console\'s home page', 'refused');
     } else {
       say('disconnected: the AMT ended the screen (it allows one viewer, and ends idle ones)', 'disconnected');
     }
