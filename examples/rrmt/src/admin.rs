@@ -60,6 +60,10 @@ pub enum AdminRequest {
         rows: u16,
         /// TERM.
         term: String,
+        /// The person the administrator acts for, when a gateway (a web console) opens the
+        /// shell on someone's behalf: written in the audit entry.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        for_user: Option<String>,
     },
     /// The terminal of an open shell changed size.
     Resize {
@@ -235,6 +239,12 @@ impl AdminClient {
                 Incoming::Closed => return Err("the server closed the connection".into()),
             }
         }
+    }
+
+    /// The websocket itself, for a caller that drives a shell's bytes and replies in its own
+    /// loop (after `ShellOpened`: binary messages are terminal bytes, text messages replies).
+    pub fn into_websocket(self) -> oobkit_io::WebSocket {
+        self.ws
     }
 
     /// Closes the connection.

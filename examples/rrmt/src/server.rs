@@ -894,8 +894,20 @@ async fn serve_admin(mut ws: WebSocketStream<Tls>, peer: SocketAddr, shared: &Sh
                 cols,
                 rows,
                 term,
+                for_user,
             } => {
-                shell(&mut ws, shared, user, &address, &host, cols, rows, &term).await;
+                let size = (cols, rows);
+                shell(
+                    &mut ws,
+                    shared,
+                    user,
+                    &address,
+                    &host,
+                    size,
+                    &term,
+                    for_user.as_deref(),
+                )
+                .await;
                 false
             }
             other => {
@@ -1147,9 +1159,9 @@ async fn shell(
     user: &str,
     address: &str,
     host: &str,
-    cols: u16,
-    rows: u16,
+    (cols, rows): (u16, u16),
     term: &str,
+    for_user: Option<&str>,
 ) {
     let agent = match connected_agent(shared, host) {
         Ok(agent) => agent,
@@ -1165,7 +1177,14 @@ async fn shell(
             address,
             host,
             "shell",
-            &format!("{term} {cols}x{rows}"),
+            &match for_user {
+                // Bounded: the name comes from the gateway, the log must stay readable.
+                Some(person) => format!(
+                    "{term} {cols}x{rows} for {}",
+                    person.chars().take(128).collect::<String>()
+                ),
+                None => format!("{term} {cols}x{rows}"),
+            },
         )
     });
     tracing::info!("administrator {user} opens a shell on {host}");

@@ -164,12 +164,16 @@ async fn main() {
                 keepalive: Duration::from_secs(30),
             },
             targets: TargetList(vec!["127.0.0.1:*".parse().unwrap()]),
-            auth: GatewayAuth::Bearer(TOKEN.into()),
+            auth: GatewayAuth::Bearer {
+                token: TOKEN.into(),
+                user: "web-alice".into(),
+            },
             allowed_origins: Vec::new(),
             limits: Limits::default(),
             term: oobkit_term::TermConfig::default(),
             links: oobkit_term::OneTimeConfig::default(),
             amts: Vec::new(),
+            rrmt: None,
         },
     ));
     // webssh, on Debian's python3 in the venv ./test.sh makes.

@@ -148,5 +148,18 @@ async fn list(shared: &Shared) -> serde_json::Value {
         .iter()
         .map(ToString::to_string)
         .collect();
-    serde_json::json!({ "amts": asked, "ssh": ssh })
+    let rrmt = match &shared.config.rrmt {
+        None => serde_json::Value::Null,
+        Some(config) => match config.hosts().await {
+            Ok(hosts) => serde_json::json!({
+                "reachable": true,
+                "hosts": hosts.iter().map(|h| serde_json::json!({
+                    "name": h.record.name, "online": h.online,
+                    "revoked": h.record.revoked.is_some(),
+                })).collect::<Vec<_>>(),
+            }),
+            Err(e) => serde_json::json!({ "reachable": false, "error": e }),
+        },
+    };
+    serde_json::json!({ "amts": asked, "ssh": ssh, "rrmt": rrmt })
 }

@@ -17,6 +17,7 @@ pub mod amt;
 pub mod assets;
 pub mod backend;
 mod inventory;
+pub mod rrmt;
 pub mod ssh;
 pub mod targets;
 
@@ -48,6 +49,7 @@ use zeroize::Zeroize as _;
 
 pub use amt::AmtTarget;
 use backend::{Step, TermBackend};
+pub use rrmt::RrmtConfig;
 pub use ssh::{Credential, HostKeyPolicy, Login, SshConfig, SshError};
 pub use targets::{TargetList, TargetPattern};
 
@@ -102,7 +104,12 @@ impl Default for Limits {
 pub enum GatewayAuth {
     /// `Authorization: Bearer TOKEN` (compared in constant time). The login page carries it
     /// in its URL fragment, which browsers never send to a server.
-    Bearer(String),
+    Bearer {
+        /// The token.
+        token: String,
+        /// Whom it stands for, in logs and audit entries.
+        user: String,
+    },
     /// HTTP Digest (RFC 7616) for one user.
     Digest {
         /// The user.
@@ -116,7 +123,7 @@ pub enum GatewayAuth {
 impl std::fmt::Debug for GatewayAuth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Bearer(_) => f.write_str("Bearer(..)"),
+            Self::Bearer { user, .. } => write!(f, "Bearer({user}, ..)"),
             Self::Digest { user, .. } => write!(f, "Digest({user}, ..)"),
         }
     }
@@ -141,6 +148,8 @@ pub struct ConsoleConfig {
     pub links: OneTimeConfig,
     /// AMTs offered by name: their serial console, screen, power and consent.
     pub amts: Vec<AmtTarget>,
+    /// An RRMT server whose hosts' shells are offered.
+    pub rrmt: Option<RrmtConfig>,
 }
 
 /// A session created and not yet opened.
@@ -158,6 +167,13 @@ enum Opening {
     Sol(Arc<AmtTarget>),
     /// An AMT's screen (a display, in noVNC).
     Kvm(Arc<AmtTarget>),
+    /// A shell on an RRMT host (a terminal), opened for the person named.
+    Rrmt {
+        /// The host.
+        host: String,
+        /// The web user, for the RRMT server's audit log.
+        person: String,
+    },
 }
 
 impl Opening {
@@ -166,6 +182,7 @@ impl Opening {
             Self::Ssh(login) => format!("{}@{}:{}", login.user, login.host, login.port),
             Self::Sol(amt) => format!("{} (serial console)", amt.name),
             Self::Kvm(amt) => format!("{} (screen)", amt.name),
+            Self::Rrmt { host, .. } => format!("{host} (RRMT shell)"),
         }
     }
 
@@ -317,6 +334,8 @@ async fn connection(
 struct SessionRequest {
     /// An AMT of the console's, by name (then `kind` says what of it).
     target: Option<String>,
+    /// A host of the RRMT server: a shell on it.
+    rrmt_host: Option<String>,
     kind: Option<String>,
     #[serde(default)]
     host: String,
@@ -378,13 +397,13 @@ fn gateway_user(
         why
     };
     match &shared.config.auth {
-        GatewayAuth::Bearer(token) => {
+        GatewayAuth::Bearer { token, user } => {
             let given = authorization
                 .and_then(|a| a.strip_prefix("Bearer "))
                 .map(str::trim);
             match given {
                 Some(given) if bool::from(given.as_bytes().ct_eq(token.as_bytes())) => {
-                    Ok("bearer".into())
+                    Ok(user.clone())
                 }
                 _ => {
                     let why = refused(if given.is_some() {
@@ -534,6 +553,7 @@ fn create_session(
     };
     let SessionRequest {
         target: amt_name,
+        rrmt_host,
         kind,
         host,
         port,
@@ -543,6 +563,16 @@ fn create_session(
         passphrase,
         gateway_key,
     } = parsed;
+    if let Some(host) = rrmt_host {
+        if shared.config.rrmt.is_none() {
+            return bad("this console has no RRMT server");
+        }
+        if host.is_empty() || host.len() > 128 {
+            return bad("rrmt_host: a host name");
+        }
+        let person = creator.clone();
+        return link(Opening::Rrmt { host, person }, creator, peer, shared);
+    }
     if let Some(name) = amt_name {
         let Some(amt) = shared.amts.iter().find(|a| a.name == name) else {
             return bad(&format!("no target named {:?}", truncate(&name, 64)));
@@ -895,6 +925,16 @@ async fn run(ws: WebSocketStream<TcpStream>, opening: Opening, shared: &Shared) 
                 return relay(sol, term, tx, rx, timer, end, shared).await;
             }
             Err(e) => e,
+        },
+        Opening::Rrmt { host, person } => match &shared.config.rrmt {
+            Some(config) => match rrmt::RrmtTerm::open(config, &host, cols, rows, &person).await {
+                Ok(shell) => {
+                    tracing::info!("{what}: opened for {person}, {cols}x{rows}");
+                    return relay(shell, term, tx, rx, timer, end, shared).await;
+                }
+                Err(e) => e,
+            },
+            None => "this console has no RRMT server".into(),
         },
         Opening::Kvm(_) => "a screen is not a terminal".into(),
     };

@@ -11,7 +11,7 @@ use oobkit_io::redirection::RedirTarget;
 use oobkit_redir::Transport;
 use oobkit_term::{OneTimeConfig, TermConfig};
 use web_console::{
-    AmtTarget, ConsoleConfig, GatewayAuth, HostKeyPolicy, Limits, SshConfig, TargetList,
+    AmtTarget, ConsoleConfig, GatewayAuth, HostKeyPolicy, Limits, RrmtConfig, SshConfig, TargetList,
 };
 
 /// One browser console for SSH and AMT: terminals (xterm.js) for SSH shells and AMT serial
@@ -56,6 +56,10 @@ struct Cli {
     /// File holding the bearer token for POST /sessions (trailing newline stripped).
     #[arg(long, value_name = "FILE", conflicts_with = "digest_user")]
     token_file: Option<PathBuf>,
+    /// Whom the bearer token stands for, in logs and audit entries (an RRMT server's audit
+    /// log names this person for shells opened here).
+    #[arg(long, default_value_t = default_user())]
+    token_user: String,
     /// Use HTTP Digest for POST /sessions with this user; the password from
     /// WEB_CONSOLE_DIGEST_PASSWORD.
     #[arg(long, value_name = "USER")]
@@ -88,6 +92,38 @@ struct Cli {
     /// Offer no simulated AMT (started in this process when no --amt is given).
     #[arg(long)]
     no_simulator: bool,
+    /// An RRMT server whose hosts' shells to offer: its admin endpoint, wss://HOST:PORT. The
+    /// administrator's password from RRMT_PASSWORD.
+    #[arg(long, value_name = "URL")]
+    rrmt: Option<String>,
+    /// The RRMT administrator the console logs in as.
+    #[arg(long, default_value = "admin", env = "RRMT_USER")]
+    rrmt_user: String,
+    /// The RRMT server certificate's SHA-256 fingerprint (as rrmt-server prints it).
+    #[arg(long, env = "RRMT_FINGERPRINT")]
+    rrmt_fingerprint: Option<String>,
+    /// A CA file to verify the RRMT server's certificate with.
+    #[arg(long)]
+    rrmt_ca: Option<PathBuf>,
+}
+
+fn rrmt_config(cli: &Cli) -> Result<Option<RrmtConfig>, String> {
+    let Some(url) = &cli.rrmt else {
+        return Ok(None);
+    };
+    let password = std::env::var("RRMT_PASSWORD")
+        .map_err(|_| "--rrmt needs the administrator's password in RRMT_PASSWORD".to_owned())?;
+    let tls = oobkit_io::TlsPolicy::from_flags(
+        cli.rrmt_fingerprint.as_deref(),
+        cli.rrmt_ca.as_deref(),
+        false,
+    )?;
+    let (endpoint, _tls) = rrmt::endpoint_from_url(url, tls)?;
+    Ok(Some(RrmtConfig {
+        endpoint,
+        user: cli.rrmt_user.clone(),
+        password,
+    }))
 }
 
 /// The AMTs to offer, and the simulator when one was started (kept alive here).
@@ -141,6 +177,10 @@ async fn amts(cli: &Cli) -> Result<(Vec<AmtTarget>, Option<amt_sim::Simulator>),
     Ok((targets, None))
 }
 
+fn default_user() -> String {
+    std::env::var("USER").unwrap_or_else(|_| "console-user".into())
+}
+
 fn default_known_hosts() -> PathBuf {
     let base = std::env::var_os("XDG_STATE_HOME")
         .map(PathBuf::from)
@@ -168,7 +208,13 @@ async fn run(cli: Cli) -> Result<(), String> {
         .map_err(|e| format!("cannot listen on {}: {e}", cli.listen))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     let (auth, login_url) = match (&cli.token_file, &cli.digest_user) {
-        (Some(path), _) => (GatewayAuth::Bearer(read_token(path)?), None),
+        (Some(path), _) => (
+            GatewayAuth::Bearer {
+                token: read_token(path)?,
+                user: cli.token_user.clone(),
+            },
+            None,
+        ),
         (None, Some(user)) => {
             let password = std::env::var("WEB_CONSOLE_DIGEST_PASSWORD")
                 .map_err(|_| "--digest-user needs WEB_CONSOLE_DIGEST_PASSWORD".to_owned())?;
@@ -183,7 +229,13 @@ async fn run(cli: Cli) -> Result<(), String> {
         (None, None) => {
             let token = oobkit_io::random_hex16() + &oobkit_io::random_hex16();
             let url = format!("http://{local}/#token={token}");
-            (GatewayAuth::Bearer(token), Some(url))
+            (
+                GatewayAuth::Bearer {
+                    token,
+                    user: cli.token_user.clone(),
+                },
+                Some(url),
+            )
         }
     };
     let known_hosts = cli.known_hosts.clone().unwrap_or_else(default_known_hosts);
@@ -214,6 +266,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             ..OneTimeConfig::default()
         },
         amts,
+        rrmt: rrmt_config(&cli)?,
     };
     let targets: Vec<String> = cli.allow_targets.iter().map(ToString::to_string).collect();
     tracing::info!(

@@ -417,6 +417,7 @@ async fn shell(client: &mut AdminClient, host: String) -> u8 {
             cols,
             rows,
             term,
+            for_user: None,
         })
         .await
     {

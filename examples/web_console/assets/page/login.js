@@ -150,6 +150,35 @@
     box.append(consent, message);
     return box;
   };
+  const renderRrmt = (rrmt) => {
+    const box = document.getElementById("rrmt");
+    const hosts = document.getElementById("rrmt-list");
+    box.hidden = !rrmt;
+    if (!rrmt) return;
+    if (!rrmt.reachable) {
+      hosts.replaceChildren(el("div", { className: "message" }, "the RRMT server cannot be reached: " + rrmt.error));
+      return;
+    }
+    hosts.replaceChildren(...rrmt.hosts.map((host) => {
+      const row = el("div", { className: "amt rrmt-host" });
+      row.dataset.name = host.name;
+      row.dataset.online = host.online;
+      row.appendChild(el("h3", {}, host.name));
+      row.appendChild(el("div", { className: "facts" }, host.revoked ? "token revoked" : host.online ? "agent online" : "agent offline"));
+      const message = el("div", { className: "message" });
+      const shell = el("button", { className: "shell", disabled: !host.online || host.revoked }, "Shell");
+      shell.addEventListener("click", async () => {
+        try {
+          const answer = await post("/sessions", { rrmt_host: host.name });
+          location.assign(answer.url);
+        } catch (e) {
+          message.textContent = e.message;
+        }
+      });
+      row.append(shell, message);
+      return row;
+    }));
+  };
   const refresh = async () => {
     try {
       const reply = await fetch("/targets", { headers: headers(false), credentials: "same-origin" });
@@ -158,6 +187,7 @@
       window.consoleTargets = answer;
       list.replaceChildren(...answer.amts.map(render));
       section.hidden = answer.amts.length === 0;
+      renderRrmt(answer.rrmt);
     } catch (e) {
       // The SSH form still works without the inventory.
     }

@@ -53,12 +53,16 @@ pub fn config(known_hosts: PathBuf, policy: HostKeyPolicy) -> ConsoleConfig {
             keepalive: Duration::from_secs(30),
         },
         targets: TargetList(vec!["127.0.0.1:*".parse().unwrap()]),
-        auth: GatewayAuth::Bearer(TOKEN.into()),
+        auth: GatewayAuth::Bearer {
+            token: TOKEN.into(),
+            user: "web-alice".into(),
+        },
         allowed_origins: Vec::new(),
         limits: Limits::default(),
         term: oobkit_term::TermConfig::default(),
         links: oobkit_term::OneTimeConfig::default(),
         amts: Vec::new(),
+        rrmt: None,
     }
 }
 
