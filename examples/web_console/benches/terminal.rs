@@ -174,6 +174,7 @@ async fn main() {
             links: oobkit_term::OneTimeConfig::default(),
             amts: Vec::new(),
             rrmt: None,
+            vnc: Vec::new(),
         },
     ));
     // webssh, on Debian's python3 in the venv ./test.sh makes.

@@ -161,5 +161,6 @@ async fn list(shared: &Shared) -> serde_json::Value {
             Err(e) => serde_json::json!({ "reachable": false, "error": e }),
         },
     };
-    serde_json::json!({ "amts": asked, "ssh": ssh, "rrmt": rrmt })
+    let vnc: Vec<&str> = shared.config.vnc.iter().map(|v| v.name.as_str()).collect();
+    serde_json::json!({ "amts": asked, "ssh": ssh, "rrmt": rrmt, "vnc": vnc })
 }

@@ -150,6 +150,18 @@ pub struct ConsoleConfig {
     pub amts: Vec<AmtTarget>,
     /// An RRMT server whose hosts' shells are offered.
     pub rrmt: Option<RrmtConfig>,
+    /// VNC servers offered by name (their screens in noVNC; VNC passwords are asked by noVNC
+    /// in the page and never pass through the console).
+    pub vnc: Vec<VncTarget>,
+}
+
+/// A VNC server the console offers.
+#[derive(Debug, Clone)]
+pub struct VncTarget {
+    /// The name in the page and the API.
+    pub name: String,
+    /// Where it listens.
+    pub addr: String,
 }
 
 /// A session created and not yet opened.
@@ -167,6 +179,8 @@ enum Opening {
     Sol(Arc<AmtTarget>),
     /// An AMT's screen (a display, in noVNC).
     Kvm(Arc<AmtTarget>),
+    /// A VNC server's screen (a display, in noVNC).
+    Vnc(VncTarget),
     /// A shell on an RRMT host (a terminal), opened for the person named.
     Rrmt {
         /// The host.
@@ -182,12 +196,13 @@ impl Opening {
             Self::Ssh(login) => format!("{}@{}:{}", login.user, login.host, login.port),
             Self::Sol(amt) => format!("{} (serial console)", amt.name),
             Self::Kvm(amt) => format!("{} (screen)", amt.name),
+            Self::Vnc(vnc) => format!("{} (VNC at {})", vnc.name, vnc.addr),
             Self::Rrmt { host, .. } => format!("{host} (RRMT shell)"),
         }
     }
 
     fn is_display(&self) -> bool {
-        matches!(self, Self::Kvm(_))
+        matches!(self, Self::Kvm(_) | Self::Vnc(_))
     }
 }
 
@@ -336,6 +351,8 @@ struct SessionRequest {
     target: Option<String>,
     /// A host of the RRMT server: a shell on it.
     rrmt_host: Option<String>,
+    /// A VNC server of the console's, by name.
+    vnc: Option<String>,
     kind: Option<String>,
     #[serde(default)]
     host: String,
@@ -554,6 +571,7 @@ fn create_session(
     let SessionRequest {
         target: amt_name,
         rrmt_host,
+        vnc,
         kind,
         host,
         port,
@@ -563,6 +581,12 @@ fn create_session(
         passphrase,
         gateway_key,
     } = parsed;
+    if let Some(name) = vnc {
+        let Some(target) = shared.config.vnc.iter().find(|v| v.name == name) else {
+            return bad(&format!("no VNC server named {:?}", truncate(&name, 64)));
+        };
+        return link(Opening::Vnc(target.clone()), creator, peer, shared);
+    }
     if let Some(host) = rrmt_host {
         if shared.config.rrmt.is_none() {
             return bad("this console has no RRMT server");
@@ -782,6 +806,7 @@ async fn upgrade_session(
     let started = Instant::now();
     let end = match pending.opening {
         Opening::Kvm(amt) => display_session(ws, &amt, shared).await,
+        Opening::Vnc(vnc) => vnc_session(ws, &vnc, shared).await,
         terminal => run(ws, terminal, shared).await,
     };
     drop((place, address_place));
@@ -842,6 +867,54 @@ async fn display_session(
     let relayed = oobkit_io::relay_bounded(
         page,
         rfb.stream,
+        oobkit_io::RelayLimits {
+            write: limits.write,
+            a_silent: shared.config.term.idle,
+        },
+    )
+    .await;
+    end.output = relayed.b_to_a;
+    end.input = relayed.a_to_b;
+    end.reason = format!("{:?} {:?}", relayed.side, relayed.cause);
+    end
+}
+
+/// A VNC server's screen: its TCP stream relayed to noVNC's websocket as bytes.
+async fn vnc_session(
+    mut ws: WebSocketStream<TcpStream>,
+    vnc: &VncTarget,
+    shared: &Shared,
+) -> RunEnd {
+    let limits = shared.config.limits;
+    let mut end = RunEnd {
+        reason: String::new(),
+        output: 0,
+        input: 0,
+    };
+    let connected =
+        tokio::time::timeout(limits.handshake, TcpStream::connect(vnc.addr.as_str())).await;
+    let tcp = match connected {
+        Ok(Ok(tcp)) => tcp,
+        failed => {
+            let why = match failed {
+                Ok(Err(e)) => format!("{} cannot be reached: {e}", vnc.name),
+                _ => format!("{} did not answer within {:?}", vnc.name, limits.handshake),
+            };
+            use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+            let frame = CloseFrame {
+                code: CloseCode::TargetFailed.code().into(),
+                reason: oobkit_term::truncate_reason(&why, 120).to_owned().into(),
+            };
+            let _ = tokio::time::timeout(limits.write, ws.close(Some(frame))).await;
+            end.reason = why;
+            return end;
+        }
+    };
+    let _ = tcp.set_nodelay(true);
+    let page = oobkit_io::websocket::into_byte_stream(ws, limits.write);
+    let relayed = oobkit_io::relay_bounded(
+        page,
+        tcp,
         oobkit_io::RelayLimits {
             write: limits.write,
             a_silent: shared.config.term.idle,
@@ -936,7 +1009,7 @@ async fn run(ws: WebSocketStream<TcpStream>, opening: Opening, shared: &Shared) 
             },
             None => "this console has no RRMT server".into(),
         },
-        Opening::Kvm(_) => "a screen is not a terminal".into(),
+        Opening::Kvm(_) | Opening::Vnc(_) => "a screen is not a terminal".into(),
     };
     term.close(CloseCode::TargetFailed, &failed);
     let _ = send_pending(&mut term, &mut tx, limits.write).await;

@@ -11,7 +11,8 @@ use oobkit_io::redirection::RedirTarget;
 use oobkit_redir::Transport;
 use oobkit_term::{OneTimeConfig, TermConfig};
 use web_console::{
-    AmtTarget, ConsoleConfig, GatewayAuth, HostKeyPolicy, Limits, RrmtConfig, SshConfig, TargetList,
+    AmtTarget, ConsoleConfig, GatewayAuth, HostKeyPolicy, Limits, RrmtConfig, SshConfig,
+    TargetList, VncTarget,
 };
 
 /// One browser console for SSH and AMT: terminals (xterm.js) for SSH shells and AMT serial
@@ -105,6 +106,10 @@ struct Cli {
     /// A CA file to verify the RRMT server's certificate with.
     #[arg(long)]
     rrmt_ca: Option<PathBuf>,
+    /// A VNC server to offer (its screen in noVNC; its password, if any, is asked in the
+    /// page): NAME=HOST:PORT; repeatable.
+    #[arg(long = "vnc", value_name = "NAME=HOST:PORT")]
+    vnc: Vec<String>,
 }
 
 fn rrmt_config(cli: &Cli) -> Result<Option<RrmtConfig>, String> {
@@ -267,6 +272,19 @@ async fn run(cli: Cli) -> Result<(), String> {
         },
         amts,
         rrmt: rrmt_config(&cli)?,
+        vnc: cli
+            .vnc
+            .iter()
+            .map(|spec| {
+                spec.split_once('=')
+                    .filter(|(n, a)| !n.is_empty() && a.contains(':'))
+                    .map(|(name, addr)| VncTarget {
+                        name: name.to_owned(),
+                        addr: addr.to_owned(),
+                    })
+                    .ok_or_else(|| format!("--vnc {spec}: want NAME=HOST:PORT"))
+            })
+            .collect::<Result<_, _>>()?,
     };
     let targets: Vec<String> = cli.allow_targets.iter().map(ToString::to_string).collect();
     tracing::info!(

@@ -266,3 +266,56 @@ async fn a_second_screen_is_refused_with_the_reason_in_the_page() {
     first.close().await.unwrap();
     second.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configured_vnc_server_shows_in_novnc() {
+    // A VNC server: the simulator's colour-bar RFB screen on a plain TCP port.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let limits = amt_sim::rfb::Limits {
+                    write: Duration::from_secs(10),
+                    idle: Duration::from_secs(60),
+                };
+                let _ = amt_sim::rfb::serve(&mut stream, 800, 600, limits).await;
+            });
+        }
+    });
+    let console = Console::start_with("", |c| {
+        c.vnc = vec![web_console::VncTarget {
+            name: "lab-vnc".into(),
+            addr: addr.to_string(),
+        }];
+    })
+    .await;
+    let driver = chromedriver().await;
+    let page = browser(&driver, 1100, 900).await;
+    page.goto(&format!("http://{}/#token={TOKEN}", console.addr))
+        .await
+        .unwrap();
+    until(
+        &page,
+        "return document.querySelector('.vnc-server[data-name=\"lab-vnc\"] button.screen')",
+        WAIT,
+    )
+    .await;
+    click(&page, ".vnc-server[data-name=\"lab-vnc\"] button.screen").await;
+    until(
+        &page,
+        "return location.pathname === '/display' && document.body.dataset.state === 'connected'",
+        WAIT,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let seen = canvas_colours(&page, "#screen canvas", 8).await;
+    for (i, (got, want)) in seen.iter().zip(oobkit_rfb::BARS).enumerate() {
+        let close = got.iter().zip(want).all(|(g, w)| g.abs_diff(w) < 40);
+        assert!(
+            close,
+            "bar {i}: screenshot {got:?}, pattern {want:?} (all: {seen:?})"
+        );
+    }
+    page.close().await.unwrap();
+}

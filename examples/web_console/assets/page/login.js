@@ -150,6 +150,26 @@
     box.append(consent, message);
     return box;
   };
+  const renderVnc = (servers) => {
+    document.getElementById("vnc").hidden = servers.length === 0;
+    document.getElementById("vnc-list").replaceChildren(...servers.map((name) => {
+      const row = el("div", { className: "amt vnc-server" });
+      row.dataset.name = name;
+      row.appendChild(el("h3", {}, name));
+      const message = el("div", { className: "message" });
+      const screen = el("button", { className: "screen" }, "Screen");
+      screen.addEventListener("click", async () => {
+        try {
+          const answer = await post("/sessions", { vnc: name });
+          location.assign(answer.url);
+        } catch (e) {
+          message.textContent = e.message;
+        }
+      });
+      row.append(screen, message);
+      return row;
+    }));
+  };
   const renderRrmt = (rrmt) => {
     const box = document.getElementById("rrmt");
     const hosts = document.getElementById("rrmt-list");
@@ -188,6 +208,7 @@
       list.replaceChildren(...answer.amts.map(render));
       section.hidden = answer.amts.length === 0;
       renderRrmt(answer.rrmt);
+      renderVnc(answer.vnc || []);
     } catch (e) {
       // The SSH form still works without the inventory.
     }

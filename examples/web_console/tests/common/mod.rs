@@ -63,6 +63,7 @@ pub fn config(known_hosts: PathBuf, policy: HostKeyPolicy) -> ConsoleConfig {
         links: oobkit_term::OneTimeConfig::default(),
         amts: Vec::new(),
         rrmt: None,
+        vnc: Vec::new(),
     }
 }
 
