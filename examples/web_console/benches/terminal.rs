@@ -147,6 +147,20 @@ async fn main() {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
 
+    // The simulated AMT, whose serial console is timed too.
+    let mut sim_config = amt_sim::SimConfig::loopback("bench-amt-pass");
+    sim_config.redir_listen = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+    let sim = amt_sim::Simulator::start(sim_config).await.unwrap();
+    let amt = web_console::AmtTarget {
+        name: "sim".into(),
+        wsman: oobkit_io::Endpoint::plain("127.0.0.1", sim.http_addr.port()),
+        redirection: oobkit_io::redirection::RedirTarget {
+            endpoint: oobkit_io::Endpoint::plain("127.0.0.1", sim.redir_addr.unwrap().port()),
+            transport: oobkit_redir::Transport::Tcp,
+            user: "admin".into(),
+            password: "bench-amt-pass".into(),
+        },
+    };
     // web_console, in this process.
     let dir = std::env::temp_dir().join(format!("web-console-bench-kh-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -172,7 +186,7 @@ async fn main() {
             limits: Limits::default(),
             term: oobkit_term::TermConfig::default(),
             links: oobkit_term::OneTimeConfig::default(),
-            amts: Vec::new(),
+            amts: vec![amt],
             rrmt: None,
             vnc: Vec::new(),
         },
@@ -349,6 +363,58 @@ async fn main() {
         .await,
     )
     .unwrap();
+    // 4. The simulated AMT's serial console through web_console: keystroke echo.
+    let body = serde_json::json!({"target": "sim", "kind": "sol"}).to_string();
+    let created = std::process::Command::new("curl")
+        .args([
+            "-sS",
+            "-H",
+            &format!("Authorization: Bearer {TOKEN}"),
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            &body,
+        ])
+        .arg(format!("http://{ours}/sessions"))
+        .output()
+        .unwrap();
+    let answer: serde_json::Value = serde_json::from_slice(&created.stdout).unwrap();
+    page.goto("about:blank").await.unwrap();
+    page.goto(&format!("http://{ours}{}", answer["url"].as_str().unwrap()))
+        .await
+        .unwrap();
+    wait_for(
+        &page,
+        "return window.consoleState && window.consoleState.state === 'open'",
+        Duration::from_secs(20),
+    )
+    .await;
+    page.execute(HARNESS, vec![]).await.unwrap();
+    run_js(
+        &page,
+        &format!("const send = {send_ours}; send('\\r'); await window.__bench.until(window.term, 'login: ', 20000);
+                  send('operator\\r'); await window.__bench.until(window.term, 'Password: ', 20000);
+                  send('x\\r'); await window.__bench.until(window.term, '$ ', 20000);"),
+        vec![],
+    )
+    .await;
+    let mut sol_echo: Vec<f64> = serde_json::from_value(
+        run_js(
+            &page,
+            &format!("return await window.__bench.echo(window.term, {send_ours}, args[0]);"),
+            vec![echoes.into()],
+        )
+        .await,
+    )
+    .unwrap();
+    sol_echo.sort_by(f64::total_cmp);
+    let (sol_p50, sol_p99) = (percentile(&sol_echo, 0.5), percentile(&sol_echo, 0.99));
+    println!(
+        "AMT serial console (simulated) keystroke echo in the page, p50/p99 ms: {sol_p50:.2}/{sol_p99:.2}"
+    );
+    println!(
+        "FIGURE web_console_sol_echo_p50_ms={sol_p50:.3} web_console_sol_echo_p99_ms={sol_p99:.3}"
+    );
     let _ = page.close().await;
     let _ = std::fs::remove_file(&file);
     let _ = std::fs::remove_dir_all(&dir);
