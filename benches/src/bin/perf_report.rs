@@ -386,6 +386,14 @@ fn main() {
             ],
         );
     }
+    if let (Some(browser), Some(native)) = (get("kvm_browser_fps"), get("kvm_native_fps")) {
+        let _ = writeln!(
+            r.md,
+            "- **KVM in the browser** (the simulated AMT's 1024×768 32-bit screen, whole frames back to back): {browser:.1} frames/s drawn by noVNC in headless Chromium through web_console; {native:.1} frames/s read by a native RFB client through kvm_vnc (it decodes nothing and draws nothing: the transport's ceiling, not a viewer's). The serial console's keystroke echo in the page: p50/p99 {}/{} ms.",
+            number(get("web_console_sol_echo_p50_ms").unwrap_or(f64::NAN)),
+            number(get("web_console_sol_echo_p99_ms").unwrap_or(f64::NAN)),
+        );
+    }
     if let (Some(agents), Some(bytes), Some(execs)) = (
         get("rrmt_agents"),
         get("rrmt_bytes_per_agent"),
