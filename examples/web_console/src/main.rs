@@ -90,6 +90,19 @@ struct Cli {
     /// The AMT user for --amt.
     #[arg(long, default_value = "admin")]
     amt_user: String,
+    /// How redirection sessions reach the --amt devices: the redirection port (tcp, 16994 or
+    /// 16995 with TLS) or /ws-redirection on the web port (ws, 16992 or 16993 with TLS).
+    #[arg(long, value_enum, default_value_t = AmtTransport::Tcp)]
+    amt_transport: AmtTransport,
+    /// Talk to the --amt devices over TLS (certificates verified unless --amt-fingerprint).
+    #[arg(long)]
+    amt_tls: bool,
+    /// Trust exactly the AMT certificate with this SHA-256 fingerprint (with --amt-tls).
+    #[arg(long, requires = "amt_tls")]
+    amt_fingerprint: Option<String>,
+    /// Also trust the CAs in this PEM file for the AMTs (with --amt-tls).
+    #[arg(long, requires = "amt_tls")]
+    amt_ca: Option<PathBuf>,
     /// Offer no simulated AMT (started in this process when no --amt is given).
     #[arg(long)]
     no_simulator: bool,
@@ -162,24 +175,53 @@ async fn amts(cli: &Cli) -> Result<(Vec<AmtTarget>, Option<amt_sim::Simulator>),
     }
     let password = std::env::var("AMT_PASSWORD")
         .map_err(|_| "--amt needs the AMT's password in AMT_PASSWORD".to_owned())?;
+    let tls = if cli.amt_tls {
+        Some(oobkit_io::TlsPolicy::from_flags(
+            cli.amt_fingerprint.as_deref(),
+            cli.amt_ca.as_deref(),
+            false,
+        )?)
+    } else {
+        None
+    };
+    let (web_port, redirection_port, transport) = match (cli.amt_transport, cli.amt_tls) {
+        (AmtTransport::Tcp, false) => (16992, 16994, Transport::Tcp),
+        (AmtTransport::Tcp, true) => (16993, 16995, Transport::Tcp),
+        (AmtTransport::Ws, false) => (16992, 16992, Transport::AmtWebSocket),
+        (AmtTransport::Ws, true) => (16993, 16993, Transport::AmtWebSocket),
+    };
     let mut targets = Vec::new();
     for spec in &cli.amts {
         let (name, host) = spec
             .split_once('=')
             .filter(|(n, h)| !n.is_empty() && !h.is_empty())
             .ok_or_else(|| format!("--amt {spec}: want NAME=HOST"))?;
+        let endpoint = |port| {
+            let mut endpoint = Endpoint::plain(host, port);
+            endpoint.tls.clone_from(&tls);
+            endpoint
+        };
         targets.push(AmtTarget {
             name: name.to_owned(),
-            wsman: Endpoint::plain(host, 16992),
+            wsman: endpoint(web_port),
             redirection: RedirTarget {
-                endpoint: Endpoint::plain(host, 16994),
-                transport: Transport::Tcp,
+                endpoint: endpoint(redirection_port),
+                transport,
                 user: cli.amt_user.clone(),
                 password: password.clone(),
             },
         });
     }
     Ok((targets, None))
+}
+
+/// How redirection sessions reach an AMT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum AmtTransport {
+    /// The redirection port, with the protocol's in-band Digest.
+    Tcp,
+    /// `/ws-redirection` on the web port, behind HTTP Digest (AMT 16 and later).
+    Ws,
 }
 
 fn default_user() -> String {

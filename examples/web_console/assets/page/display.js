@@ -37,7 +37,9 @@ if (!/^[A-Za-z0-9_-]{22}$/.test(id)) {
       say('refused: this link was used already or expired: open the screen again from the ' +
           'console\'s home page', 'refused');
     } else {
-      say('disconnected: the AMT ended the screen (it allows one viewer, and ends idle ones)', 'disconnected');
+      say('disconnected: the AMT ended the screen (it allows one viewer, ends idle ones, and ' +
+          'ends a screen too large for its display buffer: then lower the colour depth or ' +
+          'the resolution of the managed machine)', 'disconnected');
     }
   });
   window.consoleRfb = rfb;
