@@ -116,30 +116,15 @@ async fn main() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let console = listener.local_addr().unwrap();
     let dir = std::env::temp_dir().join(format!("frames-bench-{}", std::process::id()));
-    tokio::spawn(web_console::serve(
-        listener,
-        web_console::ConsoleConfig {
-            ssh: web_console::SshConfig {
-                known_hosts: dir.join("known_hosts"),
-                policy: web_console::HostKeyPolicy::Reject,
-                gateway_keys: Vec::new(),
-                connect_timeout: Duration::from_secs(15),
-                keepalive: Duration::from_secs(30),
-            },
-            targets: web_console::TargetList(Vec::new()),
-            auth: web_console::GatewayAuth::Bearer {
-                token: TOKEN.into(),
-                user: "bench".into(),
-            },
-            allowed_origins: Vec::new(),
-            limits: web_console::Limits::default(),
-            term: oobkit_term::TermConfig::default(),
-            links: oobkit_term::OneTimeConfig::default(),
-            amts: vec![amt],
-            rrmt: None,
-            vnc: Vec::new(),
+    let mut config = web_console::ConsoleConfig::new(
+        dir.join("known_hosts"),
+        web_console::GatewayAuth::Bearer {
+            token: TOKEN.into(),
+            user: "bench".into(),
         },
-    ));
+    );
+    config.amts = vec![amt];
+    tokio::spawn(web_console::serve(listener, config));
     let created = std::process::Command::new("curl")
         .args([
             "-sS",

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use fantoccini::Client;
 use oobkit_testkit::browser::{browser, chromedriver};
 use oobkit_testkit::sshd::{self, Sshd};
-use web_console::{ConsoleConfig, GatewayAuth, HostKeyPolicy, Limits, SshConfig, TargetList};
+use web_console::{ConsoleConfig, GatewayAuth, TargetList};
 
 const TOKEN: &str = "bench-token-0123456789abcdef";
 
@@ -167,30 +167,16 @@ async fn main() {
     std::fs::write(dir.join("known_hosts"), sshd.known_hosts_line()).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let ours = listener.local_addr().unwrap();
-    tokio::spawn(web_console::serve(
-        listener,
-        ConsoleConfig {
-            ssh: SshConfig {
-                known_hosts: dir.join("known_hosts"),
-                policy: HostKeyPolicy::Reject,
-                gateway_keys: Vec::new(),
-                connect_timeout: Duration::from_secs(15),
-                keepalive: Duration::from_secs(30),
-            },
-            targets: TargetList(vec!["127.0.0.1:*".parse().unwrap()]),
-            auth: GatewayAuth::Bearer {
-                token: TOKEN.into(),
-                user: "web-alice".into(),
-            },
-            allowed_origins: Vec::new(),
-            limits: Limits::default(),
-            term: oobkit_term::TermConfig::default(),
-            links: oobkit_term::OneTimeConfig::default(),
-            amts: vec![amt],
-            rrmt: None,
-            vnc: Vec::new(),
+    let mut config = ConsoleConfig::new(
+        dir.join("known_hosts"),
+        GatewayAuth::Bearer {
+            token: TOKEN.into(),
+            user: "bench".into(),
         },
-    ));
+    );
+    config.targets = TargetList(vec!["127.0.0.1:*".parse().unwrap()]);
+    config.amts = vec![amt];
+    tokio::spawn(web_console::serve(listener, config));
     // webssh, on Debian's python3 in the venv ./test.sh makes.
     let wssh = concat!(
         env!("CARGO_MANIFEST_DIR"),

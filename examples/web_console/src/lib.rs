@@ -155,6 +155,25 @@ pub struct ConsoleConfig {
     pub vnc: Vec<VncTarget>,
 }
 
+impl ConsoleConfig {
+    /// A console checking SSH host keys against `known_hosts` (unknown keys refused) and
+    /// authenticating callers with `auth`; no targets, default limits and rhythms.
+    pub fn new(known_hosts: impl Into<std::path::PathBuf>, auth: GatewayAuth) -> Self {
+        Self {
+            ssh: SshConfig::new(known_hosts),
+            targets: TargetList::default(),
+            auth,
+            allowed_origins: Vec::new(),
+            limits: Limits::default(),
+            term: TermConfig::default(),
+            links: OneTimeConfig::default(),
+            amts: Vec::new(),
+            rrmt: None,
+            vnc: Vec::new(),
+        }
+    }
+}
+
 /// A VNC server the console offers.
 #[derive(Debug, Clone)]
 pub struct VncTarget {
@@ -834,97 +853,86 @@ async fn display_session(
     amt: &AmtTarget,
     shared: &Shared,
 ) -> RunEnd {
-    let limits = shared.config.limits;
-    let mut end = RunEnd {
-        reason: String::new(),
-        output: 0,
-        input: 0,
-    };
-    let mut ws = ws;
-    let session = match amt.open(oobkit_redir::codec::SessionKind::Kvm).await {
-        Ok(session) => session,
-        Err(reason) => {
-            // The page reads the reason from the websocket's close (the RFB stream never
-            // started): busy, consent missing, KVM disabled, refused.
-            use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-            let text: String = oobkit_term::truncate_reason(&reason, 120).to_owned();
-            let frame = CloseFrame {
-                code: oobkit_term::CloseCode::TargetFailed.code().into(),
-                reason: text.into(),
-            };
-            let _ = tokio::time::timeout(limits.write, ws.close(Some(frame))).await;
-            end.reason = format!("KVM failed: {reason}");
-            return end;
+    match amt.open(oobkit_redir::codec::SessionKind::Kvm).await {
+        Ok(session) => {
+            let rfb = session.into_rfb();
+            relay_screen(ws, rfb.stream, &rfb.early, shared).await
         }
-    };
-    let mut page = oobkit_io::websocket::into_byte_stream(ws, limits.write);
-    let rfb = session.into_rfb();
-    use tokio::io::AsyncWriteExt as _;
-    if !rfb.early.is_empty() && page.write_all(&rfb.early).await.is_err() {
-        end.reason = "the page went away".into();
-        return end;
+        // The RFB stream never started: busy, consent missing, KVM disabled, refused.
+        Err(reason) => refuse_screen(ws, format!("KVM failed: {reason}"), shared).await,
     }
-    let relayed = oobkit_io::relay_bounded(
-        page,
-        rfb.stream,
-        oobkit_io::RelayLimits {
-            write: limits.write,
-            a_silent: shared.config.term.idle,
-        },
-    )
-    .await;
-    end.output = relayed.b_to_a;
-    end.input = relayed.a_to_b;
-    end.reason = format!("{:?} {:?}", relayed.side, relayed.cause);
-    end
 }
 
 /// A VNC server's screen: its TCP stream relayed to noVNC's websocket as bytes.
-async fn vnc_session(
-    mut ws: WebSocketStream<TcpStream>,
-    vnc: &VncTarget,
-    shared: &Shared,
-) -> RunEnd {
+async fn vnc_session(ws: WebSocketStream<TcpStream>, vnc: &VncTarget, shared: &Shared) -> RunEnd {
     let limits = shared.config.limits;
-    let mut end = RunEnd {
-        reason: String::new(),
-        output: 0,
-        input: 0,
-    };
     let connected =
         tokio::time::timeout(limits.handshake, TcpStream::connect(vnc.addr.as_str())).await;
-    let tcp = match connected {
-        Ok(Ok(tcp)) => tcp,
-        failed => {
-            let why = match failed {
-                Ok(Err(e)) => format!("{} cannot be reached: {e}", vnc.name),
-                _ => format!("{} did not answer within {:?}", vnc.name, limits.handshake),
-            };
-            use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-            let frame = CloseFrame {
-                code: CloseCode::TargetFailed.code().into(),
-                reason: oobkit_term::truncate_reason(&why, 120).to_owned().into(),
-            };
-            let _ = tokio::time::timeout(limits.write, ws.close(Some(frame))).await;
-            end.reason = why;
-            return end;
+    match connected {
+        Ok(Ok(tcp)) => {
+            let _ = tcp.set_nodelay(true);
+            relay_screen(ws, tcp, &[], shared).await
         }
+        Ok(Err(e)) => {
+            refuse_screen(ws, format!("{} cannot be reached: {e}", vnc.name), shared).await
+        }
+        Err(_) => {
+            let why = format!("{} did not answer within {:?}", vnc.name, limits.handshake);
+            refuse_screen(ws, why, shared).await
+        }
+    }
+}
+
+/// Ends a screen that never started with `why` in the websocket's close, which the page shows.
+async fn refuse_screen(mut ws: WebSocketStream<TcpStream>, why: String, shared: &Shared) -> RunEnd {
+    use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+    let frame = CloseFrame {
+        code: CloseCode::TargetFailed.code().into(),
+        reason: oobkit_term::truncate_reason(&why, 120).to_owned().into(),
     };
-    let _ = tcp.set_nodelay(true);
-    let page = oobkit_io::websocket::into_byte_stream(ws, limits.write);
+    let _ = tokio::time::timeout(shared.config.limits.write, ws.close(Some(frame))).await;
+    RunEnd {
+        reason: why,
+        output: 0,
+        input: 0,
+    }
+}
+
+/// Relays a screen's RFB stream (after the `early` bytes already read from it) and the page's
+/// websocket as bytes, every write bounded, a page silent for the idle limit ended.
+async fn relay_screen<S>(
+    ws: WebSocketStream<TcpStream>,
+    screen: S,
+    early: &[u8],
+    shared: &Shared,
+) -> RunEnd
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::AsyncWriteExt as _;
+    let limits = shared.config.limits;
+    let mut page = oobkit_io::websocket::into_byte_stream(ws, limits.write);
+    if !early.is_empty() && page.write_all(early).await.is_err() {
+        return RunEnd {
+            reason: "the page went away".into(),
+            output: 0,
+            input: 0,
+        };
+    }
     let relayed = oobkit_io::relay_bounded(
         page,
-        tcp,
+        screen,
         oobkit_io::RelayLimits {
             write: limits.write,
             a_silent: shared.config.term.idle,
         },
     )
     .await;
-    end.output = relayed.b_to_a;
-    end.input = relayed.a_to_b;
-    end.reason = format!("{:?} {:?}", relayed.side, relayed.cause);
-    end
+    RunEnd {
+        reason: format!("{:?} {:?}", relayed.side, relayed.cause),
+        output: relayed.b_to_a,
+        input: relayed.a_to_b,
+    }
 }
 
 type WsSink = futures_util::stream::SplitSink<WebSocketStream<TcpStream>, Message>;

@@ -80,6 +80,20 @@ pub struct SshConfig {
     pub keepalive: Duration,
 }
 
+impl SshConfig {
+    /// Host keys checked against `known_hosts`, unknown ones refused; no gateway keys; 15 s to
+    /// connect and log in; keepalives every 30 s.
+    pub fn new(known_hosts: impl Into<PathBuf>) -> Self {
+        Self {
+            known_hosts: known_hosts.into(),
+            policy: HostKeyPolicy::Reject,
+            gateway_keys: Vec::new(),
+            connect_timeout: Duration::from_secs(15),
+            keepalive: Duration::from_secs(30),
+        }
+    }
+}
+
 /// Why a login failed. The texts are for the page and the log: never a secret.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

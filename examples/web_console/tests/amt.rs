@@ -1,7 +1,7 @@
 //! The console's AMT side, in headless Chromium against the simulated AMT: the home page lists
 //! it with its state; the serial console runs a command in the simulator's console; the screen
 //! shows its colour bars in noVNC (after user consent: a wrong code refused, the right one
-//! taken); power off and on are seen in the list.
+//! taken); power off, cycle and on are seen in the list.
 
 mod common;
 
@@ -64,6 +64,18 @@ async fn home(page: &Client, console: &Console) {
         WAIT,
     )
     .await;
+}
+
+/// The noVNC canvas shows the simulator's colour bars (sampled on a screenshot).
+async fn assert_colour_bars(page: &Client) {
+    let seen = canvas_colours(page, "#screen canvas", 8).await;
+    for (i, (got, want)) in seen.iter().zip(oobkit_rfb::BARS).enumerate() {
+        let close = got.iter().zip(want).all(|(g, w)| g.abs_diff(w) < 40);
+        assert!(
+            close,
+            "bar {i}: screenshot {got:?}, pattern {want:?} (all: {seen:?})"
+        );
+    }
 }
 
 async fn click(page: &Client, css: &str) {
@@ -196,19 +208,12 @@ async fn the_screen_needs_consent_then_shows_the_colour_bars() {
     )
     .await;
     tokio::time::sleep(Duration::from_millis(700)).await;
-    let seen = canvas_colours(&page, "#screen canvas", 8).await;
-    for (i, (got, want)) in seen.iter().zip(oobkit_rfb::BARS).enumerate() {
-        let close = got.iter().zip(want).all(|(g, w)| g.abs_diff(w) < 40);
-        assert!(
-            close,
-            "bar {i}: screenshot {got:?}, pattern {want:?} (all: {seen:?})"
-        );
-    }
+    assert_colour_bars(&page).await;
     page.close().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn power_off_and_on_are_seen_in_the_list() {
+async fn power_off_cycle_and_on_are_seen_in_the_list() {
     let (sim, amt) = simulator().await;
     let console = Console::start_with("", |c| c.amts = vec![amt]).await;
     let driver = chromedriver().await;
@@ -223,9 +228,14 @@ async fn power_off_and_on_are_seen_in_the_list() {
     click(&page, ".amt button.power-off").await;
     until(&page, &power("off"), WAIT).await;
     assert_eq!(sim.device().power_state(), 8);
-    click(&page, ".amt button.power-on").await;
+    // A cycle from off boots it: seen on again.
+    click(&page, ".amt button.power-cycle").await;
     until(&page, &power("on"), WAIT).await;
     assert_eq!(sim.device().power_state(), 2);
+    click(&page, ".amt button.power-off").await;
+    until(&page, &power("off"), WAIT).await;
+    click(&page, ".amt button.power-on").await;
+    until(&page, &power("on"), WAIT).await;
     page.close().await.unwrap();
 }
 
@@ -309,13 +319,6 @@ async fn a_configured_vnc_server_shows_in_novnc() {
     )
     .await;
     tokio::time::sleep(Duration::from_millis(700)).await;
-    let seen = canvas_colours(&page, "#screen canvas", 8).await;
-    for (i, (got, want)) in seen.iter().zip(oobkit_rfb::BARS).enumerate() {
-        let close = got.iter().zip(want).all(|(g, w)| g.abs_diff(w) < 40);
-        assert!(
-            close,
-            "bar {i}: screenshot {got:?}, pattern {want:?} (all: {seen:?})"
-        );
-    }
+    assert_colour_bars(&page).await;
     page.close().await.unwrap();
 }

@@ -13,7 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use web_console::{ConsoleConfig, GatewayAuth, HostKeyPolicy, Limits, SshConfig, TargetList};
+use web_console::{ConsoleConfig, GatewayAuth, HostKeyPolicy, TargetList};
 
 pub const TOKEN: &str = "test-token-0123456789abcdef";
 
@@ -44,27 +44,16 @@ impl Drop for TempDir {
 }
 
 pub fn config(known_hosts: PathBuf, policy: HostKeyPolicy) -> ConsoleConfig {
-    ConsoleConfig {
-        ssh: SshConfig {
-            known_hosts,
-            policy,
-            gateway_keys: Vec::new(),
-            connect_timeout: Duration::from_secs(15),
-            keepalive: Duration::from_secs(30),
-        },
-        targets: TargetList(vec!["127.0.0.1:*".parse().unwrap()]),
-        auth: GatewayAuth::Bearer {
+    let mut config = ConsoleConfig::new(
+        known_hosts,
+        GatewayAuth::Bearer {
             token: TOKEN.into(),
             user: "web-alice".into(),
         },
-        allowed_origins: Vec::new(),
-        limits: Limits::default(),
-        term: oobkit_term::TermConfig::default(),
-        links: oobkit_term::OneTimeConfig::default(),
-        amts: Vec::new(),
-        rrmt: None,
-        vnc: Vec::new(),
-    }
+    );
+    config.ssh.policy = policy;
+    config.targets = TargetList(vec!["127.0.0.1:*".parse().unwrap()]);
+    config
 }
 
 impl Console {
