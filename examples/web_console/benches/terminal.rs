@@ -108,6 +108,40 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * q).round() as usize]
 }
 
+/// Creates a session with `body` (with curl, as a script would) and opens its terminal page,
+/// with the harness loaded.
+async fn open_terminal(page: &Client, console: std::net::SocketAddr, body: &str) {
+    let created = std::process::Command::new("curl")
+        .args([
+            "-sS",
+            "-H",
+            &format!("Authorization: Bearer {TOKEN}"),
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            body,
+        ])
+        .arg(format!("http://{console}/sessions"))
+        .output()
+        .unwrap();
+    let answer: serde_json::Value = serde_json::from_slice(&created.stdout).unwrap();
+    // From /term to /term#ID would only change the fragment: a fresh document instead.
+    page.goto("about:blank").await.unwrap();
+    page.goto(&format!(
+        "http://{console}{}",
+        answer["url"].as_str().unwrap()
+    ))
+    .await
+    .unwrap();
+    wait_for(
+        page,
+        "return window.consoleState && window.consoleState.state === 'open'",
+        Duration::from_secs(20),
+    )
+    .await;
+    page.execute(HARNESS, vec![]).await.unwrap();
+}
+
 async fn wait_for(page: &Client, js: &str, within: Duration) {
     let started = Instant::now();
     loop {
@@ -241,32 +275,7 @@ async fn main() {
 
     // 2. web_console.
     let body = serde_json::json!({"host": "127.0.0.1", "port": sshd.port, "user": sshd::USER, "password": sshd::password()}).to_string();
-    let created = std::process::Command::new("curl")
-        .args([
-            "-sS",
-            "-H",
-            &format!("Authorization: Bearer {TOKEN}"),
-            "-H",
-            "Content-Type: application/json",
-            "-d",
-            &body,
-        ])
-        .arg(format!("http://{ours}/sessions"))
-        .output()
-        .unwrap();
-    let answer: serde_json::Value = serde_json::from_slice(&created.stdout).unwrap();
-    // From /term to /term#ID would only change the fragment: a fresh document instead.
-    page.goto("about:blank").await.unwrap();
-    page.goto(&format!("http://{ours}{}", answer["url"].as_str().unwrap()))
-        .await
-        .unwrap();
-    wait_for(
-        &page,
-        "return window.consoleState && window.consoleState.state === 'open'",
-        Duration::from_secs(20),
-    )
-    .await;
-    page.execute(HARNESS, vec![]).await.unwrap();
+    open_terminal(&page, ours, &body).await;
     let send_ours = "(d) => window.term.input(d, true)";
     run_js(&page, &format!("const send = {send_ours}; send(\"PS1='READY> '\\r\"); await window.__bench.until(window.term, 'READY> ', 20000);"), vec![]).await;
     let mut ours_ms = f64::MAX;
@@ -351,31 +360,7 @@ async fn main() {
     .unwrap();
     // 4. The simulated AMT's serial console through web_console: keystroke echo.
     let body = serde_json::json!({"target": "sim", "kind": "sol"}).to_string();
-    let created = std::process::Command::new("curl")
-        .args([
-            "-sS",
-            "-H",
-            &format!("Authorization: Bearer {TOKEN}"),
-            "-H",
-            "Content-Type: application/json",
-            "-d",
-            &body,
-        ])
-        .arg(format!("http://{ours}/sessions"))
-        .output()
-        .unwrap();
-    let answer: serde_json::Value = serde_json::from_slice(&created.stdout).unwrap();
-    page.goto("about:blank").await.unwrap();
-    page.goto(&format!("http://{ours}{}", answer["url"].as_str().unwrap()))
-        .await
-        .unwrap();
-    wait_for(
-        &page,
-        "return window.consoleState && window.consoleState.state === 'open'",
-        Duration::from_secs(20),
-    )
-    .await;
-    page.execute(HARNESS, vec![]).await.unwrap();
+    open_terminal(&page, ours, &body).await;
     run_js(
         &page,
         &format!("const send = {send_ours}; send('\\r'); await window.__bench.until(window.term, 'login: ', 20000);
