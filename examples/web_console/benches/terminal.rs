@@ -142,6 +142,43 @@ async fn open_terminal(page: &Client, console: std::net::SocketAddr, body: &str)
     page.execute(HARNESS, vec![]).await.unwrap();
 }
 
+/// The best time (ms) of `rounds` runs of `command` (round N) until its marker DONE-N-42
+/// shows on the terminal `term` (a JavaScript expression), typing with `send`.
+async fn best_throughput(
+    page: &Client,
+    term: &str,
+    send: &str,
+    rounds: usize,
+    command: &dyn Fn(usize) -> String,
+) -> f64 {
+    let mut best = f64::MAX;
+    for round in 0..rounds {
+        let ms = run_js(
+            page,
+            &format!("return await window.__bench.throughput({term}, {send}, args[0], args[1]);"),
+            vec![command(round).into(), format!("DONE-{round}-42").into()],
+        )
+        .await
+        .as_f64()
+        .unwrap();
+        best = best.min(ms);
+    }
+    best
+}
+
+/// Keystroke echo times (ms) of `n` keys on the terminal `term`, typing with `send`.
+async fn echo_times(page: &Client, term: &str, send: &str, n: usize) -> Vec<f64> {
+    serde_json::from_value(
+        run_js(
+            page,
+            &format!("return await window.__bench.echo({term}, {send}, args[0]);"),
+            vec![n.into()],
+        )
+        .await,
+    )
+    .unwrap()
+}
+
 async fn wait_for(page: &Client, js: &str, within: Duration) {
     let started = Instant::now();
     loop {
@@ -278,29 +315,8 @@ async fn main() {
     open_terminal(&page, ours, &body).await;
     let send_ours = "(d) => window.term.input(d, true)";
     run_js(&page, &format!("const send = {send_ours}; send(\"PS1='READY> '\\r\"); await window.__bench.until(window.term, 'READY> ', 20000);"), vec![]).await;
-    let mut ours_ms = f64::MAX;
-    for round in 0..rounds {
-        let ms = run_js(
-            &page,
-            &format!(
-                "return await window.__bench.throughput(window.term, {send_ours}, args[0], args[1]);"
-            ),
-            vec![command(round).into(), format!("DONE-{round}-42").into()],
-        )
-        .await
-        .as_f64()
-        .unwrap();
-        ours_ms = ours_ms.min(ms);
-    }
-    let mut ours_echo: Vec<f64> = serde_json::from_value(
-        run_js(
-            &page,
-            &format!("return await window.__bench.echo(window.term, {send_ours}, args[0]);"),
-            vec![echoes.into()],
-        )
-        .await,
-    )
-    .unwrap();
+    let ours_ms = best_throughput(&page, "window.term", send_ours, rounds, &command).await;
+    let mut ours_echo = echo_times(&page, "window.term", send_ours, echoes).await;
 
     // 3. webssh, through its own page: the form, then its terminal (captured when created).
     page.goto(&format!("http://127.0.0.1:{webssh_port}/"))
@@ -337,27 +353,8 @@ async fn main() {
     page.execute(HARNESS, vec![]).await.unwrap();
     let send_webssh = "(d) => window.__term._core._coreService.triggerDataEvent(d, true)";
     run_js(&page, &format!("const send = {send_webssh}; await new Promise(r => setTimeout(r, 1000)); send(\"PS1='READY> '\\r\"); await window.__bench.until(window.__term, 'READY> ', 20000);"), vec![]).await;
-    let mut webssh_ms = f64::MAX;
-    for round in 0..rounds {
-        let ms = run_js(
-            &page,
-            &format!("return await window.__bench.throughput(window.__term, {send_webssh}, args[0], args[1]);"),
-            vec![command(round).into(), format!("DONE-{round}-42").into()],
-        )
-        .await
-        .as_f64()
-        .unwrap();
-        webssh_ms = webssh_ms.min(ms);
-    }
-    let mut webssh_echo: Vec<f64> = serde_json::from_value(
-        run_js(
-            &page,
-            &format!("return await window.__bench.echo(window.__term, {send_webssh}, args[0]);"),
-            vec![echoes.into()],
-        )
-        .await,
-    )
-    .unwrap();
+    let webssh_ms = best_throughput(&page, "window.__term", send_webssh, rounds, &command).await;
+    let mut webssh_echo = echo_times(&page, "window.__term", send_webssh, echoes).await;
     // 4. The simulated AMT's serial console through web_console: keystroke echo.
     let body = serde_json::json!({"target": "sim", "kind": "sol"}).to_string();
     open_terminal(&page, ours, &body).await;
@@ -369,15 +366,7 @@ async fn main() {
         vec![],
     )
     .await;
-    let mut sol_echo: Vec<f64> = serde_json::from_value(
-        run_js(
-            &page,
-            &format!("return await window.__bench.echo(window.term, {send_ours}, args[0]);"),
-            vec![echoes.into()],
-        )
-        .await,
-    )
-    .unwrap();
+    let mut sol_echo = echo_times(&page, "window.term", send_ours, echoes).await;
     sol_echo.sort_by(f64::total_cmp);
     let (sol_p50, sol_p99) = (percentile(&sol_echo, 0.5), percentile(&sol_echo, 0.99));
     println!(

@@ -1,7 +1,10 @@
-//! web_console: SSH in the browser. A web app (or a person, through the login page) posts a
-//! target and a credential to `POST /sessions` behind the gateway's own authentication and gets
-//! a one-time link; the page behind the link runs xterm.js (served from the binary) over a
-//! websocket speaking [`oobkit_term`]'s frames, and the gateway logs in with russh.
+//! web_console: one browser console for SSH, AMT and RRMT. A web app (or a person, through the
+//! home page) posts a target to `POST /sessions` behind the console's own authentication and
+//! gets a one-time link; the page behind it is a terminal (xterm.js) for SSH shells, AMT serial
+//! consoles and RRMT shells (one [`backend::TermBackend`] each, one relay loop for all, speaking
+//! [`oobkit_term`]'s frames) or a screen (noVNC) for an AMT's KVM or a VNC server. The home page
+//! lists the AMTs with power and user consent (`/targets`), the RRMT hosts and VNC servers.
+//! Everything is served from the binary.
 //!
 //! What it does that its seed (alfresco-ssh) did not: gateway authentication (a bearer token or
 //! HTTP Digest) and an Origin check on every state-changing request; a target allow-list; host
@@ -200,12 +203,11 @@ enum Opening {
     Kvm(Arc<AmtTarget>),
     /// A VNC server's screen (a display, in noVNC).
     Vnc(VncTarget),
-    /// A shell on an RRMT host (a terminal), opened for the person named.
+    /// A shell on an RRMT host (a terminal), opened for the session's creator (named in the
+    /// RRMT server's audit log).
     Rrmt {
         /// The host.
         host: String,
-        /// The web user, for the RRMT server's audit log.
-        person: String,
     },
 }
 
@@ -613,8 +615,7 @@ fn create_session(
         if host.is_empty() || host.len() > 128 {
             return bad("rrmt_host: a host name");
         }
-        let person = creator.clone();
-        return link(Opening::Rrmt { host, person }, creator, peer, shared);
+        return link(Opening::Rrmt { host }, creator, peer, shared);
     }
     if let Some(name) = amt_name {
         let Some(amt) = shared.amts.iter().find(|a| a.name == name) else {
@@ -826,7 +827,7 @@ async fn upgrade_session(
     let end = match pending.opening {
         Opening::Kvm(amt) => display_session(ws, &amt, shared).await,
         Opening::Vnc(vnc) => vnc_session(ws, &vnc, shared).await,
-        terminal => run(ws, terminal, shared).await,
+        terminal => run(ws, terminal, &pending.creator, shared).await,
     };
     drop((place, address_place));
     Ok(format!(
@@ -953,7 +954,12 @@ async fn send_pending(term: &mut TermServer, tx: &mut WsSink, limit: Duration) -
 }
 
 /// A terminal session: the page's size first, then the backend opened with it, then the relay.
-async fn run(ws: WebSocketStream<TcpStream>, opening: Opening, shared: &Shared) -> RunEnd {
+async fn run(
+    ws: WebSocketStream<TcpStream>,
+    opening: Opening,
+    creator: &str,
+    shared: &Shared,
+) -> RunEnd {
     let limits = shared.config.limits;
     let mut term = TermServer::new(Instant::now(), shared.config.term);
     let (mut tx, mut rx) = ws.split();
@@ -1007,10 +1013,10 @@ async fn run(ws: WebSocketStream<TcpStream>, opening: Opening, shared: &Shared) 
             }
             Err(e) => e,
         },
-        Opening::Rrmt { host, person } => match &shared.config.rrmt {
-            Some(config) => match rrmt::RrmtTerm::open(config, &host, cols, rows, &person).await {
+        Opening::Rrmt { host } => match &shared.config.rrmt {
+            Some(config) => match rrmt::RrmtTerm::open(config, &host, cols, rows, creator).await {
                 Ok(shell) => {
-                    tracing::info!("{what}: opened for {person}, {cols}x{rows}");
+                    tracing::info!("{what}: opened for {creator}, {cols}x{rows}");
                     return relay(shell, term, tx, rx, timer, end, shared).await;
                 }
                 Err(e) => e,

@@ -8,6 +8,7 @@ mod common;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use common::page::{type_keys, until_screen};
 use common::{Console, TOKEN};
 use fantoccini::{Client, Locator};
 use oobkit_io::Endpoint;
@@ -110,45 +111,15 @@ async fn the_serial_console_runs_a_command_in_the_simulator() {
         WAIT,
     )
     .await;
-    let screen = "(() => { const b = window.term.buffer.active; const out = [];
-                  for (let i = 0; i < b.length; i++) out.push(b.getLine(i).translateToString(true));
-                  return out.join('\\n'); })()";
-    let input = page
-        .find(Locator::Css(".xterm-helper-textarea"))
-        .await
-        .unwrap();
-    input.send_keys("\n").await.unwrap();
-    until(
-        &page,
-        &format!("return ({screen}).includes('login: ')"),
-        WAIT,
-    )
-    .await;
-    input.send_keys("operator\n").await.unwrap();
-    until(
-        &page,
-        &format!("return ({screen}).includes('Password: ')"),
-        WAIT,
-    )
-    .await;
-    input.send_keys("anything\n").await.unwrap();
-    input
-        .send_keys("echo sol-through-the-page\n")
-        .await
-        .unwrap();
-    until(
-        &page,
-        &format!("return ({screen}).includes('\\nsol-through-the-page')"),
-        WAIT,
-    )
-    .await;
-    input.send_keys("uname\n").await.unwrap();
-    until(
-        &page,
-        &format!("return ({screen}).includes('SimulatedOS')"),
-        WAIT,
-    )
-    .await;
+    type_keys(&page, "\n").await;
+    until_screen(&page, "login: ", 1, WAIT).await;
+    type_keys(&page, "operator\n").await;
+    until_screen(&page, "Password: ", 1, WAIT).await;
+    type_keys(&page, "anything\n").await;
+    type_keys(&page, "echo sol-through-the-page\n").await;
+    until_screen(&page, "\nsol-through-the-page", 1, WAIT).await;
+    type_keys(&page, "uname\n").await;
+    until_screen(&page, "SimulatedOS", 1, WAIT).await;
     page.close().await.unwrap();
 }
 

@@ -8,6 +8,7 @@ mod common;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use common::page::{type_keys, until_screen, until_state};
 use common::{Console, TOKEN, TempDir};
 use fantoccini::Locator;
 use oobkit_testkit::browser::{browser, chromedriver};
@@ -89,62 +90,11 @@ async fn an_rrmt_shell_runs_in_the_page_and_the_audit_names_the_web_user() {
         .click()
         .await
         .unwrap();
-    let started = Instant::now();
-    loop {
-        let state = page
-            .execute(
-                "return window.consoleState ? window.consoleState.state : ''",
-                vec![],
-            )
-            .await
-            .unwrap();
-        if state == "open" {
-            break;
-        }
-        assert!(started.elapsed() < WAIT, "state {state}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let input = page
-        .find(Locator::Css(".xterm-helper-textarea"))
-        .await
-        .unwrap();
-    input
-        .send_keys("echo rrmt-$((2*3))-$(id -un)\n")
-        .await
-        .unwrap();
-    let started = Instant::now();
-    loop {
-        let screen = page
-            .execute(
-                "const b = window.term.buffer.active; const out = [];
-                 for (let i = 0; i < b.length; i++) out.push(b.getLine(i).translateToString(true));
-                 return out.join('\\n');",
-                vec![],
-            )
-            .await
-            .unwrap();
-        if screen.as_str().unwrap_or_default().contains("\nrrmt-6-") {
-            break;
-        }
-        assert!(started.elapsed() < WAIT, "screen: {screen}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    input.send_keys("exit 4\n").await.unwrap();
-    let started = Instant::now();
-    let reason = loop {
-        let got = page
-            .execute(
-                "return window.consoleState.state === 'closed' ? window.consoleState.reason : ''",
-                vec![],
-            )
-            .await
-            .unwrap();
-        if let Some(reason) = got.as_str().filter(|r| !r.is_empty()) {
-            break reason.to_owned();
-        }
-        assert!(started.elapsed() < WAIT, "not closed");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    until_state(&page, "open", WAIT).await;
+    type_keys(&page, "echo rrmt-$((2*3))-$(id -un)\n").await;
+    until_screen(&page, "\nrrmt-6-", 1, WAIT).await;
+    type_keys(&page, "exit 4\n").await;
+    let reason = until_state(&page, "closed", WAIT).await;
     assert_eq!(reason, "the shell exited with status 4");
     // The server's audit: alice (the console's administrator) opened it for web-alice.
     let started = Instant::now();

@@ -2,6 +2,8 @@
 //! client speaking oobkit.term.v1 like the page does, and HTTP requests.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod page;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
