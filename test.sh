@@ -18,6 +18,8 @@
 #           chromium and chromium-driver (noVNC and xterm.js in a real browser, driven with
 #           fantoccini), openssh-server and openssh-client (the sshd web_console's tests start on
 #           loopback, ssh-keygen for its keys).
+#           postgresql (the throwaway clusters of the multi-server RRMT tests: initdb and pg_ctl
+#           on a loopback port; the Debian service itself is never started).
 #   Account: oobkit-ssh-test, the user web_console's tests log in as (password and
 #           keyboard-interactive go through PAM, so it is a real account): its password is drawn
 #           at random into target/ssh-test-password (0600) by each setup.
@@ -31,9 +33,9 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-DEBIAN_PACKAGES=(curl amtterm telnet bsdutils util-linux g++ python3 python3-venv xorriso valgrind openssl tigervnc-standalone-server chromium chromium-driver openssh-server openssh-client)
+DEBIAN_PACKAGES=(curl amtterm telnet bsdutils util-linux g++ python3 python3-venv xorriso valgrind openssl tigervnc-standalone-server chromium chromium-driver openssh-server openssh-client postgresql)
 # Program each package must provide, checked after the install (package:program).
-PEER_PROGRAMS=(curl:curl amtterm:amtterm telnet:telnet bsdutils:script util-linux:setsid g++:g++ xorriso:xorriso valgrind:valgrind openssl:openssl tigervnc-standalone-server:Xtigervnc chromium:chromium chromium-driver:chromedriver openssh-server:sshd openssh-client:ssh-keygen)
+PEER_PROGRAMS=(curl:curl amtterm:amtterm telnet:telnet bsdutils:script util-linux:setsid g++:g++ xorriso:xorriso valgrind:valgrind openssl:openssl tigervnc-standalone-server:Xtigervnc chromium:chromium chromium-driver:chromedriver openssh-server:sshd openssh-client:ssh-keygen postgresql:pg_ctlcluster)
 VNCDOTOOL_VERSION=1.4.2
 BENCH_PYPI=(lxml==6.1.3 xmltodict==1.0.4)
 # The seed's token library, both generations vnc_proxy must accept (each pins its own PyJWT).
@@ -96,6 +98,11 @@ check_programs() {
       exit 1
     fi
   done
+  # The cluster programs the RRMT tests start (initdb, pg_ctl) are off PATH on Debian.
+  if ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
+    say "FATAL: /usr/lib/postgresql/*/bin/initdb (Debian package postgresql) is missing after the install"
+    exit 1
+  fi
 }
 
 # install_pypi VENV NAME==VERSION...: a virtualenv holding exactly these PyPI packages.

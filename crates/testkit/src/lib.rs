@@ -11,6 +11,7 @@ use std::path::PathBuf;
 
 #[cfg(feature = "browser")]
 pub mod browser;
+pub mod postgres;
 pub mod sshd;
 
 /// Runs `check` on every file of `fuzz/seeds/<target>/` (valid inputs, hostile inputs and saved

@@ -72,6 +72,18 @@ pub enum AdminRequest {
         /// Rows.
         rows: u16,
     },
+    /// From another server of the cluster only (see [`crate::peer`]): run `request` (an exec
+    /// or a shell) for administrator `user`, who is connected to server `via`.
+    Forward {
+        /// The administrator.
+        user: String,
+        /// The administrator's address.
+        address: String,
+        /// The server the administrator is connected to.
+        via: String,
+        /// The exec or shell.
+        request: Box<Self>,
+    },
 }
 
 /// A host as `hosts` shows it.
@@ -82,6 +94,9 @@ pub struct HostView {
     pub record: HostRecord,
     /// Whether its agent is connected now.
     pub online: bool,
+    /// The server its agent is connected to (the id of one server of the cluster).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
 }
 
 /// What the server answers.

@@ -32,6 +32,9 @@ use crate::pty::Pty;
 pub struct AgentConfig {
     /// The server's agent endpoint (TLS policy included).
     pub endpoint: Endpoint,
+    /// Other servers of the same cluster, tried in turn after `endpoint` when a connection is
+    /// lost or cannot be made.
+    pub failover: Vec<Endpoint>,
     /// The token to authorize with.
     pub token: Token,
     /// Where the token lives, rewritten when the server rotates it.
@@ -51,6 +54,7 @@ impl AgentConfig {
     pub fn new(endpoint: Endpoint, token: Token, name: impl Into<String>) -> Self {
         Self {
             endpoint,
+            failover: Vec::new(),
             token,
             token_file: None,
             name: name.into(),
@@ -83,11 +87,19 @@ enum Ended {
     },
 }
 
-/// Connects, serves, and reconnects until the token is revoked or refused.
+/// Connects, serves, and reconnects until the token is revoked or refused. After a lost
+/// connection the next server of the list is tried (any server of a cluster serves any agent),
+/// and the backoff grows only when connections keep failing.
 pub async fn run(mut config: AgentConfig) -> AgentExit {
     let mut backoff = config.min_backoff;
+    let servers: Vec<Endpoint> = std::iter::once(config.endpoint.clone())
+        .chain(config.failover.iter().cloned())
+        .collect();
+    let mut next = 0;
     loop {
-        let ended = match connect_and_serve(&mut config).await {
+        let server = &servers[next % servers.len()];
+        next += 1;
+        let ended = match connect_and_serve(&mut config, server).await {
             Ok(ended) => ended,
             Err(e) => Ended::Lost {
                 authorized: false,
@@ -106,7 +118,11 @@ pub async fn run(mut config: AgentConfig) -> AgentExit {
                 let half = backoff / 2;
                 let jitter_ms = u64::try_from(half.as_millis()).unwrap_or(u64::MAX).max(1);
                 let delay = half + Duration::from_millis(random % jitter_ms);
-                tracing::warn!("connection to the server lost: {reason}; retrying in {delay:.1?}");
+                let then = servers[next % servers.len()].authority();
+                tracing::warn!(
+                    "connection to {} lost: {reason}; trying {then} in {delay:.1?}",
+                    server.authority()
+                );
                 tokio::time::sleep(delay).await;
                 backoff = (backoff * 2).min(config.max_backoff);
             }
@@ -156,9 +172,9 @@ struct Shell {
     exited: Option<i32>,
 }
 
-async fn connect_and_serve(config: &mut AgentConfig) -> Result<Ended, IoError> {
-    let mut ws = oobkit_io::websocket_connect(&config.endpoint, AGENT_PATH, None, 1 << 20).await?;
-    tracing::debug!("connected to {}", config.endpoint.authority());
+async fn connect_and_serve(config: &mut AgentConfig, server: &Endpoint) -> Result<Ended, IoError> {
+    let mut ws = oobkit_io::websocket_connect(server, AGENT_PATH, None, 1 << 20).await?;
+    tracing::debug!("connected to {}", server.authority());
     let mut session = AgentSession::new(&config.name, config.token.bytes(), Instant::now());
     let (local_tx, mut local_rx) = mpsc::unbounded_channel::<Local>();
     let wake = Arc::new(Notify::new());
@@ -172,7 +188,7 @@ async fn connect_and_serve(config: &mut AgentConfig) -> Result<Ended, IoError> {
                     authorized = true;
                     tracing::info!(
                         "authorized by {} as host {}",
-                        config.endpoint.authority(),
+                        server.authority(),
                         Token::from_bytes(host_id)
                     );
                 }

@@ -11,6 +11,7 @@
 
 pub mod admin;
 pub mod agent;
+pub mod peer;
 pub mod pty;
 pub mod registry;
 pub mod server;

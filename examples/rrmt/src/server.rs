@@ -30,15 +30,34 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Message, http};
 
 use crate::admin::{ADMIN_PATH, AGENT_PATH, AdminReply, AdminRequest, HostView};
-use crate::registry::{AdminSecrets, Registry, RegistryError};
+use crate::registry::{
+    AdminSecrets, AuditStart, ClusterEvent, Connected, Database, RegistryError, ServerRecord, Store,
+};
 use crate::{REALM, Token, now_secs};
 
 /// Server settings.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct ServerConfig {
-    /// Holds `registry.sqlite` and, unless `identity` is given, the generated certificate.
+    /// Holds `registry.sqlite` (unless `database` is given), the server's id and, unless
+    /// `identity` is given, the generated certificate.
     pub data_dir: PathBuf,
+    /// A PostgreSQL URL for a registry shared with other servers (a cluster); `None`: SQLite
+    /// in `data_dir`.
+    pub database: Option<String>,
+    /// This server's id in the cluster; `None`: a random one made once and kept in
+    /// `data_dir/server-id`.
+    pub server_id: Option<String>,
+    /// Where the other servers of the cluster reach this one's administrators' endpoint;
+    /// `None`: `wss://` and the bound address.
+    pub advertise: Option<String>,
+    /// The secret servers of a cluster prove to each other when one links to another's
+    /// administrators' endpoint (to run an exec or shell on an agent connected there);
+    /// `None`: no links (a single server).
+    pub cluster_secret: Option<String>,
+    /// How long an agent's presence (and this server's announcement) lasts unless renewed;
+    /// renewed every third of it. A killed server's agents count as gone after at most this.
+    pub lease: Duration,
     /// Agents' endpoint.
     pub agent_listen: SocketAddr,
     /// Administrators' endpoint.
@@ -82,12 +101,18 @@ pub struct ServerConfig {
 }
 
 impl ServerConfig {
-    /// Loopback ports 7700 (agents) and 7701 (administrators), 20 000 agents, 64
+    /// SQLite in `data_dir`, leases of 30 s, loopback ports 7700 (agents) and 7701
+    /// (administrators), 20 000 agents, 64
     /// administrators, 8 shells per agent, 1 MiB messages, 10 failures per 10 minutes, 30 s
     /// heartbeat, 10 s handshakes, 15 minutes idle, 60 s exec timeout, 16 MiB output cap.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         Self {
             data_dir: data_dir.into(),
+            database: None,
+            server_id: None,
+            advertise: None,
+            cluster_secret: None,
+            lease: Duration::from_secs(30),
             agent_listen: SocketAddr::from(([127, 0, 0, 1], 7700)),
             admin_listen: SocketAddr::from(([127, 0, 0, 1], 7701)),
             identity: None,
@@ -123,6 +148,9 @@ pub enum ServerError {
     /// The certificate or key is unusable.
     #[error("TLS identity: {0}")]
     Tls(String),
+    /// The configuration does not hold together.
+    #[error("{0}")]
+    Config(String),
 }
 
 /// A running server.
@@ -142,15 +170,33 @@ impl Server {
     /// on the current tokio runtime.
     pub async fn start(config: ServerConfig) -> Result<Self, ServerError> {
         std::fs::create_dir_all(&config.data_dir)?;
-        let registry = Registry::open(&config.data_dir.join("registry.sqlite"))?;
-        let interrupted = registry.close_interrupted(crate::now_secs())?;
+        let database = match &config.database {
+            Some(url) => Database::Postgres(url.clone()),
+            None => Database::Sqlite(config.data_dir.join("registry.sqlite")),
+        };
+        let store = crate::registry::open(&database).await?;
+        let server_id = match &config.server_id {
+            Some(id) => id.clone(),
+            None => stored_server_id(&config.data_dir)?,
+        };
+        if server_id.is_empty()
+            || server_id.len() > 64
+            || !server_id.chars().all(|c| c.is_ascii_graphic())
+        {
+            return Err(ServerError::Config(format!(
+                "server id {server_id:?}: 1 to 64 printable characters without spaces"
+            )));
+        }
+        let interrupted = store
+            .close_interrupted(&server_id, crate::now_secs())
+            .await?;
         if interrupted > 0 {
             tracing::warn!(
-                "{interrupted} exec or shell audit entries were left open by a previous run; \
-                 closed as \"server stopped\""
+                "{interrupted} exec or shell audit entries were left open by this server's \
+                 previous run; closed as \"server stopped\""
             );
         }
-        let admins: HashMap<String, AdminSecrets> = registry.admins()?.into_iter().collect();
+        let admins: HashMap<String, AdminSecrets> = store.admins().await?.into_iter().collect();
         if admins.is_empty() {
             tracing::warn!(
                 "no administrators yet: add one with `rrmt-server --data-dir {} add-admin NAME`",
@@ -163,10 +209,28 @@ impl Server {
         let agents_listener = TcpListener::bind(config.agent_listen).await?;
         let admin_listener = TcpListener::bind(config.admin_listen).await?;
         let agent_addr = agents_listener.local_addr()?;
+        let admin_addr = admin_listener.local_addr()?;
+        let admin_url = config
+            .advertise
+            .clone()
+            .unwrap_or_else(|| format!("wss://{admin_addr}"));
+        let events = store.events();
+        let peer_secrets = config
+            .cluster_secret
+            .as_deref()
+            .map(|secret| admin_secrets(crate::peer::PEER_USER, secret));
         let shared = Arc::new(Shared {
+            announcement: ServerRecord {
+                id: server_id,
+                admin_url,
+                fingerprint: oobkit_io::format_fingerprint(&fingerprint),
+                lease_until: 0,
+            },
+            peer_secrets,
+            links: crate::peer::Links::default(),
             agent_port: agent_addr.port(),
             fingerprint: oobkit_io::format_fingerprint(&fingerprint),
-            registry: Mutex::new(registry),
+            store,
             agents: Mutex::default(),
             admins,
             digest: Mutex::new(DigestServer::new(oobkit_digest::ServerConfig::new(
@@ -182,9 +246,15 @@ impl Server {
             next_connection: AtomicU64::new(1),
             config,
         });
+        // The announcement and leases are in place before any agent or administrator is served.
+        renew(&shared).await;
+        tokio::spawn(renewals(Arc::clone(&shared)));
+        if let Some(events) = events {
+            tokio::spawn(cluster_events(Arc::clone(&shared), events));
+        }
         let server = Self {
             agent_addr,
-            admin_addr: admin_listener.local_addr()?,
+            admin_addr,
             fingerprint,
             shared: Arc::clone(&shared),
         };
@@ -201,6 +271,97 @@ impl Server {
     /// Agents connected and authorized now.
     pub fn online_agents(&self) -> usize {
         lock(&self.shared.agents).len()
+    }
+
+    /// This server's id in the cluster.
+    pub fn id(&self) -> &str {
+        &self.shared.announcement.id
+    }
+}
+
+/// The id kept in `data_dir/server-id`, made at the first start.
+fn stored_server_id(data_dir: &Path) -> Result<String, ServerError> {
+    let path = data_dir.join("server-id");
+    match std::fs::read_to_string(&path) {
+        Ok(id) => Ok(id.trim().to_owned()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let id = Token::random().to_string();
+            crate::write_private_file(&path, id.as_bytes())?;
+            Ok(id)
+        }
+        Err(e) => Err(ServerError::Io(e)),
+    }
+}
+
+/// Renews this server's announcement and its agents' leases; closes what dead servers left
+/// open; cuts off agents whose revocation was missed.
+async fn renew(shared: &Shared) {
+    let now = now_secs();
+    let lease = i64::try_from(shared.config.lease.as_secs())
+        .unwrap_or(i64::MAX)
+        .max(1);
+    let announcement = ServerRecord {
+        lease_until: now.saturating_add(lease),
+        ..shared.announcement.clone()
+    };
+    let Some(renewal) = shared.logged(shared.store.renew(&announcement, now).await) else {
+        return;
+    };
+    if renewal.closed_audits > 0 {
+        tracing::warn!(
+            "closed {} audit entries left open by servers that stopped renewing their leases",
+            renewal.closed_audits
+        );
+    }
+    for host in renewal.revoked {
+        if let Some(agent) = shared.agent(&host)
+            && agent.try_send(Command::Revoke).is_ok()
+        {
+            tracing::warn!("host {host}'s token is revoked: its agent is cut off");
+        }
+    }
+}
+
+async fn renewals(shared: Arc<Shared>) {
+    let period = (shared.config.lease / 3).max(Duration::from_millis(100));
+    let mut ticks = tokio::time::interval(period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.tick().await;
+    loop {
+        ticks.tick().await;
+        renew(&shared).await;
+    }
+}
+
+/// What the other servers publish: revocations (cut the agent off if it is here) and moves
+/// (close the replaced connection if it is this server's).
+async fn cluster_events(shared: Arc<Shared>, mut events: mpsc::UnboundedReceiver<ClusterEvent>) {
+    while let Some(event) = events.recv().await {
+        match event {
+            ClusterEvent::Revoked { host } => {
+                if let Some(agent) = shared.agent(&host)
+                    && agent.try_send(Command::Revoke).is_ok()
+                {
+                    tracing::info!("host {host}'s token was revoked: its agent is cut off");
+                }
+            }
+            ClusterEvent::Moved { host, replaced } => {
+                if replaced.server != shared.announcement.id {
+                    continue;
+                }
+                let stale = lock(&shared.agents)
+                    .get(&host)
+                    .filter(|a| a.connection as i64 == replaced.connection)
+                    .map(|a| a.commands.clone());
+                if let Some(agent) = stale {
+                    tracing::warn!(
+                        "host {host}: its agent connected to another server; closing the \
+                         connection here"
+                    );
+                    let _ = agent.try_send(Command::Replaced);
+                }
+            }
+        }
     }
 }
 
@@ -219,7 +380,13 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 struct Shared {
     config: ServerConfig,
-    registry: Mutex<Registry>,
+    store: Arc<dyn Store>,
+    /// This server as the cluster knows it (the lease is filled in at each renewal).
+    announcement: ServerRecord,
+    /// The other servers' Digest secrets when they link to this one (`--cluster-secret`).
+    peer_secrets: Option<AdminSecrets>,
+    /// Idle links to other servers.
+    links: crate::peer::Links,
     /// Authorized agents by host name.
     agents: Mutex<HashMap<String, AgentHandle>>,
     admins: HashMap<String, AdminSecrets>,
@@ -242,15 +409,57 @@ impl std::fmt::Debug for Shared {
 }
 
 impl Shared {
-    /// Runs `f` on the registry, logging a failure (the registry is the server's memory: an
-    /// error there is worth a line at 3 a.m., but must not take a connection down).
-    fn registry<T>(&self, f: impl FnOnce(&Registry) -> Result<T, RegistryError>) -> Option<T> {
-        match f(&lock(&self.registry)) {
+    /// A registry result, its failure logged (the registry is the server's memory: an error
+    /// there is worth a line at 3 a.m., but must not take a connection down).
+    fn logged<T>(&self, result: Result<T, RegistryError>) -> Option<T> {
+        match result {
             Ok(value) => Some(value),
             Err(e) => {
                 tracing::error!("{e}");
                 None
             }
+        }
+    }
+
+    /// Starts an audit entry written by this server.
+    async fn audit_start(
+        &self,
+        who: &str,
+        address: &str,
+        host: &str,
+        action: &str,
+        detail: &str,
+    ) -> Option<i64> {
+        let entry = AuditStart {
+            at: now_secs(),
+            who,
+            address,
+            host,
+            action,
+            detail,
+            server: &self.announcement.id,
+        };
+        self.logged(self.store.audit_start(entry).await)
+    }
+
+    /// An agent connection of this server, as presence records it.
+    fn presence<'a>(
+        &'a self,
+        host: &'a str,
+        connection: u64,
+        address: &'a str,
+        agent_name: &'a str,
+    ) -> Connected<'a> {
+        let now = now_secs();
+        let lease = i64::try_from(self.config.lease.as_secs()).unwrap_or(i64::MAX);
+        Connected {
+            host,
+            server: &self.announcement.id,
+            connection: connection as i64,
+            address,
+            agent_name,
+            now,
+            lease_until: now.saturating_add(lease.max(1)),
         }
     }
 
@@ -543,13 +752,18 @@ fn admin_authorization(
         now,
         oobkit_io::random_bytes(),
         |answer| {
-            let (name, secrets) = shared.admins.get_key_value(&answer.username)?;
+            let (name, secrets) = if answer.username == crate::peer::PEER_USER {
+                (crate::peer::PEER_USER, shared.peer_secrets.as_ref()?)
+            } else {
+                let (name, secrets) = shared.admins.get_key_value(&answer.username)?;
+                (name.as_str(), secrets)
+            };
             let ha1 = match answer.algorithm {
                 Algorithm::Md5 | Algorithm::Md5Sess => &secrets.ha1_md5,
                 Algorithm::Sha256 | Algorithm::Sha256Sess => &secrets.ha1_sha256,
                 _ => return None,
             };
-            Some((name.as_str(), Secret::Ha1(ha1)))
+            Some((name, Secret::Ha1(ha1)))
         },
     );
     let challenges = match verdict {
@@ -619,7 +833,9 @@ async fn serve_agent(mut ws: WebSocketStream<Tls>, peer: SocketAddr, shared: &Sh
         while let Some(event) = session.poll_event() {
             match event {
                 ServerEvent::AuthorizeRequested { token, name } => {
-                    let record = shared.registry(|r| r.host_by_token(&token)).flatten();
+                    let record = shared
+                        .logged(shared.store.host_by_token(&token).await)
+                        .flatten();
                     match record {
                         Some(record) if record.revoked.is_none() => {
                             let previous = lock(&shared.agents).insert(
@@ -636,9 +852,30 @@ async fn serve_agent(mut ws: WebSocketStream<Tls>, peer: SocketAddr, shared: &Sh
                                 );
                                 let _ = previous.commands.try_send(Command::Replaced);
                             }
-                            shared.registry(|r| {
-                                r.seen(&record.name, now_secs(), &peer.to_string(), &name)
-                            });
+                            let address = peer.to_string();
+                            let replaced = shared
+                                .logged(
+                                    shared
+                                        .store
+                                        .agent_connected(shared.presence(
+                                            &record.name,
+                                            connection,
+                                            &address,
+                                            &name,
+                                        ))
+                                        .await,
+                                )
+                                .flatten();
+                            if let Some(replaced) =
+                                replaced.filter(|r| r.server != shared.announcement.id)
+                            {
+                                tracing::info!(
+                                    "host {}: its agent was connected to server {}; this \
+                                     connection replaces that one",
+                                    record.name,
+                                    replaced.server
+                                );
+                            }
                             let host_id =
                                 Token::parse(&record.host_id).map_or([0; 16], |t| t.bytes());
                             session.accept(host_id);
@@ -761,7 +998,13 @@ async fn serve_agent(mut ws: WebSocketStream<Tls>, peer: SocketAddr, shared: &Sh
                     agents.remove(&name);
                 }
             }
-            shared.registry(|r| r.seen(&name, now_secs(), &peer.to_string(), &agent_name));
+            let address = peer.to_string();
+            shared.logged(
+                shared
+                    .store
+                    .agent_disconnected(shared.presence(&name, connection, &address, &agent_name))
+                    .await,
+            );
             tracing::info!("host {name} disconnected: {why}");
         }
         None => tracing::debug!("{peer}: agent connection ended before authorization: {why}"),
@@ -877,42 +1120,50 @@ async fn serve_admin(mut ws: WebSocketStream<Tls>, peer: SocketAddr, shared: &Sh
                 continue;
             }
         };
-        let keep_going = match request {
-            AdminRequest::Exec {
-                host,
-                argv,
-                timeout_ms,
-                output_cap,
-            } => {
-                exec(
-                    &mut ws, shared, user, &address, &host, argv, timeout_ms, output_cap,
+        let is_peer = user == crate::peer::PEER_USER;
+        let keep_going = match (request, is_peer) {
+            (
+                AdminRequest::Forward {
+                    user,
+                    address,
+                    via,
+                    request,
+                },
+                true,
+            ) => {
+                // The administrator's name and address as the other server authenticated them,
+                // bounded: they go into the audit log.
+                let user: String = user.chars().take(64).collect();
+                let address: String = address.chars().take(64).collect();
+                let via: String = via.chars().take(64).collect();
+                let origin = Origin {
+                    user: &user,
+                    address: &address,
+                    via: Some(&via),
+                };
+                run_request(&mut ws, shared, origin, *request).await
+            }
+            (_, true) => {
+                reply(
+                    &mut ws,
+                    &AdminReply::error("a server link carries forwarded requests only"),
                 )
                 .await
             }
-            AdminRequest::Shell {
-                host,
-                cols,
-                rows,
-                term,
-                for_user,
-            } => {
-                let size = (cols, rows);
-                shell(
+            (AdminRequest::Forward { .. }, false) => {
+                reply(
                     &mut ws,
-                    shared,
-                    user,
-                    &address,
-                    &host,
-                    size,
-                    &term,
-                    for_user.as_deref(),
+                    &AdminReply::error("only the servers of the cluster forward requests"),
                 )
-                .await;
-                false
+                .await
             }
-            other => {
-                let answer = simple_request(shared, user, &address, other);
-                reply(&mut ws, &answer).await
+            (request, false) => {
+                let origin = Origin {
+                    user,
+                    address: &address,
+                    via: None,
+                };
+                run_request(&mut ws, shared, origin, request).await
             }
         };
         if !keep_going {
@@ -923,23 +1174,98 @@ async fn serve_admin(mut ws: WebSocketStream<Tls>, peer: SocketAddr, shared: &Sh
     tracing::info!("administrator {user} from {peer} disconnected");
 }
 
+/// Who a request is for: the administrator, their address, and the server they are connected
+/// to when that is another one (a forwarded request).
+#[derive(Debug, Clone, Copy)]
+struct Origin<'a> {
+    user: &'a str,
+    address: &'a str,
+    via: Option<&'a str>,
+}
+
+impl Origin<'_> {
+    /// An audit detail, naming the server the administrator came through.
+    fn detail(&self, detail: String) -> String {
+        match self.via {
+            Some(server) => format!("{detail} (via server {server})"),
+            None => detail,
+        }
+    }
+}
+
+/// One request; false when the connection is to end.
+async fn run_request(
+    ws: &mut WebSocketStream<Tls>,
+    shared: &Shared,
+    origin: Origin<'_>,
+    request: AdminRequest,
+) -> bool {
+    match request {
+        AdminRequest::Exec {
+            host,
+            argv,
+            timeout_ms,
+            output_cap,
+        } => exec(ws, shared, origin, &host, argv, timeout_ms, output_cap).await,
+        AdminRequest::Shell {
+            host,
+            cols,
+            rows,
+            term,
+            for_user,
+        } => {
+            let size = (cols, rows);
+            shell(ws, shared, origin, &host, size, &term, for_user.as_deref()).await;
+            false
+        }
+        other if origin.via.is_some() => {
+            let _ = other;
+            reply(ws, &AdminReply::error("only exec and shell are forwarded")).await
+        }
+        other => {
+            let answer = simple_request(shared, origin.user, origin.address, other).await;
+            reply(ws, &answer).await
+        }
+    }
+}
+
 /// Requests answered from the registry.
-fn simple_request(shared: &Shared, user: &str, address: &str, request: AdminRequest) -> AdminReply {
+async fn simple_request(
+    shared: &Shared,
+    user: &str,
+    address: &str,
+    request: AdminRequest,
+) -> AdminReply {
     let failed = |e: RegistryError| AdminReply::error(e.to_string());
-    let registry = || lock(&shared.registry);
+    let store = &shared.store;
     match request {
         AdminRequest::Hosts => {
-            // The registry's lock is released before the agents' is taken.
-            let hosts = registry().hosts();
-            match hosts {
-                Ok(hosts) => {
+            let now = now_secs();
+            let (hosts, presence) = tokio::join!(store.hosts(), store.presence(now));
+            match hosts.and_then(|hosts| Ok((hosts, presence?))) {
+                Ok((hosts, presence)) => {
+                    let elsewhere: HashMap<String, String> = presence
+                        .into_iter()
+                        .filter(|p| p.server != shared.announcement.id)
+                        .map(|p| (p.host, p.server))
+                        .collect();
                     let agents = lock(&shared.agents);
                     AdminReply::Hosts {
                         hosts: hosts
                             .into_iter()
-                            .map(|record| HostView {
-                                online: agents.contains_key(&record.name),
-                                record,
+                            .map(|record| {
+                                // This server's own agents as it holds them now; the others'
+                                // as their leases say.
+                                let server = if agents.contains_key(&record.name) {
+                                    Some(shared.announcement.id.clone())
+                                } else {
+                                    elsewhere.get(&record.name).cloned()
+                                };
+                                HostView {
+                                    online: server.is_some(),
+                                    server,
+                                    record,
+                                }
                             })
                             .collect(),
                     }
@@ -959,8 +1285,7 @@ fn simple_request(shared: &Shared, user: &str, address: &str, request: AdminRequ
                 );
             }
             let (token, host_id) = (Token::random(), Token::random());
-            let registry = registry();
-            let created = registry
+            let created = store
                 .create_host(
                     &name,
                     &token.bytes(),
@@ -968,11 +1293,12 @@ fn simple_request(shared: &Shared, user: &str, address: &str, request: AdminRequ
                     user,
                     now_secs(),
                 )
-                .and_then(|()| {
-                    registry.audit_start(now_secs(), user, address, &name, "token-create", "")
-                });
+                .await;
             match created {
-                Ok(_) => {
+                Ok(()) => {
+                    shared
+                        .audit_start(user, address, &name, "token-create", "")
+                        .await;
                     tracing::info!("administrator {user} created a token for host {name}");
                     AdminReply::TokenCreated {
                         name,
@@ -986,14 +1312,12 @@ fn simple_request(shared: &Shared, user: &str, address: &str, request: AdminRequ
             }
         }
         AdminRequest::TokenRevoke { name } => {
-            let revoked = {
-                let registry = registry();
-                registry.revoke(&name, now_secs()).and_then(|_| {
-                    registry.audit_start(now_secs(), user, address, &name, "token-revoke", "")
-                })
-            };
-            match revoked {
+            // The other servers hear of it at commit and cut the agent off if they hold it.
+            match store.revoke(&name, now_secs()).await {
                 Ok(_) => {
+                    shared
+                        .audit_start(user, address, &name, "token-revoke", "")
+                        .await;
                     let disconnected = shared
                         .agent(&name)
                         .is_some_and(|agent| agent.try_send(Command::Revoke).is_ok());
@@ -1010,24 +1334,60 @@ fn simple_request(shared: &Shared, user: &str, address: &str, request: AdminRequ
                 Err(e) => failed(e),
             }
         }
-        AdminRequest::Audit { limit } => match registry().audit(limit.min(10_000)) {
+        AdminRequest::Audit { limit } => match store.audit(limit.min(10_000)).await {
             Ok(entries) => AdminReply::Audit { entries },
             Err(e) => failed(e),
         },
         AdminRequest::Resize { .. } => AdminReply::error("resize outside a shell"),
-        AdminRequest::Exec { .. } | AdminRequest::Shell { .. } => {
+        AdminRequest::Exec { .. } | AdminRequest::Shell { .. } | AdminRequest::Forward { .. } => {
             AdminReply::error("not a simple request")
         }
     }
 }
 
-/// The agent's command channel for `host`, or the reply that says why there is none.
-fn connected_agent(shared: &Shared, host: &str) -> Result<AgentLink, AdminReply> {
+/// Where host `host`'s agent is.
+enum Whereabouts {
+    /// Connected here.
+    Here(AgentLink),
+    /// Connected to another server of the cluster.
+    There(ServerRecord),
+    /// Not reachable: the reply that says why.
+    Nowhere(AdminReply),
+}
+
+async fn locate(shared: &Shared, host: &str) -> Whereabouts {
     if let Some(agent) = shared.agent(host) {
-        return Ok(agent);
+        return Whereabouts::Here(agent);
     }
-    let known = shared.registry(|r| r.host(host)).flatten();
-    Err(AdminReply::error(match known {
+    let now = now_secs();
+    let elsewhere = shared
+        .logged(shared.store.locate(host, now).await)
+        .flatten()
+        .filter(|p| p.server != shared.announcement.id);
+    if let Some(presence) = elsewhere {
+        if shared.config.cluster_secret.is_none() {
+            return Whereabouts::Nowhere(AdminReply::error(format!(
+                "host {host}'s agent is connected to server {}, and this server has no \
+                 --cluster-secret to link to it",
+                presence.server
+            )));
+        }
+        match shared
+            .logged(shared.store.server(&presence.server, now).await)
+            .flatten()
+        {
+            Some(server) => return Whereabouts::There(server),
+            None => {
+                return Whereabouts::Nowhere(AdminReply::error(format!(
+                    "host {host}'s agent was connected to server {}, which stopped renewing its \
+                     lease; the agent reconnects to another server within its backoff",
+                    presence.server
+                )));
+            }
+        }
+    }
+    let known = shared.logged(shared.store.host(host).await).flatten();
+    Whereabouts::Nowhere(AdminReply::error(match known {
         None => format!("no host named {host:?} (see `rrmt hosts`)"),
         Some(h) if h.revoked.is_some() => format!("host {host}'s token is revoked"),
         Some(h) => match h.last_seen {
@@ -1038,6 +1398,16 @@ fn connected_agent(shared: &Shared, host: &str) -> Result<AgentLink, AdminReply>
             None => format!("host {host}'s agent has never connected"),
         },
     }))
+}
+
+/// The request that asks `server` to run `request` for `origin`.
+fn forwarded(shared: &Shared, origin: Origin<'_>, request: AdminRequest) -> AdminRequest {
+    AdminRequest::Forward {
+        user: origin.user.to_owned(),
+        address: origin.address.to_owned(),
+        via: shared.announcement.id.clone(),
+        request: Box::new(request),
+    }
 }
 
 /// A command line for the audit log (arguments with spaces or quotes quoted).
@@ -1077,8 +1447,7 @@ fn outcome(flags: u8) -> Option<String> {
 async fn exec(
     ws: &mut WebSocketStream<Tls>,
     shared: &Shared,
-    user: &str,
-    address: &str,
+    origin: Origin<'_>,
     host: &str,
     argv: Vec<String>,
     timeout_ms: u32,
@@ -1087,12 +1456,43 @@ async fn exec(
     if argv.is_empty() {
         return reply(ws, &AdminReply::error("no command given")).await;
     }
-    let agent = match connected_agent(shared, host) {
-        Ok(agent) => agent,
-        Err(answer) => return reply(ws, &answer).await,
+    let agent = match locate(shared, host).await {
+        Whereabouts::Here(agent) => agent,
+        // A forwarded request is never forwarded again: the agent moved meanwhile.
+        Whereabouts::There(server) if origin.via.is_none() => {
+            let request = forwarded(
+                shared,
+                origin,
+                AdminRequest::Exec {
+                    host: host.to_owned(),
+                    argv,
+                    timeout_ms,
+                    output_cap,
+                },
+            );
+            let secret = shared.config.cluster_secret.as_deref().unwrap_or_default();
+            return crate::peer::exec(ws, &shared.links, &server, secret, &request).await;
+        }
+        Whereabouts::There(server) => {
+            let why = format!(
+                "host {host}'s agent moved to server {}; try again",
+                server.id
+            );
+            return reply(ws, &AdminReply::error(why)).await;
+        }
+        Whereabouts::Nowhere(answer) => return reply(ws, &answer).await,
     };
+    let user = origin.user;
     let line = command_line(&argv);
-    let audit = shared.registry(|r| r.audit_start(now_secs(), user, address, host, "exec", &line));
+    let audit = shared
+        .audit_start(
+            user,
+            origin.address,
+            host,
+            "exec",
+            &origin.detail(line.clone()),
+        )
+        .await;
     tracing::info!("administrator {user} runs on {host}: {line}");
     let config = &shared.config;
     let (updates, mut updates_rx) = mpsc::unbounded_channel();
@@ -1143,7 +1543,12 @@ async fn exec(
     // The audit entry is complete before the administrator hears the end: whatever happens
     // to the server after that, the log has it.
     if let Some(id) = audit {
-        shared.registry(|r| r.audit_end(id, now_secs(), exit, note.as_deref()));
+        shared.logged(
+            shared
+                .store
+                .audit_end(id, now_secs(), exit, note.as_deref())
+                .await,
+        );
     }
     if admin_present {
         admin_present = reply(ws, &answer).await;
@@ -1156,37 +1561,55 @@ async fn exec(
 async fn shell(
     ws: &mut WebSocketStream<Tls>,
     shared: &Shared,
-    user: &str,
-    address: &str,
+    origin: Origin<'_>,
     host: &str,
     (cols, rows): (u16, u16),
     term: &str,
     for_user: Option<&str>,
 ) {
-    let agent = match connected_agent(shared, host) {
-        Ok(agent) => agent,
-        Err(answer) => {
+    let agent = match locate(shared, host).await {
+        Whereabouts::Here(agent) => agent,
+        Whereabouts::There(server) if origin.via.is_none() => {
+            let request = forwarded(
+                shared,
+                origin,
+                AdminRequest::Shell {
+                    host: host.to_owned(),
+                    cols,
+                    rows,
+                    term: term.to_owned(),
+                    for_user: for_user.map(str::to_owned),
+                },
+            );
+            let secret = shared.config.cluster_secret.as_deref().unwrap_or_default();
+            crate::peer::shell(ws, &shared.links, &server, secret, &request).await;
+            return;
+        }
+        Whereabouts::There(server) => {
+            let why = format!(
+                "host {host}'s agent moved to server {}; try again",
+                server.id
+            );
+            reply(ws, &AdminReply::error(why)).await;
+            return;
+        }
+        Whereabouts::Nowhere(answer) => {
             reply(ws, &answer).await;
             return;
         }
     };
-    let audit = shared.registry(|r| {
-        r.audit_start(
-            now_secs(),
-            user,
-            address,
-            host,
-            "shell",
-            &match for_user {
-                // Bounded: the name comes from the gateway, the log must stay readable.
-                Some(person) => format!(
-                    "{term} {cols}x{rows} for {}",
-                    person.chars().take(128).collect::<String>()
-                ),
-                None => format!("{term} {cols}x{rows}"),
-            },
-        )
-    });
+    let user = origin.user;
+    let detail = match for_user {
+        // Bounded: the name comes from the gateway, the log must stay readable.
+        Some(person) => format!(
+            "{term} {cols}x{rows} for {}",
+            person.chars().take(128).collect::<String>()
+        ),
+        None => format!("{term} {cols}x{rows}"),
+    };
+    let audit = shared
+        .audit_start(user, origin.address, host, "shell", &origin.detail(detail))
+        .await;
     tracing::info!("administrator {user} opens a shell on {host}");
     let (updates, mut updates_rx) = mpsc::unbounded_channel();
     let request = ShellRequest {
@@ -1246,7 +1669,12 @@ async fn shell(
         let _ = agent.send(Command::ShellClose { channel }).await;
     }
     if let Some(id) = audit {
-        shared.registry(|r| r.audit_end(id, now_secs(), exit, note.as_deref()));
+        shared.logged(
+            shared
+                .store
+                .audit_end(id, now_secs(), exit, note.as_deref())
+                .await,
+        );
     }
     // After the audit entry is complete, as for exec.
     if let Some(last) = last {

@@ -17,9 +17,10 @@ use rrmt::agent::{AgentConfig, AgentExit, run};
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Cli {
-    /// The server's agents' endpoint, e.g. wss://rrmt.example.com:7700.
-    #[arg(long, env = "RRMT_SERVER")]
-    server: String,
+    /// The server's agents' endpoint, e.g. wss://rrmt.example.com:7700. Repeat it with every
+    /// server of a cluster: after a lost connection the agent tries the next one.
+    #[arg(long, env = "RRMT_SERVER", value_delimiter = ',', required = true)]
+    server: Vec<String>,
     /// File holding the token (rewritten if the server rotates it).
     #[arg(long, env = "RRMT_TOKEN_FILE", conflicts_with = "token")]
     token_file: Option<PathBuf>,
@@ -63,11 +64,19 @@ async fn main() -> ExitCode {
         Ok(tls) => tls,
         Err(e) => return usage(&e),
     };
-    let endpoint = match rrmt::endpoint_from_url(&cli.server, tls) {
-        Ok((endpoint, true)) => endpoint,
-        Ok((_, false)) => return usage("agents only connect with TLS: use a wss:// address"),
-        Err(e) => return usage(&e),
-    };
+    let mut endpoints = Vec::new();
+    for url in &cli.server {
+        match rrmt::endpoint_from_url(url, tls.clone()) {
+            Ok((endpoint, true)) => endpoints.push(endpoint),
+            Ok((_, false)) => {
+                return usage(&format!(
+                    "{url}: agents only connect with TLS: use a wss:// address"
+                ));
+            }
+            Err(e) => return usage(&e),
+        }
+    }
+    let endpoint = endpoints.remove(0);
     let name = cli.name.unwrap_or_else(|| {
         std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|h| h.trim().to_owned())
@@ -75,6 +84,7 @@ async fn main() -> ExitCode {
     });
     let mut config = AgentConfig::new(endpoint, token, name);
     config.token_file = cli.token_file;
+    config.failover = endpoints;
     if let Some(shell) = cli.shell {
         config.shell = shell;
     }

@@ -10,7 +10,7 @@ use futures_util::StreamExt;
 use oobkit_io::{Endpoint, TlsPolicy};
 use oobkit_rrmt::session::{AgentEvent, AgentSession};
 use rrmt::admin::{AGENT_PATH, AdminClient, AdminReply, AdminRequest, Incoming};
-use rrmt::registry::Registry;
+use rrmt::registry::Database;
 use rrmt::server::admin_secrets;
 use tokio::io::AsyncBufReadExt;
 use tokio_tungstenite::tungstenite::Message;
@@ -62,9 +62,12 @@ async fn run(cli: Cli) -> Result<(), String> {
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let mut tokens = Vec::with_capacity(cli.agents);
     {
-        let registry = Registry::open(&dir.join("registry.sqlite")).map_err(|e| e.to_string())?;
+        let registry = rrmt::registry::open(&Database::Sqlite(dir.join("registry.sqlite")))
+            .await
+            .map_err(|e| e.to_string())?;
         registry
             .set_admin("load", &admin_secrets("load", PASSWORD))
+            .await
             .map_err(|e| e.to_string())?;
         for i in 0..cli.agents {
             let token = rrmt::Token::random();
@@ -76,6 +79,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                     "load",
                     rrmt::now_secs(),
                 )
+                .await
                 .map_err(|e| e.to_string())?;
             tokens.push(token);
         }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use rrmt::registry::Registry;
+use rrmt::registry::Database;
 use rrmt::server::{Server, ServerConfig, admin_secrets};
 
 /// The RRMT server: hosts behind firewalls keep a wss connection to it (agents' endpoint),
@@ -17,12 +17,41 @@ use rrmt::server::{Server, ServerConfig, admin_secrets};
 ///
 /// First run: `rrmt-server add-admin alice` (password from RRMT_ADMIN_PASSWORD or a prompt),
 /// then `rrmt-server`, then `rrmt token create web1` and start `rrmt-agent` on web1.
+///
+/// Several servers (a cluster) share one PostgreSQL registry: give each the same --database
+/// and --cluster-secret-file, and an --advertise address the others can reach. Each records
+/// the agents connected to it with leases it renews (a killed server's agents count as gone
+/// after --lease), revocations reach the agent wherever it is connected, and an administrator
+/// on any server runs exec and shell on any agent: the server links to the one holding the
+/// agent. Give agents every server's address (--server, repeated) to fail over.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Cli {
-    /// Registry, certificate and key live here.
+    /// Registry (unless --database), server id, certificate and key live here.
     #[arg(long, env = "RRMT_DATA_DIR", default_value = "rrmt-data")]
     data_dir: PathBuf,
+    /// A PostgreSQL registry shared by the servers of a cluster, as a URL:
+    /// postgres://USER@HOST:PORT/DATABASE (a password, if any, from RRMT_DATABASE rather than the
+    /// command line, which other users can read). Loopback or a Unix socket unless the URL says
+    /// sslmode=disable: TLS to the database is not built in. Default: SQLite in DATA_DIR.
+    #[arg(long, env = "RRMT_DATABASE", hide_env_values = true)]
+    database: Option<String>,
+    /// This server's id in the cluster (default: a random one kept in DATA_DIR/server-id).
+    #[arg(long)]
+    server_id: Option<String>,
+    /// The wss:// address other servers of the cluster reach this one's administrators'
+    /// endpoint at (default: wss:// and --admin-listen's bound address).
+    #[arg(long)]
+    advertise: Option<String>,
+    /// A file holding the secret the servers of a cluster prove to each other when one links to
+    /// another (at least 16 characters; keep it 0600). Without it this server neither links to
+    /// others nor accepts their links.
+    #[arg(long)]
+    cluster_secret_file: Option<PathBuf>,
+    /// Seconds an agent's presence lasts unless renewed (renewed every third of it): how long
+    /// a killed server's agents still look connected to the others.
+    #[arg(long, default_value_t = 30)]
+    lease: u64,
     /// Agents' endpoint (wss, path /agent). Use 0.0.0.0:7700 to accept agents from the network.
     #[arg(long, default_value = "127.0.0.1:7700")]
     agent_listen: SocketAddr,
@@ -82,7 +111,7 @@ fn main() -> ExitCode {
     oobkit_io::init_logging("info");
     let cli = Cli::parse();
     if let Some(Command::AddAdmin { name }) = &cli.command {
-        return add_admin(&cli.data_dir, name);
+        return add_admin(&cli.data_dir, cli.database.as_deref(), name);
     }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
@@ -94,7 +123,13 @@ fn main() -> ExitCode {
     runtime.block_on(serve(cli))
 }
 
-fn add_admin(data_dir: &std::path::Path, name: &str) -> ExitCode {
+fn add_admin(data_dir: &std::path::Path, database: Option<&str>, name: &str) -> ExitCode {
+    if name.starts_with('@') || name.is_empty() || name.len() > 64 {
+        eprintln!(
+            "rrmt-server: an administrator's name is 1 to 64 characters, not starting with '@'"
+        );
+        return ExitCode::FAILURE;
+    }
     let password = match std::env::var("RRMT_ADMIN_PASSWORD") {
         Ok(p) => p,
         Err(_) => match rpassword::prompt_password(format!("password for {name}: ")) {
@@ -109,17 +144,33 @@ fn add_admin(data_dir: &std::path::Path, name: &str) -> ExitCode {
         eprintln!("rrmt-server: the password must have at least 8 characters");
         return ExitCode::FAILURE;
     }
-    let result = std::fs::create_dir_all(data_dir)
+    let database = match database {
+        Some(url) => Database::Postgres(url.to_owned()),
+        None => Database::Sqlite(data_dir.join("registry.sqlite")),
+    };
+    let save = async {
+        std::fs::create_dir_all(data_dir).map_err(|e| e.to_string())?;
+        let registry = rrmt::registry::open(&database)
+            .await
+            .map_err(|e| e.to_string())?;
+        registry
+            .set_admin(name, &admin_secrets(name, &password))
+            .await
+            .map_err(|e| e.to_string())?;
+        rrmt::make_private(data_dir).map_err(|e| e.to_string())
+    };
+    let result = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
         .map_err(|e| e.to_string())
-        .and_then(|()| Registry::open(&data_dir.join("registry.sqlite")).map_err(|e| e.to_string()))
-        .and_then(|r| {
-            r.set_admin(name, &admin_secrets(name, &password))
-                .map_err(|e| e.to_string())
-        })
-        .and_then(|()| rrmt::make_private(data_dir).map_err(|e| e.to_string()));
+        .and_then(|runtime| runtime.block_on(save));
     match result {
         Ok(()) => {
-            println!("administrator {name} saved in {}", data_dir.display());
+            let place = match &database {
+                Database::Sqlite(_) => data_dir.display().to_string(),
+                Database::Postgres(_) => "the PostgreSQL registry".to_owned(),
+            };
+            println!("administrator {name} saved in {place}");
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -131,6 +182,28 @@ fn add_admin(data_dir: &std::path::Path, name: &str) -> ExitCode {
 
 async fn serve(cli: Cli) -> ExitCode {
     let mut config = ServerConfig::new(&cli.data_dir);
+    if let Some(path) = &cli.cluster_secret_file {
+        match std::fs::read_to_string(path) {
+            Ok(secret) if secret.trim().len() >= 16 => {
+                config.cluster_secret = Some(secret.trim().to_owned());
+            }
+            Ok(_) => {
+                eprintln!(
+                    "rrmt-server: {}: the cluster secret needs at least 16 characters",
+                    path.display()
+                );
+                return ExitCode::FAILURE;
+            }
+            Err(e) => {
+                eprintln!("rrmt-server: {}: {e}", path.display());
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    config.database = cli.database;
+    config.server_id = cli.server_id;
+    config.advertise = cli.advertise;
+    config.lease = std::time::Duration::from_secs(cli.lease.max(1));
     config.agent_listen = cli.agent_listen;
     config.admin_listen = cli.admin_listen;
     config.identity = cli.cert.zip(cli.key);
@@ -153,6 +226,7 @@ async fn serve(cli: Cli) -> ExitCode {
     // Machine-readable lines: tests and scripts look for them.
     println!("agents: wss://{}/agent", server.agent_addr);
     println!("administrators: wss://{}/admin", server.admin_addr);
+    println!("server id: {}", server.id());
     println!(
         "certificate SHA-256: {}",
         oobkit_io::format_fingerprint(&server.fingerprint)
