@@ -532,3 +532,50 @@ fn store_token(path: Option<&std::path::Path>, token: Token) -> std::io::Result<
     };
     crate::write_private_file(path, format!("{token}\n").as_bytes())
 }
+
+/// An agent that authorizes, then answers every Execute at once with "ok" and status 0.
+///
+/// For load runs and tests (a whole fleet in one process, or a second connection with the
+/// same token): `authorized` is called once, when the server accepts the token. Returns why
+/// the connection ended.
+pub async fn answering_agent(
+    endpoint: &Endpoint,
+    token: Token,
+    name: &str,
+    authorized: impl FnOnce(),
+) -> Result<(), String> {
+    let mut authorized = Some(authorized);
+    let mut ws = oobkit_io::websocket_connect(endpoint, AGENT_PATH, None, 1 << 20)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut session = AgentSession::new(name, token.bytes(), Instant::now());
+    loop {
+        while let Some(event) = session.poll_event() {
+            match event {
+                AgentEvent::Provisioned { .. } => {
+                    if let Some(authorized) = authorized.take() {
+                        authorized();
+                    }
+                }
+                AgentEvent::Execute { request, .. } => {
+                    session.output(request, 1, b"ok\n");
+                    session.result(request, 0, 0);
+                }
+                AgentEvent::Closed(reason) => return Err(reason.to_string()),
+                _ => {}
+            }
+        }
+        if !crate::send_pending(&mut ws, || session.poll_transmit()).await {
+            return Err("the connection failed".into());
+        }
+        let deadline = session.poll_timeout();
+        tokio::select! {
+            message = ws.next() => match message {
+                Some(Ok(Message::Binary(data))) => session.handle_input(Instant::now(), &data),
+                Some(Ok(_)) => {}
+                _ => session.handle_eof(),
+            },
+            () = oobkit_io::sleep_until(deadline) => session.handle_timeout(Instant::now()),
+        }
+    }
+}

@@ -6,14 +6,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use futures_util::StreamExt;
 use oobkit_io::{Endpoint, TlsPolicy};
-use oobkit_rrmt::session::{AgentEvent, AgentSession};
-use rrmt::admin::{AGENT_PATH, AdminClient, AdminReply, AdminRequest, Incoming};
+use rrmt::admin::{AdminClient, AdminReply, AdminRequest, Incoming};
 use rrmt::registry::Database;
 use rrmt::server::admin_secrets;
 use tokio::io::AsyncBufReadExt;
-use tokio_tungstenite::tungstenite::Message;
 
 /// Starts an rrmt-server on loopback, holds N authorized idle agents against it, and reports
 /// the server's resident memory per agent, then exec round trips per second through the admin
@@ -159,7 +156,11 @@ async fn run(cli: Cli) -> Result<(), String> {
         );
         tokio::spawn(async move {
             let permit = connecting.acquire_owned().await;
-            if let Err(e) = idle_agent(&endpoint, token, &authorized, permit.ok()).await
+            if let Err(e) = rrmt::agent::answering_agent(&endpoint, token, "load", || {
+                authorized.fetch_add(1, Ordering::Relaxed);
+                drop(permit);
+            })
+            .await
                 && !STOPPING.load(Ordering::Relaxed)
             {
                 eprintln!("rrmt-load: an agent failed: {e}");
@@ -257,46 +258,4 @@ async fn run(cli: Cli) -> Result<(), String> {
     let _ = server.kill().await;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
-}
-
-/// An agent that authorizes, then answers every Execute at once with "ok" and status 0.
-async fn idle_agent(
-    endpoint: &Endpoint,
-    token: rrmt::Token,
-    authorized: &AtomicUsize,
-    // Held until authorized, so that only so many handshakes run at once.
-    mut connecting: Option<tokio::sync::OwnedSemaphorePermit>,
-) -> Result<(), String> {
-    let mut ws = oobkit_io::websocket_connect(endpoint, AGENT_PATH, None, 1 << 20)
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut session = AgentSession::new("load", token.bytes(), Instant::now());
-    loop {
-        while let Some(event) = session.poll_event() {
-            match event {
-                AgentEvent::Provisioned { .. } => {
-                    authorized.fetch_add(1, Ordering::Relaxed);
-                    drop(connecting.take());
-                }
-                AgentEvent::Execute { request, .. } => {
-                    session.output(request, 1, b"ok\n");
-                    session.result(request, 0, 0);
-                }
-                AgentEvent::Closed(reason) => return Err(reason.to_string()),
-                _ => {}
-            }
-        }
-        if !rrmt::send_pending(&mut ws, || session.poll_transmit()).await {
-            return Err("the connection failed".into());
-        }
-        let deadline = session.poll_timeout();
-        tokio::select! {
-            message = ws.next() => match message {
-                Some(Ok(Message::Binary(data))) => session.handle_input(Instant::now(), &data),
-                Some(Ok(_)) => {}
-                _ => session.handle_eof(),
-            },
-            () = oobkit_io::sleep_until(deadline) => session.handle_timeout(Instant::now()),
-        }
-    }
 }

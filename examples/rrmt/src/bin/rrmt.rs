@@ -33,7 +33,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Lists hosts: online or not, last seen, address.
+    /// Lists hosts: online or not, last seen, address, and the server each agent is connected
+    /// to (in a cluster).
     Hosts,
     /// Runs a command on a host; its stdout, stderr and exit status are passed through.
     Exec {
@@ -253,8 +254,8 @@ async fn simple(
         }
         AdminReply::Hosts { hosts } => {
             println!(
-                "{:<20} {:<8} {:<12} {:<24} AGENT",
-                "NAME", "STATE", "LAST SEEN", "ADDRESS"
+                "{:<20} {:<8} {:<12} {:<24} {:<20} SERVER",
+                "NAME", "STATE", "LAST SEEN", "ADDRESS", "AGENT"
             );
             for h in hosts {
                 let state = match (h.online, h.record.revoked) {
@@ -263,7 +264,7 @@ async fn simple(
                     (false, None) => "offline",
                 };
                 println!(
-                    "{:<20} {:<8} {:<12} {:<24} {}",
+                    "{:<20} {:<8} {:<12} {:<24} {:<20} {}",
                     h.record.name,
                     state,
                     if h.online {
@@ -273,6 +274,7 @@ async fn simple(
                     },
                     h.record.last_address.as_deref().unwrap_or("-"),
                     h.record.agent_name.as_deref().unwrap_or("-"),
+                    h.server.as_deref().unwrap_or("-"),
                 );
             }
         }
