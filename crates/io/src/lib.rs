@@ -50,6 +50,9 @@ pub struct Endpoint {
     pub tls: Option<TlsPolicy>,
     /// Limit on connecting (TCP and TLS handshake together).
     pub connect_timeout: Duration,
+    /// The local address to connect from (`None`: the system's choice). Load tools spread
+    /// many connections over loopback addresses with it, so that ports do not run out.
+    pub source: Option<std::net::IpAddr>,
 }
 
 impl Endpoint {
@@ -60,6 +63,7 @@ impl Endpoint {
             port,
             tls: None,
             connect_timeout: Duration::from_secs(10),
+            source: None,
         }
     }
 
@@ -135,12 +139,37 @@ impl IoError {
 pub async fn connect(endpoint: &Endpoint) -> Result<Box<dyn Io>, IoError> {
     let authority = endpoint.authority();
     let work = async {
-        let tcp = TcpStream::connect((endpoint.host.as_str(), endpoint.port))
-            .await
-            .map_err(|source| IoError::Connect {
-                endpoint: authority.clone(),
-                source,
-            })?;
+        let failed = |source| IoError::Connect {
+            endpoint: authority.clone(),
+            source,
+        };
+        let tcp = match endpoint.source {
+            None => TcpStream::connect((endpoint.host.as_str(), endpoint.port))
+                .await
+                .map_err(failed)?,
+            Some(local) => {
+                let remote = tokio::net::lookup_host((endpoint.host.as_str(), endpoint.port))
+                    .await
+                    .map_err(failed)?
+                    .find(|a| a.is_ipv4() == local.is_ipv4())
+                    .ok_or_else(|| {
+                        failed(std::io::Error::new(
+                            std::io::ErrorKind::AddrNotAvailable,
+                            format!("no address of the family of {local}"),
+                        ))
+                    })?;
+                let socket = if local.is_ipv4() {
+                    tokio::net::TcpSocket::new_v4()
+                } else {
+                    tokio::net::TcpSocket::new_v6()
+                }
+                .map_err(failed)?;
+                socket
+                    .bind(std::net::SocketAddr::new(local, 0))
+                    .map_err(failed)?;
+                socket.connect(remote).await.map_err(failed)?
+            }
+        };
         tcp.set_nodelay(true).ok();
         let Some(policy) = &endpoint.tls else {
             return Ok(Box::new(tcp) as Box<dyn Io>);

@@ -1363,8 +1363,9 @@ async fn locate(shared: &Shared, host: &str) -> Whereabouts {
     let elsewhere = shared
         .logged(shared.store.locate(host, now).await)
         .flatten()
-        .filter(|p| p.server != shared.announcement.id);
-    if let Some(presence) = elsewhere {
+        .filter(|l| l.presence.server != shared.announcement.id);
+    if let Some(located) = elsewhere {
+        let presence = located.presence;
         if shared.config.cluster_secret.is_none() {
             return Whereabouts::Nowhere(AdminReply::error(format!(
                 "host {host}'s agent is connected to server {}, and this server has no \
@@ -1372,10 +1373,7 @@ async fn locate(shared: &Shared, host: &str) -> Whereabouts {
                 presence.server
             )));
         }
-        match shared
-            .logged(shared.store.server(&presence.server, now).await)
-            .flatten()
-        {
+        match located.server {
             Some(server) => return Whereabouts::There(server),
             None => {
                 return Whereabouts::Nowhere(AdminReply::error(format!(

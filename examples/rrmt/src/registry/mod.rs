@@ -141,6 +141,15 @@ pub struct Presence {
     pub connection: i64,
 }
 
+/// Where an agent is connected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Located {
+    /// Its presence.
+    pub presence: Presence,
+    /// The holding server's announcement (`None` once that server stopped renewing it).
+    pub server: Option<ServerRecord>,
+}
+
 /// A server of the cluster as it announces itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerRecord {
@@ -256,8 +265,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn renew<'a>(&'a self, server: &'a ServerRecord, now: i64) -> StoreFuture<'a, Renewal>;
     /// Live presence (leases not run out), by host.
     fn presence(&self, now: i64) -> StoreFuture<'_, Vec<Presence>>;
-    /// Where host `name`'s agent is connected, if anywhere.
-    fn locate<'a>(&'a self, host: &'a str, now: i64) -> StoreFuture<'a, Option<Presence>>;
+    /// Where host `name`'s agent is connected, if anywhere, with that server's announcement
+    /// if its lease runs (one query: an exec through another server looks this up each time).
+    fn locate<'a>(&'a self, host: &'a str, now: i64) -> StoreFuture<'a, Option<Located>>;
     /// Server `id`'s announcement, if its lease runs.
     fn server<'a>(&'a self, id: &'a str, now: i64) -> StoreFuture<'a, Option<ServerRecord>>;
     /// The events other servers publish, once (None for a back end only one server uses).

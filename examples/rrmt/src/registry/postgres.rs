@@ -17,7 +17,7 @@ use tokio_postgres::config::{Host, SslMode};
 use tokio_postgres::{AsyncMessage, Client, NoTls, Row, Statement};
 
 use super::{
-    AdminSecrets, AuditRecord, AuditStart, ClusterEvent, Connected, HostRecord, Presence,
+    AdminSecrets, AuditRecord, AuditStart, ClusterEvent, Connected, HostRecord, Located, Presence,
     RegistryError, Renewal, ServerRecord, Store, StoreFuture, token_hash,
 };
 
@@ -371,8 +371,9 @@ async fn prepare(client: &Client) -> Result<Statements, RegistryError> {
             .await?,
         locate: client
             .prepare(
-                "SELECT host, server, connection FROM presence
-                 WHERE host = $1 AND lease_until >= $2",
+                "SELECT p.host, p.server, p.connection, s.admin_url, s.fingerprint, s.lease_until
+                 FROM presence p LEFT JOIN servers s ON s.id = p.server AND s.lease_until >= $2
+                 WHERE p.host = $1 AND p.lease_until >= $2",
             )
             .await?,
         server: client
@@ -670,13 +671,27 @@ impl Store for PostgresStore {
         })
     }
 
-    fn locate<'a>(&'a self, host: &'a str, now: i64) -> StoreFuture<'a, Option<Presence>> {
+    fn locate<'a>(&'a self, host: &'a str, now: i64) -> StoreFuture<'a, Option<Located>> {
         Box::pin(async move {
             let row = self
                 .client
                 .query_opt(&self.statements.locate, &[&host, &now])
                 .await?;
-            Ok(row.as_ref().map(presence_row))
+            Ok(row.map(|row| {
+                let presence = presence_row(&row);
+                let admin_url: Option<String> = row.get(3);
+                let fingerprint: Option<String> = row.get(4);
+                let lease_until: Option<i64> = row.get(5);
+                let server = admin_url.zip(fingerprint).zip(lease_until).map(
+                    |((admin_url, fingerprint), lease_until)| ServerRecord {
+                        id: presence.server.clone(),
+                        admin_url,
+                        fingerprint,
+                        lease_until,
+                    },
+                );
+                Located { presence, server }
+            }))
         })
     }
 

@@ -8,7 +8,7 @@ use std::sync::{Mutex, MutexGuard};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
-    AdminSecrets, AuditRecord, AuditStart, ClusterEvent, Connected, HostRecord, Presence,
+    AdminSecrets, AuditRecord, AuditStart, ClusterEvent, Connected, HostRecord, Located, Presence,
     RegistryError, Renewal, ServerRecord, Store, StoreFuture, token_hash,
 };
 
@@ -420,14 +420,30 @@ impl Store for SqliteStore {
         })())
     }
 
-    fn locate<'a>(&'a self, host: &'a str, now: i64) -> StoreFuture<'a, Option<Presence>> {
+    fn locate<'a>(&'a self, host: &'a str, now: i64) -> StoreFuture<'a, Option<Located>> {
         ready((|| {
             let db = self.db();
             let mut statement = db.prepare_cached(
-                "SELECT host, server, connection FROM presence WHERE host = ?1 AND lease_until >= ?2",
+                "SELECT p.host, p.server, p.connection, s.admin_url, s.fingerprint, s.lease_until
+                 FROM presence p LEFT JOIN servers s ON s.id = p.server AND s.lease_until >= ?2
+                 WHERE p.host = ?1 AND p.lease_until >= ?2",
             )?;
             Ok(statement
-                .query_row(params![host, now], presence_row)
+                .query_row(params![host, now], |row| {
+                    let presence = presence_row(row)?;
+                    let admin_url: Option<String> = row.get(3)?;
+                    let fingerprint: Option<String> = row.get(4)?;
+                    let lease_until: Option<i64> = row.get(5)?;
+                    let server = admin_url.zip(fingerprint).zip(lease_until).map(
+                        |((admin_url, fingerprint), lease_until)| ServerRecord {
+                            id: presence.server.clone(),
+                            admin_url,
+                            fingerprint,
+                            lease_until,
+                        },
+                    );
+                    Ok(Located { presence, server })
+                })
                 .optional()?)
         })())
     }

@@ -179,7 +179,11 @@ async fn presence_and_leases(store: &dyn Store) {
         .await
         .unwrap();
     let a = store.locate("a", now + 2).await.unwrap().unwrap();
-    assert_eq!((a.server.as_str(), a.connection), ("s2", 2));
+    assert_eq!(
+        (a.presence.server.as_str(), a.presence.connection),
+        ("s2", 2)
+    );
+    assert_eq!(a.server.unwrap().admin_url, "wss://s2.example:7701");
     let record = store.host("a").await.unwrap().unwrap();
     assert_eq!(record.last_address.as_deref(), Some("127.0.0.2:6000"));
     assert_eq!(store.presence(now + 2).await.unwrap().len(), 2);
