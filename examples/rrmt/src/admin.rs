@@ -157,6 +157,12 @@ pub enum AdminReply {
         /// Its exit status (-1 when not known).
         exit: i32,
     },
+    /// To a forwarded request only: this server does not hold the agent (any more); the
+    /// forwarding server asks the registry where it is now.
+    NotHere {
+        /// Why, for a person.
+        message: String,
+    },
 }
 
 impl AdminReply {

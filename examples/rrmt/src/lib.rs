@@ -11,6 +11,7 @@
 
 pub mod admin;
 pub mod agent;
+pub mod directory;
 pub mod peer;
 pub mod pty;
 pub mod registry;

@@ -128,17 +128,26 @@ async fn open(
     Ok(link)
 }
 
-/// Relays a forwarded exec: its output, then its end. False when the administrator is gone.
+/// How a relayed request ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Relayed {
+    /// Answered (for an exec: whether the administrator is still there).
+    Done(bool),
+    /// The server does not hold the agent: nothing was run, nothing sent to the administrator.
+    NotHere,
+}
+
+/// Relays a forwarded exec: its output, then its end.
 pub async fn exec(
     admin: &mut impl AdminSide,
     links: &Links,
     server: &ServerRecord,
     secret: &str,
     request: &AdminRequest,
-) -> bool {
+) -> Relayed {
     let mut link = match open(links, server, secret, request).await {
         Ok(link) => link,
-        Err(answer) => return reply(admin, &answer).await,
+        Err(answer) => return Relayed::Done(reply(admin, &answer).await),
     };
     let mut admin_present = true;
     loop {
@@ -148,6 +157,10 @@ pub async fn exec(
                     admin_present = admin.send(Message::Binary(data.into())).await.is_ok();
                 }
             }
+            Ok(Incoming::Reply(AdminReply::NotHere { .. })) => {
+                links.give_back(&server.id, link);
+                return Relayed::NotHere;
+            }
             Ok(Incoming::Reply(answer)) => {
                 let done = matches!(answer, AdminReply::Exited { .. } | AdminReply::Error { .. });
                 if admin_present {
@@ -155,7 +168,7 @@ pub async fn exec(
                 }
                 if done {
                     links.give_back(&server.id, link);
-                    return admin_present;
+                    return Relayed::Done(admin_present);
                 }
             }
             Ok(Incoming::Closed) | Err(_) => {
@@ -164,7 +177,7 @@ pub async fn exec(
                      audit log says how it ended",
                     server.id
                 ));
-                return admin_present && reply(admin, &answer).await;
+                return Relayed::Done(admin_present && reply(admin, &answer).await);
             }
         }
     }
@@ -177,12 +190,12 @@ pub async fn shell(
     server: &ServerRecord,
     secret: &str,
     request: &AdminRequest,
-) {
+) -> Relayed {
     let mut link = match open(links, server, secret, request).await {
         Ok(link) => link,
         Err(answer) => {
             reply(admin, &answer).await;
-            return;
+            return Relayed::Done(false);
         }
     };
     loop {
@@ -192,6 +205,10 @@ pub async fn shell(
                     if admin.send(Message::Binary(data.into())).await.is_err() {
                         break;
                     }
+                }
+                Ok(Incoming::Reply(AdminReply::NotHere { .. })) => {
+                    links.give_back(&server.id, link);
+                    return Relayed::NotHere;
                 }
                 Ok(Incoming::Reply(answer)) => {
                     let done =
@@ -228,4 +245,5 @@ pub async fn shell(
         }
     }
     link.close().await;
+    Relayed::Done(false)
 }

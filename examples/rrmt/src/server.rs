@@ -228,6 +228,7 @@ impl Server {
             },
             peer_secrets,
             links: crate::peer::Links::default(),
+            directory: crate::directory::Directory::default(),
             agent_port: agent_addr.port(),
             fingerprint: oobkit_io::format_fingerprint(&fingerprint),
             store,
@@ -250,6 +251,10 @@ impl Server {
         renew(&shared).await;
         tokio::spawn(renewals(Arc::clone(&shared)));
         if let Some(events) = events {
+            // Listening already: nothing connecting from now on is missed.
+            if let Some(presence) = shared.logged(shared.store.presence(now_secs()).await) {
+                shared.directory.load(presence);
+            }
             tokio::spawn(cluster_events(Arc::clone(&shared), events));
         }
         let server = Self {
@@ -307,6 +312,9 @@ async fn renew(shared: &Shared) {
     let Some(renewal) = shared.logged(shared.store.renew(&announcement, now).await) else {
         return;
     };
+    if let Some(servers) = shared.logged(shared.store.servers(now).await) {
+        shared.directory.set_servers(servers);
+    }
     if renewal.closed_audits > 0 {
         tracing::warn!(
             "closed {} audit entries left open by servers that stopped renewing their leases",
@@ -345,21 +353,29 @@ async fn cluster_events(shared: Arc<Shared>, mut events: mpsc::UnboundedReceiver
                     tracing::info!("host {host}'s token was revoked: its agent is cut off");
                 }
             }
-            ClusterEvent::Moved { host, replaced } => {
-                if replaced.server != shared.announcement.id {
+            ClusterEvent::Connected { presence, replaced } => {
+                shared.directory.connected(&presence.host, &presence.server);
+                let Some(replaced) = replaced.filter(|r| r.server == shared.announcement.id) else {
                     continue;
-                }
+                };
+                let host = presence.host;
                 let stale = lock(&shared.agents)
                     .get(&host)
                     .filter(|a| a.connection as i64 == replaced.connection)
                     .map(|a| a.commands.clone());
                 if let Some(agent) = stale {
                     tracing::warn!(
-                        "host {host}: its agent connected to another server; closing the \
-                         connection here"
+                        "host {host}: its agent connected to server {}; closing the connection \
+                         here",
+                        presence.server
                     );
                     let _ = agent.try_send(Command::Replaced);
                 }
+            }
+            ClusterEvent::Disconnected { presence } => {
+                shared
+                    .directory
+                    .disconnected(&presence.host, &presence.server);
             }
         }
     }
@@ -387,6 +403,8 @@ struct Shared {
     peer_secrets: Option<AdminSecrets>,
     /// Idle links to other servers.
     links: crate::peer::Links,
+    /// Where the cluster's agents are (from the registry's notifications).
+    directory: crate::directory::Directory,
     /// Authorized agents by host name.
     agents: Mutex<HashMap<String, AgentHandle>>,
     admins: HashMap<String, AdminSecrets>,
@@ -1355,11 +1373,20 @@ enum Whereabouts {
     Nowhere(AdminReply),
 }
 
-async fn locate(shared: &Shared, host: &str) -> Whereabouts {
+/// Where `host`'s agent is: here, or on the server the directory names (when `directory`),
+/// or as the registry says.
+async fn locate(shared: &Shared, host: &str, directory: bool) -> Whereabouts {
     if let Some(agent) = shared.agent(host) {
         return Whereabouts::Here(agent);
     }
     let now = now_secs();
+    if directory
+        && shared.config.cluster_secret.is_some()
+        && let Some(server) = shared.directory.lookup(host, now)
+        && server.id != shared.announcement.id
+    {
+        return Whereabouts::There(server);
+    }
     let elsewhere = shared
         .logged(shared.store.locate(host, now).await)
         .flatten()
@@ -1374,7 +1401,10 @@ async fn locate(shared: &Shared, host: &str) -> Whereabouts {
             )));
         }
         match located.server {
-            Some(server) => return Whereabouts::There(server),
+            Some(server) => {
+                shared.directory.connected(host, &server.id);
+                return Whereabouts::There(server);
+            }
             None => {
                 return Whereabouts::Nowhere(AdminReply::error(format!(
                     "host {host}'s agent was connected to server {}, which stopped renewing its \
@@ -1396,6 +1426,63 @@ async fn locate(shared: &Shared, host: &str) -> Whereabouts {
             None => format!("host {host}'s agent has never connected"),
         },
     }))
+}
+
+/// What became of a request for an agent.
+enum Routed {
+    /// The agent is here: run it.
+    Here(AgentLink),
+    /// Answered: relayed to the server holding the agent, or refused (for an exec: whether
+    /// the administrator is still there).
+    Answered(bool),
+}
+
+/// Finds `host`'s agent for an exec or shell (`request` makes it, should it be forwarded):
+/// here, or relayed to the server holding it. A forwarded request is never forwarded again
+/// (the agent moved meanwhile: the forwarding server asks the registry and tries once more).
+async fn route(
+    ws: &mut WebSocketStream<Tls>,
+    shared: &Shared,
+    origin: Origin<'_>,
+    host: &str,
+    request: impl Fn() -> AdminRequest,
+) -> Routed {
+    let mut use_directory = true;
+    loop {
+        let server = match locate(shared, host, use_directory).await {
+            Whereabouts::Here(agent) => return Routed::Here(agent),
+            Whereabouts::There(server) if origin.via.is_none() => server,
+            Whereabouts::There(_) | Whereabouts::Nowhere(_) if origin.via.is_some() => {
+                let why = format!(
+                    "server {} does not hold host {host}'s agent",
+                    shared.announcement.id
+                );
+                return Routed::Answered(reply(ws, &AdminReply::NotHere { message: why }).await);
+            }
+            Whereabouts::There(_) => unreachable!("a request from an administrator is routed"),
+            Whereabouts::Nowhere(answer) => return Routed::Answered(reply(ws, &answer).await),
+        };
+        let request = request();
+        let shell = matches!(request, AdminRequest::Shell { .. });
+        let request = forwarded(shared, origin, request);
+        let secret = shared.config.cluster_secret.as_deref().unwrap_or_default();
+        let relayed = if shell {
+            crate::peer::shell(ws, &shared.links, &server, secret, &request).await
+        } else {
+            crate::peer::exec(ws, &shared.links, &server, secret, &request).await
+        };
+        match relayed {
+            crate::peer::Relayed::Done(present) => return Routed::Answered(present),
+            crate::peer::Relayed::NotHere if use_directory => {
+                shared.directory.forget(host);
+                use_directory = false;
+            }
+            crate::peer::Relayed::NotHere => {
+                let why = format!("host {host}'s agent is moving between servers; try again");
+                return Routed::Answered(reply(ws, &AdminReply::error(why)).await);
+            }
+        }
+    }
 }
 
 /// The request that asks `server` to run `request` for `origin`.
@@ -1454,31 +1541,15 @@ async fn exec(
     if argv.is_empty() {
         return reply(ws, &AdminReply::error("no command given")).await;
     }
-    let agent = match locate(shared, host).await {
-        Whereabouts::Here(agent) => agent,
-        // A forwarded request is never forwarded again: the agent moved meanwhile.
-        Whereabouts::There(server) if origin.via.is_none() => {
-            let request = forwarded(
-                shared,
-                origin,
-                AdminRequest::Exec {
-                    host: host.to_owned(),
-                    argv,
-                    timeout_ms,
-                    output_cap,
-                },
-            );
-            let secret = shared.config.cluster_secret.as_deref().unwrap_or_default();
-            return crate::peer::exec(ws, &shared.links, &server, secret, &request).await;
-        }
-        Whereabouts::There(server) => {
-            let why = format!(
-                "host {host}'s agent moved to server {}; try again",
-                server.id
-            );
-            return reply(ws, &AdminReply::error(why)).await;
-        }
-        Whereabouts::Nowhere(answer) => return reply(ws, &answer).await,
+    let request = || AdminRequest::Exec {
+        host: host.to_owned(),
+        argv: argv.clone(),
+        timeout_ms,
+        output_cap,
+    };
+    let agent = match route(ws, shared, origin, host, request).await {
+        Routed::Here(agent) => agent,
+        Routed::Answered(present) => return present,
     };
     let user = origin.user;
     let line = command_line(&argv);
@@ -1565,36 +1636,16 @@ async fn shell(
     term: &str,
     for_user: Option<&str>,
 ) {
-    let agent = match locate(shared, host).await {
-        Whereabouts::Here(agent) => agent,
-        Whereabouts::There(server) if origin.via.is_none() => {
-            let request = forwarded(
-                shared,
-                origin,
-                AdminRequest::Shell {
-                    host: host.to_owned(),
-                    cols,
-                    rows,
-                    term: term.to_owned(),
-                    for_user: for_user.map(str::to_owned),
-                },
-            );
-            let secret = shared.config.cluster_secret.as_deref().unwrap_or_default();
-            crate::peer::shell(ws, &shared.links, &server, secret, &request).await;
-            return;
-        }
-        Whereabouts::There(server) => {
-            let why = format!(
-                "host {host}'s agent moved to server {}; try again",
-                server.id
-            );
-            reply(ws, &AdminReply::error(why)).await;
-            return;
-        }
-        Whereabouts::Nowhere(answer) => {
-            reply(ws, &answer).await;
-            return;
-        }
+    let request = || AdminRequest::Shell {
+        host: host.to_owned(),
+        cols,
+        rows,
+        term: term.to_owned(),
+        for_user: for_user.map(str::to_owned),
+    };
+    let agent = match route(ws, shared, origin, host, request).await {
+        Routed::Here(agent) => agent,
+        Routed::Answered(_) => return,
     };
     let user = origin.user;
     let detail = match for_user {

@@ -577,3 +577,63 @@ async fn a_flooding_shell_through_two_servers_waits_for_a_slow_administrator() {
         4.0 / resumed.elapsed().as_secs_f64()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_servers_with_the_secret_forward_and_only_forwarded_requests() {
+    let pg = oobkit_testkit::postgres::Postgres::start();
+    let cluster = Cluster::start("links", &pg, &["s1", "s2"]).await;
+    let token = cluster.token("web1").await;
+    let _agent = cluster.agent(&token, "web1", &["s2"]);
+    cluster
+        .wait_until_on("web1", "s2", Duration::from_secs(20))
+        .await;
+    let url = format!("wss://127.0.0.1:{}", cluster.node_of("s1").admin_port);
+    let (endpoint, _) = rrmt::endpoint_from_url(&url, cluster.pinned()).unwrap();
+    let exec = AdminRequest::Exec {
+        host: "web1".into(),
+        argv: vec!["true".into()],
+        timeout_ms: 0,
+        output_cap: 0,
+    };
+    let forward = AdminRequest::Forward {
+        user: "mallory".into(),
+        address: "192.0.2.1".into(),
+        via: "s9".into(),
+        request: Box::new(exec.clone()),
+    };
+    // A wrong secret is a failed login like any other.
+    assert!(
+        AdminClient::connect(&endpoint, rrmt::peer::PEER_USER, "not the secret")
+            .await
+            .is_err()
+    );
+    // An administrator cannot pose as a server relaying someone else's request.
+    let mut alice = cluster.admin("s1").await;
+    let AdminReply::Error { message } = alice.call(&forward).await.unwrap() else {
+        panic!("a forwarded request from an administrator is refused");
+    };
+    assert!(message.contains("only the servers"), "{message}");
+    // A server's link carries forwarded exec and shell only; one for an agent this server does
+    // not hold is answered "not here" (the sender asks the registry), never forwarded again.
+    let secret = std::fs::read_to_string(cluster.dir.join("cluster-secret")).unwrap();
+    let mut link = AdminClient::connect(&endpoint, rrmt::peer::PEER_USER, &secret)
+        .await
+        .unwrap();
+    let AdminReply::Error { message } = link.call(&AdminRequest::Hosts).await.unwrap() else {
+        panic!("a link asking for hosts is refused");
+    };
+    assert!(message.contains("forwarded requests only"), "{message}");
+    assert!(matches!(
+        link.call(&forward).await.unwrap(),
+        AdminReply::NotHere { .. }
+    ));
+    // Nothing ran, so nothing was audited for mallory.
+    let AdminReply::Audit { entries } = alice
+        .call(&AdminRequest::Audit { limit: 100 })
+        .await
+        .unwrap()
+    else {
+        panic!("audit");
+    };
+    assert!(entries.iter().all(|e| e.who != "mallory"), "{entries:?}");
+}

@@ -277,7 +277,10 @@ async fn run(mut cli: Cli) -> Result<(), String> {
         .collect::<Result<_, _>>()?;
     let pg_before = postgres_cpu();
     let cpu = |nodes: &[Node]| -> Result<Vec<Duration>, String> {
-        nodes.iter().map(|n| oobkit_testkit::cpu_time(n.pid)).collect()
+        nodes
+            .iter()
+            .map(|n| oobkit_testkit::cpu_time(n.pid))
+            .collect()
     };
     let cpu_before = cpu(&nodes)?;
     let authorized = Arc::new(AtomicUsize::new(0));

@@ -202,12 +202,18 @@ pub enum ClusterEvent {
         /// The host.
         host: String,
     },
-    /// A host's agent connected anew; the server holding the connection it replaced closes it.
-    Moved {
-        /// The host.
-        host: String,
-        /// The connection replaced.
-        replaced: Presence,
+    /// A host's agent connected; the server holding the connection it replaced (if any)
+    /// closes that one. Every server keeps where each agent is from these.
+    Connected {
+        /// The new connection.
+        presence: Presence,
+        /// The connection it replaced.
+        replaced: Option<Presence>,
+    },
+    /// A host's agent disconnected (and was not replaced).
+    Disconnected {
+        /// The connection that ended.
+        presence: Presence,
     },
 }
 
@@ -270,6 +276,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn locate<'a>(&'a self, host: &'a str, now: i64) -> StoreFuture<'a, Option<Located>>;
     /// Server `id`'s announcement, if its lease runs.
     fn server<'a>(&'a self, id: &'a str, now: i64) -> StoreFuture<'a, Option<ServerRecord>>;
+    /// Every server whose lease runs.
+    fn servers(&self, now: i64) -> StoreFuture<'_, Vec<ServerRecord>>;
     /// The events other servers publish, once (None for a back end only one server uses).
     fn events(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<ClusterEvent>>;
 }
@@ -302,19 +310,33 @@ pub(crate) fn token_hash(token: &[u8; 16]) -> Vec<u8> {
     sha2::Sha256::digest(token).to_vec()
 }
 
-/// A "moved" notification's payload: the host, then the replaced connection's server and
-/// number, separated by tabs (host names and server ids hold no tabs).
-pub(crate) fn parse_moved(payload: &str) -> Option<ClusterEvent> {
+/// A presence notification's payload: host, server and connection separated by tabs (host
+/// names and server ids hold no tabs), then for a connection that replaced another, that
+/// one's server and connection.
+pub(crate) fn parse_presence(channel: &str, payload: &str) -> Option<ClusterEvent> {
     let mut parts = payload.split('\t');
-    let (host, server, connection) = (parts.next()?, parts.next()?, parts.next()?);
-    Some(ClusterEvent::Moved {
-        host: host.to_owned(),
-        replaced: Presence {
+    let host = parts.next()?;
+    let presence = |server: &str, connection: &str| {
+        Some(Presence {
             host: host.to_owned(),
             server: server.to_owned(),
             connection: connection.parse().ok()?,
-        },
-    })
+        })
+    };
+    let current = presence(parts.next()?, parts.next()?)?;
+    match channel {
+        "rrmt_connected" => Some(ClusterEvent::Connected {
+            presence: current,
+            replaced: match (parts.next(), parts.next()) {
+                (Some(server), Some(connection)) if !server.is_empty() => {
+                    Some(presence(server, connection)?)
+                }
+                _ => None,
+            },
+        }),
+        "rrmt_disconnected" => Some(ClusterEvent::Disconnected { presence: current }),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

@@ -104,6 +104,7 @@ struct Statements {
     presence: Statement,
     locate: Statement,
     server: Statement,
+    servers: Statement,
 }
 
 /// The registry in PostgreSQL.
@@ -172,8 +173,7 @@ impl PostgresStore {
                             "rrmt_revoke" => Some(ClusterEvent::Revoked {
                                 host: n.payload().to_owned(),
                             }),
-                            "rrmt_moved" => super::parse_moved(n.payload()),
-                            _ => None,
+                            channel => super::parse_presence(channel, n.payload()),
                         };
                         if let Some(event) = event
                             && events_tx.send(event).is_err()
@@ -194,7 +194,7 @@ impl PostgresStore {
             }
         });
         listener
-            .batch_execute("LISTEN rrmt_revoke; LISTEN rrmt_moved")
+            .batch_execute("LISTEN rrmt_revoke; LISTEN rrmt_connected; LISTEN rrmt_disconnected")
             .await?;
         Ok(Self {
             client,
@@ -321,8 +321,8 @@ async fn prepare(client: &Client) -> Result<Statements, RegistryError> {
                    UPDATE hosts SET last_seen = $5, last_address = $6, agent_name = $7
                    WHERE name = $1)
                  SELECT previous_server, previous_connection,
-                   CASE WHEN previous_server IS NOT NULL THEN pg_notify('rrmt_moved',
-                     host || E'\\t' || previous_server || E'\\t' || previous_connection) END
+                   pg_notify('rrmt_connected', host || E'\\t' || $2 || E'\\t' || $3::TEXT
+                     || COALESCE(E'\\t' || previous_server || E'\\t' || previous_connection, ''))
                  FROM claimed",
             )
             .await?,
@@ -331,9 +331,12 @@ async fn prepare(client: &Client) -> Result<Statements, RegistryError> {
             .prepare(
                 "WITH released AS (
                    DELETE FROM presence WHERE host = $1 AND server = $2 AND connection = $3
-                   RETURNING host)
-                 UPDATE hosts SET last_seen = $4, last_address = $5, agent_name = $6
-                 WHERE name IN (SELECT host FROM released)",
+                   RETURNING host),
+                 seen AS (
+                   UPDATE hosts SET last_seen = $4, last_address = $5, agent_name = $6
+                   WHERE name IN (SELECT host FROM released))
+                 SELECT pg_notify('rrmt_disconnected', host || E'\\t' || $2 || E'\\t' || $3::TEXT)
+                 FROM released",
             )
             .await?,
         announce: client
@@ -382,6 +385,12 @@ async fn prepare(client: &Client) -> Result<Statements, RegistryError> {
                  WHERE id = $1 AND lease_until >= $2",
             )
             .await?,
+        servers: client
+            .prepare(
+                "SELECT id, admin_url, fingerprint, lease_until FROM servers
+                 WHERE lease_until >= $1 ORDER BY id",
+            )
+            .await?,
     })
 }
 
@@ -395,6 +404,15 @@ fn host_row(row: &Row) -> HostRecord {
         last_seen: row.get(5),
         last_address: row.get(6),
         agent_name: row.get(7),
+    }
+}
+
+fn server_row(row: &Row) -> ServerRecord {
+    ServerRecord {
+        id: row.get(0),
+        admin_url: row.get(1),
+        fingerprint: row.get(2),
+        lease_until: row.get(3),
     }
 }
 
@@ -612,7 +630,7 @@ impl Store for PostgresStore {
     fn agent_disconnected<'a>(&'a self, agent: Connected<'a>) -> StoreFuture<'a, ()> {
         Box::pin(async move {
             self.client
-                .execute(
+                .query(
                     &self.statements.disconnected,
                     &[
                         &agent.host,
@@ -701,12 +719,14 @@ impl Store for PostgresStore {
                 .client
                 .query_opt(&self.statements.server, &[&id, &now])
                 .await?;
-            Ok(row.map(|row| ServerRecord {
-                id: row.get(0),
-                admin_url: row.get(1),
-                fingerprint: row.get(2),
-                lease_until: row.get(3),
-            }))
+            Ok(row.as_ref().map(server_row))
+        })
+    }
+
+    fn servers(&self, now: i64) -> StoreFuture<'_, Vec<ServerRecord>> {
+        Box::pin(async move {
+            let rows = self.client.query(&self.statements.servers, &[&now]).await?;
+            Ok(rows.iter().map(server_row).collect())
         })
     }
 

@@ -468,6 +468,25 @@ impl Store for SqliteStore {
         })())
     }
 
+    fn servers(&self, now: i64) -> StoreFuture<'_, Vec<ServerRecord>> {
+        ready((|| {
+            let db = self.db();
+            let mut statement = db.prepare_cached(
+                "SELECT id, admin_url, fingerprint, lease_until FROM servers
+                 WHERE lease_until >= ?1 ORDER BY id",
+            )?;
+            let rows = statement.query_map(params![now], |row| {
+                Ok(ServerRecord {
+                    id: row.get(0)?,
+                    admin_url: row.get(1)?,
+                    fingerprint: row.get(2)?,
+                    lease_until: row.get(3)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })())
+    }
+
     fn events(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<ClusterEvent>> {
         None
     }

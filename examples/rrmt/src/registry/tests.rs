@@ -331,15 +331,23 @@ async fn postgres_tells_every_server_of_revocations_and_moves() {
             .expect("a notification within 5 s")
             .expect("the listener runs")
     };
+    let presence = |server: &str, connection| Presence {
+        host: "web1".into(),
+        server: server.into(),
+        connection,
+    };
     assert_eq!(
         next().await,
-        ClusterEvent::Moved {
-            host: "web1".into(),
-            replaced: Presence {
-                host: "web1".into(),
-                server: "s1".into(),
-                connection: 1
-            }
+        ClusterEvent::Connected {
+            presence: presence("s1", 1),
+            replaced: None
+        }
+    );
+    assert_eq!(
+        next().await,
+        ClusterEvent::Connected {
+            presence: presence("s2", 4),
+            replaced: Some(presence("s1", 1))
         }
     );
     assert_eq!(
@@ -348,6 +356,22 @@ async fn postgres_tells_every_server_of_revocations_and_moves() {
             host: "web1".into()
         }
     );
+    // The replaced connection's end is not news; the current one's is.
+    one.agent_disconnected(connected("web1", "s1", 1, 4))
+        .await
+        .unwrap();
+    two.agent_disconnected(connected("web1", "s2", 4, 5))
+        .await
+        .unwrap();
+    assert_eq!(
+        next().await,
+        ClusterEvent::Disconnected {
+            presence: presence("s2", 4)
+        }
+    );
+    assert_eq!(one.servers(0).await.unwrap(), Vec::new());
+    one.renew(&announcement("s1", 100), 5).await.unwrap();
+    assert_eq!(one.servers(5).await.unwrap(), vec![announcement("s1", 100)]);
     assert!(matches!(
         open(&Database::Postgres("postgres://x@db.example.net/x".into())).await,
         Err(RegistryError::Url(_))
