@@ -51,6 +51,10 @@ say "rrmt-load"
 cargo build -q --release -p rrmt
 if [ "$quick" = 1 ]; then agents=200 execs=200; else agents=5000 execs=5000; fi
 ./target/release/rrmt-load --agents "$agents" --execs "$execs" | grep '^FIGURE' >>"$figures"
+# Two servers sharing a throwaway PostgreSQL: memory per agent, exec same-server beside
+# cross-server (the 38 000-agent run of docs/rrmt-cluster.md is the same command, larger).
+./target/release/rrmt-load --postgres --servers 2 --agents "$agents" --execs "$execs" --idle-secs 5 \
+  | grep '^FIGURE' | sed 's/ rrmt_/ cluster_rrmt_/g' >>"$figures"
 
 machine="$(nproc) cores ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)"
 ./target/release/perf_report "$figures" target/criterion docs/performance.md docs/perf "$machine" "$(date -u +%F)"

@@ -408,6 +408,19 @@ fn main() {
             number(get("rrmt_exec_p99_us").unwrap_or(f64::NAN)),
         );
     }
+    if let (Some(agents), Some(bytes), Some(same), Some(cross)) = (
+        get("cluster_rrmt_agents"),
+        get("cluster_rrmt_bytes_per_agent"),
+        get("cluster_rrmt_exec_per_s"),
+        get("cluster_rrmt_cross_exec_per_s"),
+    ) {
+        let _ = writeln!(
+            r.md,
+            "- **RRMT cluster** (two rrmt-servers sharing one PostgreSQL, docs/rrmt-cluster.md): {agents:.0} idle agents, {} bytes of resident memory per agent on the fuller server; exec round trips through one server to random agents it holds: {same:.0} per second, to agents the other server holds (over a server-to-server link): {cross:.0} per second ({}x; the median of five alternating rounds each).",
+            number(bytes),
+            number(same / cross),
+        );
+    }
     let _ = writeln!(
         r.md,
         "\n## Not measured here yet\n\n- The launchers beside the seed's own launchers (pyws `amtsol.py` / `amtkvm.py`, not published on PyPI), the relay hop beside websockify, and RRMT exec beside OpenSSH: their peers are not yet driven by a benchmark."
