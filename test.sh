@@ -20,6 +20,8 @@
 #           loopback, ssh-keygen for its keys).
 #           postgresql (the throwaway clusters of the multi-server RRMT tests: initdb and pg_ctl
 #           on a loopback port; the Debian service itself is never started).
+#           websockify (the relay noVNC users reach for: vnc_proxy's bench runs it beside the
+#           stand-in's own websocket-to-TCP hop).
 #   Account: oobkit-ssh-test, the user web_console's tests log in as (password and
 #           keyboard-interactive go through PAM, so it is a real account): its password is drawn
 #           at random into target/ssh-test-password (0600) by each setup.
@@ -33,9 +35,9 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-DEBIAN_PACKAGES=(curl amtterm telnet bsdutils util-linux g++ python3 python3-venv xorriso valgrind openssl tigervnc-standalone-server chromium chromium-driver openssh-server openssh-client postgresql)
+DEBIAN_PACKAGES=(curl amtterm telnet bsdutils util-linux g++ python3 python3-venv xorriso valgrind openssl tigervnc-standalone-server chromium chromium-driver openssh-server openssh-client postgresql websockify)
 # Program each package must provide, checked after the install (package:program).
-PEER_PROGRAMS=(curl:curl amtterm:amtterm telnet:telnet bsdutils:script util-linux:setsid g++:g++ xorriso:xorriso valgrind:valgrind openssl:openssl tigervnc-standalone-server:Xtigervnc chromium:chromium chromium-driver:chromedriver openssh-server:sshd openssh-client:ssh-keygen postgresql:pg_ctlcluster)
+PEER_PROGRAMS=(curl:curl amtterm:amtterm telnet:telnet bsdutils:script util-linux:setsid g++:g++ xorriso:xorriso valgrind:valgrind openssl:openssl tigervnc-standalone-server:Xtigervnc chromium:chromium chromium-driver:chromedriver openssh-server:sshd openssh-client:ssh-keygen postgresql:pg_ctlcluster websockify:websockify)
 VNCDOTOOL_VERSION=1.4.2
 BENCH_PYPI=(lxml==6.1.3 xmltodict==1.0.4)
 # The seed's token library, both generations vnc_proxy must accept (each pins its own PyJWT).

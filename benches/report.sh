@@ -43,9 +43,9 @@ with=$(py_ir 5)
 without=$(py_ir 0)
 echo "FIGURE callgrind_seed_lxml_ir=$(( (with - without) / 5 ))" >>"$figures"
 
-say "programs: sol_telnet echo, kvm_vnc relay, amt_ider throughput, vnc_proxy beside the seed proxy, web_console beside webssh"
+say "programs: sol_telnet echo, kvm_vnc relay, amt_ider throughput, vnc_proxy beside the seed proxy and websockify, web_console beside webssh, RRMT exec beside OpenSSH"
 if [ "$quick" = 1 ]; then bench_args=(-- --test); else bench_args=(); fi
-cargo bench -q -p sol_telnet -p kvm_vnc -p amt_ider -p vnc_proxy -p web_console "${bench_args[@]}" 2>/dev/null | grep '^FIGURE' >>"$figures"
+cargo bench -q -p sol_telnet -p kvm_vnc -p amt_ider -p vnc_proxy -p web_console -p rrmt "${bench_args[@]}" 2>/dev/null | grep '^FIGURE' >>"$figures"
 
 say "rrmt-load"
 cargo build -q --release -p rrmt

@@ -339,6 +339,14 @@ fn main() {
             number(get("vnc_proxy_bytes_per_idle").unwrap_or(f64::NAN)),
             number(get("seed_bytes_per_idle").unwrap_or(f64::NAN)),
         );
+        if let Some(websockify) = get("websockify_mib_s") {
+            let _ = writeln!(
+                r.md,
+                "  One websocket-to-TCP hop in front of the same console: the stand-in's (oobkit's relay) {direct:.0} MiB/s, Debian's websockify {websockify:.0} MiB/s ({:.1}×; websockify relays {} MiB per second of its own processor time).",
+                direct / websockify,
+                number(get("websockify_mib_per_cpu_s").unwrap_or(f64::NAN)),
+            );
+        }
         if let (Some(ours_cpu), Some(seed_cpu)) = (
             get("vnc_proxy_mib_per_cpu_s"),
             get("seed_proxy_mib_per_cpu_s"),
@@ -421,9 +429,26 @@ fn main() {
             number(same / cross),
         );
     }
+    if let (Some(rrmt), Some(ssh), Some(mux)) = (
+        get("vs_ssh_rrmt_exec_per_s"),
+        get("vs_ssh_ssh_exec_per_s"),
+        get("vs_ssh_mux_exec_per_s"),
+    ) {
+        let _ = writeln!(
+            r.md,
+            "- **RRMT exec beside OpenSSH** (`true` on this machine, one after another): through an rrmt-agent {rrmt:.0} per second (p50 {} µs); ssh multiplexed over one connection (ControlMaster) {mux:.0} per second (p50 {} µs, {:.1}×); ssh with a new connection each {ssh:.1} per second (p50 {} µs, {:.0}×). Memory per idle connection: sshd {} bytes per session (proportional set size of its processes), rrmt-server {} bytes per agent.",
+            number(get("vs_ssh_rrmt_p50_us").unwrap_or(f64::NAN)),
+            number(get("vs_ssh_mux_p50_us").unwrap_or(f64::NAN)),
+            rrmt / mux,
+            number(get("vs_ssh_ssh_p50_us").unwrap_or(f64::NAN)),
+            rrmt / ssh,
+            number(get("vs_ssh_sshd_bytes_per_session").unwrap_or(f64::NAN)),
+            number(get("rrmt_bytes_per_agent").unwrap_or(f64::NAN)),
+        );
+    }
     let _ = writeln!(
         r.md,
-        "\n## Not measured here yet\n\n- The launchers beside the seed's own launchers (pyws `amtsol.py` / `amtkvm.py`, not published on PyPI), the relay hop beside websockify, and RRMT exec beside OpenSSH: their peers are not yet driven by a benchmark."
+        "\n## Not measured here yet\n\n- The launchers beside the seed's own launchers (pyws `amtsol.py` / `amtkvm.py`): pyws is not published on PyPI, so no peer runs here."
     );
     std::fs::write(out, &r.md).expect("report written");
     eprintln!("wrote {out} and the charts in {svg_dir}");

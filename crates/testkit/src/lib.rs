@@ -14,6 +14,38 @@ pub mod browser;
 pub mod postgres;
 pub mod sshd;
 
+/// A free TCP port on 127.0.0.1: bound, then released. Another process may take it before the
+/// caller binds it; prefer letting a server bind port 0 and say its port where it can.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port()
+}
+
+/// A directory of its own under the system's temporary directory (named after `tag`, this
+/// process and a counter), removed on drop.
+#[derive(Debug)]
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    /// Creates it (empty).
+    pub fn new(tag: &str) -> Self {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("oobkit-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("a temporary directory");
+        Self(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// Runs `check` on every file of `fuzz/seeds/<target>/` (valid inputs, hostile inputs and saved
 /// crashes), so that the fuzz targets' checks run on stable in every `cargo test`. Panics if
 /// the corpus is missing or holds fewer than five seeds, so a lost corpus cannot pass silently.

@@ -90,10 +90,7 @@ impl Postgres {
         assert!(status.success(), "initdb into {} failed", dir.display());
         // A free port can be taken between choosing and binding it: try a few.
         for _ in 0..5 {
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .expect("a free port")
-                .port();
+            let port = crate::free_port();
             let options = format!(
                 "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off \
                  -c synchronous_commit=off -c full_page_writes=off -c max_connections=200",

@@ -71,10 +71,7 @@ impl Sshd {
         keygen(&dir.join("client"));
         std::fs::copy(dir.join("client.pub"), dir.join("authorized_keys")).expect("copy");
         std::fs::create_dir_all("/run/sshd").expect("sshd's privilege separation directory");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
+        let port = crate::free_port();
         let config = format!(
             "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_ed25519\nPidFile {d}/sshd.pid\n\
              AuthorizedKeysFile {d}/authorized_keys\nStrictModes no\nUsePAM yes\n\
@@ -105,6 +102,11 @@ impl Sshd {
             std::thread::sleep(Duration::from_millis(50));
         }
         server
+    }
+
+    /// The listening sshd's process id (its sessions are its children).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// The private key authorized for [`USER`] (OpenSSH format).

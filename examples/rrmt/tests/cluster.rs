@@ -9,11 +9,13 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use oobkit_io::TlsPolicy;
+use oobkit_testkit::free_port;
 use rrmt::admin::{AdminClient, AdminReply, AdminRequest, Incoming};
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-const SERVER: &str = env!("CARGO_BIN_EXE_rrmt-server");
+mod common;
+
+use common::SERVER;
 const AGENT: &str = env!("CARGO_BIN_EXE_rrmt-agent");
 const CLI: &str = env!("CARGO_BIN_EXE_rrmt");
 const PASSWORD: &str = "cluster admin password";
@@ -38,14 +40,6 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl Cluster {
@@ -93,33 +87,29 @@ impl Cluster {
             }
         }
         let (agent_port, admin_port) = (free_port(), free_port());
-        let mut child = Command::new(SERVER)
-            .arg("--data-dir")
-            .arg(&data)
-            .args(["--database", &self.url, "--server-id", id])
-            .arg("--cluster-secret-file")
-            .arg(self.dir.join("cluster-secret"))
-            .args(["--lease", LEASE_SECS])
-            .args(["--agent-listen", &format!("127.0.0.1:{agent_port}")])
-            .args(["--admin-listen", &format!("127.0.0.1:{admin_port}")])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let fingerprint = tokio::time::timeout(Duration::from_secs(20), async {
-            while let Some(line) = lines.next_line().await.unwrap() {
-                if let Some(fp) = line.strip_prefix("certificate SHA-256: ") {
-                    return fp.to_owned();
-                }
-            }
-            panic!("server {id} ended without printing its fingerprint");
-        })
-        .await
-        .expect("the server starts");
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let (agent, admin) = (
+            format!("127.0.0.1:{agent_port}"),
+            format!("127.0.0.1:{admin_port}"),
+        );
+        let secret = self.dir.join("cluster-secret");
+        let args: Vec<&std::ffi::OsStr> = [
+            "--data-dir".as_ref(),
+            data.as_os_str(),
+            "--database".as_ref(),
+            self.url.as_ref(),
+            "--server-id".as_ref(),
+            id.as_ref(),
+            "--cluster-secret-file".as_ref(),
+            secret.as_os_str(),
+            "--lease".as_ref(),
+            LEASE_SECS.as_ref(),
+            "--agent-listen".as_ref(),
+            agent.as_ref(),
+            "--admin-listen".as_ref(),
+            admin.as_ref(),
+        ]
+        .into();
+        let (child, fingerprint) = common::start_server(&args).await;
         assert!(self.fingerprint.is_empty() || self.fingerprint == fingerprint);
         self.fingerprint = fingerprint;
         Node {

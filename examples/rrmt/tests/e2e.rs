@@ -4,11 +4,14 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use oobkit_testkit::free_port;
 use rrmt::pty::Pty;
-use tokio::io::{AsyncBufReadExt, BufReader};
+
 use tokio::process::{Child, Command};
 
-const SERVER: &str = env!("CARGO_BIN_EXE_rrmt-server");
+mod common;
+
+use common::SERVER;
 const AGENT: &str = env!("CARGO_BIN_EXE_rrmt-agent");
 const CLI: &str = env!("CARGO_BIN_EXE_rrmt");
 const PASSWORD: &str = "correct horse";
@@ -18,14 +21,6 @@ fn scratch(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 struct TestServer {
@@ -57,30 +52,20 @@ impl TestServer {
     }
 
     async fn start(dir: &Path, agent_port: u16, admin_port: u16, extra: &[&str]) -> Self {
-        let mut child = Command::new(SERVER)
-            .arg("--data-dir")
-            .arg(dir)
-            .args(["--agent-listen", &format!("127.0.0.1:{agent_port}")])
-            .args(["--admin-listen", &format!("127.0.0.1:{admin_port}")])
-            .args(extra)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let fingerprint = tokio::time::timeout(Duration::from_secs(20), async {
-            while let Some(line) = lines.next_line().await.unwrap() {
-                if let Some(fp) = line.strip_prefix("certificate SHA-256: ") {
-                    return fp.to_owned();
-                }
-            }
-            panic!("the server ended without printing its fingerprint");
-        })
-        .await
-        .expect("the server starts");
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let (agent, admin) = (
+            format!("127.0.0.1:{agent_port}"),
+            format!("127.0.0.1:{admin_port}"),
+        );
+        let mut args: Vec<&std::ffi::OsStr> = vec![
+            "--data-dir".as_ref(),
+            dir.as_os_str(),
+            "--agent-listen".as_ref(),
+            agent.as_ref(),
+            "--admin-listen".as_ref(),
+            admin.as_ref(),
+        ];
+        args.extend(extra.iter().map(|a| std::ffi::OsStr::new(*a)));
+        let (child, fingerprint) = common::start_server(&args).await;
         Self {
             child,
             dir: dir.to_owned(),

@@ -1,6 +1,7 @@
 //! vnc_proxy beside the seed (PyPI lab-orchestrator-ws-proxy-lib 1.0.0, in its dev mode) and
-//! beside no proxy at all (a client talking to the KubeVirt stand-in directly: the limit), in
-//! one run: relay throughput of a VM console streaming 256 MiB, websocket connect latency
+//! beside no proxy at all (a client talking to the KubeVirt stand-in directly: the limit), and
+//! the stand-in's own websocket-to-TCP hop beside websockify (Debian's, the relay noVNC users
+//! reach for) in front of the same console, in one run: relay throughput of a VM console streaming 256 MiB, websocket connect latency
 //! (through each proxy to the upstream), and resident memory per idle session.
 //! `-- --test` (CI) moves 8 MiB and opens fewer sessions.
 
@@ -8,6 +9,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::StreamExt;
+use oobkit_testkit::free_port;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
@@ -143,14 +145,6 @@ async fn spawn_listening(
     child
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let smoke = std::env::args().any(|a| a == "--test");
@@ -203,6 +197,34 @@ async fn main() {
     let seed = spawn_listening(command, "listening").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
 
+    // websockify in front of the same console: a single websocket-to-TCP hop, as the stand-in.
+    let websockify_port = free_port();
+    let websockify = tokio::process::Command::new("websockify")
+        .args([
+            &format!("127.0.0.1:{websockify_port}"),
+            &console.to_string(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("websockify runs (./test.sh installs it)");
+    let started = Instant::now();
+    while TcpStream::connect(("127.0.0.1", websockify_port))
+        .await
+        .is_err()
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "websockify did not listen"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let websockify_url = format!("ws://127.0.0.1:{websockify_port}/");
+    let mut websockify_best = Duration::MAX;
+    let mut websockify_cpu = Duration::ZERO;
+    let websockify_pid = websockify.id().expect("websockify runs");
+
     let token = token();
     let direct_url = format!(
         "ws://{api}/apis/subresources.kubevirt.io/v1/namespaces/ns/virtualmachineinstances/vm/vnc"
@@ -224,6 +246,9 @@ async fn main() {
                 proxy_cpu[i] += oobkit_testkit::cpu_time(pid).unwrap() - before;
             }
         }
+        let before = oobkit_testkit::cpu_time(websockify_pid).unwrap();
+        websockify_best = websockify_best.min(drain(&websockify_url, total).await);
+        websockify_cpu += oobkit_testkit::cpu_time(websockify_pid).unwrap() - before;
     }
     let rate = |d: Duration| total as f64 / d.as_secs_f64() / (1 << 20) as f64;
     let (direct, ours_rate, seed_rate) = (rate(best[0]), rate(best[1]), rate(best[2]));
@@ -258,6 +283,14 @@ async fn main() {
         ours_rate / seed_rate,
         100.0 * ours_rate / direct
     );
+    let websockify_rate = rate(websockify_best);
+    let websockify_per_cpu = per_cpu(websockify_cpu);
+    println!(
+        "one websocket-to-TCP hop in front of the same console: the KubeVirt stand-in (ours) \
+         {direct:.0} MiB/s, websockify {websockify_rate:.0} MiB/s ({:.1}x; websockify relays \
+         {websockify_per_cpu:.0} MiB per second of its own processor time)",
+        direct / websockify_rate
+    );
     println!(
         "relayed per second of the proxy's own processor time: vnc_proxy {ours_per_cpu:.0} MiB, the seed {seed_per_cpu:.0} MiB ({:.1}x)",
         ours_per_cpu / seed_per_cpu
@@ -274,7 +307,7 @@ async fn main() {
         per_session[1]
     );
     println!(
-        "FIGURE vnc_proxy_mib_s={ours_rate:.0} seed_proxy_mib_s={seed_rate:.0} direct_ws_mib_s={direct:.0} vnc_proxy_mib_per_cpu_s={ours_per_cpu:.0} seed_proxy_mib_per_cpu_s={seed_per_cpu:.0} vnc_proxy_connect_p99_us={:.0} direct_connect_p99_us={:.0} seed_connect_p99_us={:.0} vnc_proxy_bytes_per_idle={:.0} seed_bytes_per_idle={:.0}",
+        "FIGURE websockify_mib_s={websockify_rate:.0} websockify_mib_per_cpu_s={websockify_per_cpu:.0} vnc_proxy_mib_s={ours_rate:.0} seed_proxy_mib_s={seed_rate:.0} direct_ws_mib_s={direct:.0} vnc_proxy_mib_per_cpu_s={ours_per_cpu:.0} seed_proxy_mib_per_cpu_s={seed_per_cpu:.0} vnc_proxy_connect_p99_us={:.0} direct_connect_p99_us={:.0} seed_connect_p99_us={:.0} vnc_proxy_bytes_per_idle={:.0} seed_bytes_per_idle={:.0}",
         pct(&lat[1], 0.99),
         pct(&lat[0], 0.99),
         pct(&lat[2], 0.99),

@@ -289,24 +289,8 @@ async fn run(mut cli: Cli) -> Result<(), String> {
     if cli.holders == 0 {
         let connecting = Arc::new(tokio::sync::Semaphore::new(128));
         for (i, token) in tokens.iter().enumerate() {
-            let (endpoint, authorized, connecting) = (
-                nodes[home(i)].agents.clone(),
-                Arc::clone(&authorized),
-                Arc::clone(&connecting),
-            );
-            let token = *token;
-            tokio::spawn(async move {
-                let permit = connecting.acquire_owned().await;
-                if let Err(e) = rrmt::agent::answering_agent(&endpoint, token, "load", || {
-                    authorized.fetch_add(1, Ordering::Relaxed);
-                    drop(permit);
-                })
-                .await
-                    && !STOPPING.load(Ordering::Relaxed)
-                {
-                    eprintln!("rrmt-load: an agent failed: {e}");
-                }
-            });
+            let endpoint = nodes[home(i)].agents.clone();
+            spawn_agent(endpoint, *token, &authorized, &connecting);
         }
     } else {
         let me = std::env::current_exe().map_err(|e| e.to_string())?;
@@ -588,6 +572,29 @@ async fn execs(
     })
 }
 
+/// Starts an agent that answers every exec at once; counted in `authorized` once the server
+/// accepts it. `connecting` bounds the handshakes in flight (a permit is held until then).
+fn spawn_agent(
+    endpoint: Endpoint,
+    token: rrmt::Token,
+    authorized: &Arc<AtomicUsize>,
+    connecting: &Arc<tokio::sync::Semaphore>,
+) {
+    let (authorized, connecting) = (Arc::clone(authorized), Arc::clone(connecting));
+    tokio::spawn(async move {
+        let permit = connecting.acquire_owned().await;
+        if let Err(e) = rrmt::agent::answering_agent(&endpoint, token, "load", || {
+            authorized.fetch_add(1, Ordering::Relaxed);
+            drop(permit);
+        })
+        .await
+            && !STOPPING.load(Ordering::Relaxed)
+        {
+            eprintln!("rrmt-load: an agent failed: {e}");
+        }
+    });
+}
+
 /// The `hold` subcommand: this process's share of the fleet, each connection from its own
 /// loopback address; prints the running count of authorized agents.
 async fn hold(file: &Path, fingerprint: &str, net: u8) -> Result<(), String> {
@@ -599,18 +606,7 @@ async fn hold(file: &Path, fingerprint: &str, net: u8) -> Result<(), String> {
         let token = rrmt::Token::parse(token).ok_or("a bad token")?;
         let mut endpoint = endpoint(addr, fingerprint)?;
         endpoint.source = Some(source(net, i));
-        let (authorized, connecting) = (Arc::clone(&authorized), Arc::clone(&connecting));
-        tokio::spawn(async move {
-            let permit = connecting.acquire_owned().await;
-            if let Err(e) = rrmt::agent::answering_agent(&endpoint, token, "load", || {
-                authorized.fetch_add(1, Ordering::Relaxed);
-                drop(permit);
-            })
-            .await
-            {
-                eprintln!("rrmt-load hold: an agent failed: {e}");
-            }
-        });
+        spawn_agent(endpoint, token, &authorized, &connecting);
     }
     let mut reported = usize::MAX;
     loop {

@@ -3,22 +3,7 @@
 
 use super::*;
 
-struct TempDir(std::path::PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("rrmt-registry-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use oobkit_testkit::TempDir;
 
 fn audit_start<'a>(host: &'a str, action: &'a str, detail: &'a str, at: i64) -> AuditStart<'a> {
     AuditStart {
