@@ -175,24 +175,81 @@ pub fn resident_kib(pid: Option<u32>) -> Result<u64, String> {
 /// (in the kernel's fixed 100 Hz user ticks): what a benchmark reads around a transfer to
 /// tell a relay's own cost from that of the endpoints sharing the machine with it.
 pub fn cpu_time(pid: u32) -> Result<std::time::Duration, String> {
+    let fields = stat_fields(pid)?;
+    // utime and stime are fields 14 and 15 of the line.
+    Ok(std::time::Duration::from_millis(
+        (fields[14] + fields[15]) * 10,
+    ))
+}
+
+/// The numeric fields of `/proc/PID/stat`, indexed by their 1-based number in proc(5) (index 0,
+/// the command name, field 2, and the state, field 3, read as 0).
+fn stat_fields(pid: u32) -> Result<Vec<u64>, String> {
     let path = format!("/proc/{pid}/stat");
     let stat = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {path}: {e}"))?;
     // The command name (field 2) may hold spaces and parentheses; the fields after it do not.
-    let after_name = stat
+    let (head, after_name) = stat
         .rsplit_once(')')
-        .map(|(_, rest)| rest)
         .ok_or_else(|| format!("no command name in {path}"))?;
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
-    let ticks = |i: usize| -> Result<u64, String> {
-        fields
-            .get(i)
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| format!("no field {} in {path}", i + 3))
-    };
-    Ok(std::time::Duration::from_millis(
-        (ticks(11)? + ticks(12)?) * 10,
-    ))
+    let pid_field = head.split_whitespace().next().and_then(|p| p.parse().ok());
+    let mut fields = vec![0, pid_field.unwrap_or(0), 0, 0];
+    fields.extend(
+        after_name
+            .split_whitespace()
+            .skip(1)
+            .map(|v| v.parse::<i64>().map_or(0, |n| n.max(0) as u64)),
+    );
+    if fields.len() < 18 {
+        return Err(format!("{path}: too few fields"));
+    }
+    Ok(fields)
+}
+
+/// The parent of `pid`, if it runs.
+pub fn parent(pid: u32) -> Option<u32> {
+    stat_fields(pid).ok().and_then(|f| u32::try_from(f[4]).ok())
+}
+
+/// The processes below `pid` (children, their children, ...), alive now.
+pub fn descendants(pid: u32) -> Vec<u32> {
+    let mut children: std::collections::HashMap<u64, Vec<u32>> = Default::default();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(p) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        // The parent is field 4.
+        if let Ok(fields) = stat_fields(p) {
+            children.entry(fields[4]).or_default().push(p);
+        }
+    }
+    let mut out = Vec::new();
+    let mut stack = vec![pid];
+    while let Some(p) = stack.pop() {
+        for &child in children.get(&u64::from(p)).into_iter().flatten() {
+            out.push(child);
+            stack.push(child);
+        }
+    }
+    out
+}
+
+/// Processor time of `pid` and everything it started: the processes alive below it and those
+/// it already reaped (a server that forks per connection, as websockify and sshd do).
+pub fn tree_cpu_time(pid: u32) -> Result<std::time::Duration, String> {
+    // utime, stime, cutime, cstime: fields 14 to 17.
+    let all = |fields: &[u64]| fields[14] + fields[15] + fields[16] + fields[17];
+    let mut ticks = all(&stat_fields(pid)?);
+    for child in descendants(pid) {
+        // A child may end between the listing and the reading; its time is then its parent's.
+        if let Ok(fields) = stat_fields(child) {
+            ticks += all(&fields);
+        }
+    }
+    Ok(std::time::Duration::from_millis(ticks * 10))
 }
 
 /// vncdotool's `vncdo` (PyPI, installed by `./test.sh` into `target/vncdotool-venv`), or
@@ -225,4 +282,39 @@ pub fn labauth_python(version: &str) -> std::path::PathBuf {
         path.display()
     );
     path
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn process_tree_and_processor_time_read_from_proc() {
+        let me = std::process::id();
+        let mut child = std::process::Command::new("sh")
+            .args([
+                "-c",
+                "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done; sleep 5",
+            ])
+            .spawn()
+            .unwrap();
+        assert_eq!(parent(child.id()), Some(me));
+        assert!(descendants(me).contains(&child.id()));
+        // The child's busy loop shows in the tree's time, not in this process's own.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while cpu_time(child.id()).unwrap() < std::time::Duration::from_millis(50) {
+            assert!(std::time::Instant::now() < deadline, "the child never ran");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert!(
+            tree_cpu_time(me).unwrap()
+                >= cpu_time(me).unwrap() + cpu_time(child.id()).unwrap()
+                    - std::time::Duration::from_millis(20)
+        );
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(!descendants(me).contains(&child.id()));
+        let free = free_port();
+        assert!(std::net::TcpListener::bind(("127.0.0.1", free)).is_ok());
+    }
 }

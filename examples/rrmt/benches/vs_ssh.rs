@@ -67,41 +67,14 @@ fn summary(mut latencies: Vec<Duration>, total: Duration) -> (f64, Duration, Dur
 
 /// Proportional set size of `pid` and every process below it, in KiB.
 fn tree_pss_kib(pid: u32) -> u64 {
-    let mut children: std::collections::HashMap<u32, Vec<u32>> = Default::default();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Some(p) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
-            continue;
-        };
-        // The parent is the second field after the command's closing parenthesis.
-        if let Some(ppid) = stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-            .and_then(|f| f.parse::<u32>().ok())
-        {
-            children.entry(ppid).or_default().push(p);
-        }
-    }
-    let mut total = 0;
-    let mut stack = vec![pid];
-    while let Some(p) = stack.pop() {
-        total += std::fs::read_to_string(format!("/proc/{p}/smaps_rollup"))
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find(|l| l.starts_with("Pss:"))
-                    .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-            })
-            .unwrap_or(0);
-        stack.extend(children.get(&p).into_iter().flatten());
-    }
-    total
+    std::iter::once(pid)
+        .chain(oobkit_testkit::descendants(pid))
+        .filter_map(|p| {
+            let rollup = std::fs::read_to_string(format!("/proc/{p}/smaps_rollup")).ok()?;
+            let line = rollup.lines().find(|l| l.starts_with("Pss:"))?;
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .sum()
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -248,19 +221,10 @@ async fn main() {
     assert!(Path::new(&dir.0).exists());
 }
 
-/// Sessions sshd serves now (its per-connection processes).
+/// Sessions sshd serves now (its per-connection processes: its direct children).
 fn sshd_sessions(sshd: &Sshd) -> usize {
-    std::fs::read_dir("/proc")
+    oobkit_testkit::descendants(sshd.pid())
         .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|p| {
-            std::fs::read_to_string(format!("/proc/{p}/stat")).is_ok_and(|stat| {
-                stat.rsplit_once(')')
-                    .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-                    .is_some_and(|ppid| ppid == sshd.pid().to_string())
-            })
-        })
+        .filter(|p| oobkit_testkit::parent(*p) == Some(sshd.pid()))
         .count()
 }

@@ -246,9 +246,12 @@ async fn main() {
                 proxy_cpu[i] += oobkit_testkit::cpu_time(pid).unwrap() - before;
             }
         }
-        let before = oobkit_testkit::cpu_time(websockify_pid).unwrap();
+        // websockify forks a process per connection: its time counts with the parent's once
+        // the child is reaped, so the tree is read, and read again after the child ended.
+        let before = oobkit_testkit::tree_cpu_time(websockify_pid).unwrap();
         websockify_best = websockify_best.min(drain(&websockify_url, total).await);
-        websockify_cpu += oobkit_testkit::cpu_time(websockify_pid).unwrap() - before;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        websockify_cpu += oobkit_testkit::tree_cpu_time(websockify_pid).unwrap() - before;
     }
     let rate = |d: Duration| total as f64 / d.as_secs_f64() / (1 << 20) as f64;
     let (direct, ours_rate, seed_rate) = (rate(best[0]), rate(best[1]), rate(best[2]));
