@@ -10,7 +10,7 @@
 #
 # Peers (add a new one here, in one place, never only in CI):
 #   Debian: curl (Digest interop), amtterm and telnet (SOL interop), bsdutils (`script`: the
-#           simulator's SOL pseudo-terminal), util-linux (`setsid`: rrmt-agent's shells),
+#           simulator's SOL pseudo-terminal), util-linux (`setsid`: rrmt-agent's shells; `setpriv`: the simulator's SOL program dies with it),
 #           g++ (libFuzzer for the fuzz targets, the bundled SQLite), python3 and python3-venv (vncdotool),
 #           xorriso (bootable El Torito ISOs for the IDE-R boot tests), valgrind (callgrind counts
 #           in docs/performance.md), openssl (RS256 tokens for the VNC proxy's gate),
@@ -37,7 +37,7 @@ cd "$(dirname "$0")"
 
 DEBIAN_PACKAGES=(curl amtterm telnet bsdutils util-linux g++ python3 python3-venv xorriso valgrind openssl tigervnc-standalone-server chromium chromium-driver openssh-server openssh-client postgresql websockify)
 # Program each package must provide, checked after the install (package:program).
-PEER_PROGRAMS=(curl:curl amtterm:amtterm telnet:telnet bsdutils:script util-linux:setsid g++:g++ xorriso:xorriso valgrind:valgrind openssl:openssl tigervnc-standalone-server:Xtigervnc chromium:chromium chromium-driver:chromedriver openssh-server:sshd openssh-client:ssh-keygen postgresql:pg_ctlcluster websockify:websockify)
+PEER_PROGRAMS=(curl:curl amtterm:amtterm telnet:telnet bsdutils:script util-linux:setsid util-linux:setpriv g++:g++ xorriso:xorriso valgrind:valgrind openssl:openssl tigervnc-standalone-server:Xtigervnc chromium:chromium chromium-driver:chromedriver openssh-server:sshd openssh-client:ssh-keygen postgresql:pg_ctlcluster websockify:websockify)
 VNCDOTOOL_VERSION=1.4.2
 BENCH_PYPI=(lxml==6.1.3 xmltodict==1.0.4)
 # The seed's token library, both generations vnc_proxy must accept (each pins its own PyJWT).

@@ -66,8 +66,12 @@ impl Console {
             SolBackend::Command(c) => c.clone(),
         };
         // util-linux `script` runs the command on a fresh pseudo-terminal with our pipes at
-        // the other end: a real tty for the program, no unsafe code here.
-        let mut child = Command::new("script")
+        // the other end: a real tty for the program, no unsafe code here. `setpriv --pdeathsig`
+        // (util-linux too) has it killed if this process dies without dropping it (SIGKILL):
+        // orphaned, `script` kept copying the program's output into a broken pipe, and a
+        // `yes` on the console ran on for good. Its program then sees its terminal hang up.
+        let mut child = Command::new("setpriv")
+            .args(["--pdeathsig", "KILL", "--", "script"])
             .args(["-q", "-f", "-e", "-c", &command, "/dev/null"])
             .env("TERM", "vt100")
             .stdin(std::process::Stdio::piped())

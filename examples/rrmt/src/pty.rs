@@ -40,12 +40,18 @@ impl Pty {
         cols: u16,
         rows: u16,
     ) -> io::Result<(Self, tokio::process::Child)> {
-        let master = rustix::pty::openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY)?;
+        // Close-on-exec, both sides: a shell that inherited the master would hold its own
+        // terminal open, so an agent killed outright left its shells (and a `yes` in them)
+        // running for good instead of hanging them up.
+        let master =
+            rustix::pty::openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)?;
         rustix::pty::grantpt(&master)?;
         rustix::pty::unlockpt(&master)?;
         rustix::termios::tcsetwinsize(&master, winsize(cols.max(1), rows.max(1)))?;
-        let slave =
-            rustix::pty::ioctl_tiocgptpeer(&master, OpenptFlags::RDWR | OpenptFlags::NOCTTY)?;
+        let slave = rustix::pty::ioctl_tiocgptpeer(
+            &master,
+            OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC,
+        )?;
         let child = tokio::process::Command::new("setsid")
             .arg("--ctty")
             .arg(program)
@@ -149,6 +155,37 @@ mod tests {
         let text = String::from_utf8_lossy(&seen);
         assert!(text.contains("33 91"), "{text}");
         assert_eq!(child.wait().await.unwrap().code(), Some(7));
+    }
+
+    #[tokio::test]
+    async fn the_shell_holds_only_its_own_side_and_hangs_up_when_the_agent_goes() {
+        let (pty, mut child) =
+            Pty::spawn::<&str>("/bin/sh", &["-c", "sleep 30"], "dumb", 80, 24).unwrap();
+        let pid = child.id().unwrap();
+        // setsid execs the shell in the same process: its descriptors are the shell's.
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let targets: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .flatten()
+            .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+            .map(|t| t.display().to_string())
+            .collect();
+        // Standard input, output and error: nothing else of the terminal.
+        let terminal = targets
+            .iter()
+            .filter(|t| t.starts_with("/dev/pts/") || *t == "/dev/ptmx")
+            .count();
+        assert_eq!(
+            terminal, 3,
+            "the shell inherited more of its terminal: {targets:?}"
+        );
+        // The agent's side closes (as when the agent is killed): the shell's terminal hangs up.
+        drop(pty);
+        let status = tokio::time::timeout(std::time::Duration::from_secs(5), child.wait())
+            .await
+            .expect("the shell ends when its terminal hangs up")
+            .unwrap();
+        assert!(!status.success());
     }
 
     #[tokio::test]

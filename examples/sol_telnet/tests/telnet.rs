@@ -201,14 +201,14 @@ async fn a_client_leaving_a_silent_device_frees_the_bridge() {
 /// used to hold the bridge, which serves one client at a time, forever).
 #[tokio::test]
 async fn a_client_that_stops_reading_is_dropped_and_the_next_is_served() {
-    let (_bridge, port) =
+    let (mut bridge, port) =
         start_bridge_with(&["--sol-command", "yes flood", "--stall-timeout", "1"]).await;
     let stalled = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .unwrap();
     // Never read: the console's flood fills the socket buffers, then the bridge's writes stall.
     let started = std::time::Instant::now();
-    loop {
+    let served = loop {
         let mut telnet = Telnet::connect(port).await;
         let mut buf = [0u8; 8192];
         let mut seen = Vec::new();
@@ -229,13 +229,39 @@ async fn a_client_that_stops_reading_is_dropped_and_the_next_is_served() {
         })
         .await;
         if served == Ok(true) {
-            break;
+            break telnet;
         }
         assert!(
             started.elapsed() < Duration::from_secs(15),
             "the stalled client still holds the bridge"
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    };
     drop(stalled);
+    // Killed outright (no chance to clean up), the bridge takes its console program with it:
+    // a `yes` left behind ran on for good and took a processor from every later test.
+    let below = oobkit_testkit::descendants(bridge.id().unwrap());
+    assert!(
+        !below.is_empty(),
+        "the console program runs below the bridge"
+    );
+    bridge.start_kill().unwrap();
+    bridge.wait().await.unwrap();
+    drop(served);
+    let gone = |pid: &u32| {
+        // Gone, or ended and waiting to be reaped (state Z) by whoever adopted it.
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| {
+            stat.rsplit_once(") ")
+                .is_some_and(|(_, rest)| rest.starts_with('Z'))
+        })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !below.iter().all(gone) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "left running after the bridge was killed: {:?}",
+            below.iter().filter(|p| !gone(p)).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
