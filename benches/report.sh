@@ -3,7 +3,9 @@
 # criterion codec benches, the WS-Man parse beside quick-xml's floor, the seed's lxml path and
 # xmltodict (with callgrind instruction counts), and the program benches (sol_telnet, kvm_vnc,
 # amt_ider, vnc_proxy beside the seed and websockify, web_console beside webssh, RRMT exec beside
-# OpenSSH, rrmt-load on one server and on two sharing PostgreSQL). Peers come from `./test.sh --setup-only` (valgrind, target/bench-venv).
+# OpenSSH, rrmt-load on one server and on two sharing PostgreSQL). Peers come from
+# `./test.sh --setup-only` (valgrind, target/bench-venv, webssh, the seed proxy, sshd, PostgreSQL,
+# websockify).
 #
 # Usage: benches/report.sh [--quick]   (--quick: short criterion runs, small loads; for CI)
 set -euo pipefail
