@@ -231,19 +231,21 @@ impl Cluster {
     }
 }
 
+/// A shell on `host`, 80x24, TERM=dumb.
+fn shell_request(host: &str) -> AdminRequest {
+    AdminRequest::Shell {
+        host: host.into(),
+        cols: 80,
+        rows: 24,
+        term: "dumb".into(),
+        for_user: None,
+    }
+}
+
 /// A shell through `server` on `host`: a command, then exit 4.
 async fn shell_round(cluster: &Cluster, server: &str, host: &str) {
     let mut admin = cluster.admin(server).await;
-    admin
-        .send(&AdminRequest::Shell {
-            host: host.into(),
-            cols: 80,
-            rows: 24,
-            term: "dumb".into(),
-            for_user: None,
-        })
-        .await
-        .unwrap();
+    admin.send(&shell_request(host)).await.unwrap();
     let mut output = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut sent = false;
@@ -499,16 +501,7 @@ async fn a_flooding_shell_through_two_servers_waits_for_a_slow_administrator() {
         .await;
     // Through s1, a shell on the agent held by s2 prints without end.
     let mut admin = cluster.admin("s1").await;
-    admin
-        .send(&AdminRequest::Shell {
-            host: "flood".into(),
-            cols: 80,
-            rows: 24,
-            term: "dumb".into(),
-            for_user: None,
-        })
-        .await
-        .unwrap();
+    admin.send(&shell_request("flood")).await.unwrap();
     assert_eq!(
         admin.next().await.unwrap(),
         Incoming::Reply(AdminReply::ShellOpened)

@@ -130,8 +130,17 @@ fn loopback(host: &Host) -> bool {
 }
 
 /// Parses `url`, refusing an address off this machine unless the clear text is asked for.
+/// Bounds on every exchange with the database: a server waiting on a stuck registry would hold
+/// its agents' and administrators' requests (and their slots) without end.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// Longest statement (PostgreSQL cancels it and answers an error).
+const STATEMENT_TIMEOUT_MS: u32 = 10_000;
+/// TCP keepalive: a database gone silent (a partition, a dead host) is noticed in about a
+/// minute instead of the system's two hours.
+const KEEPALIVE_IDLE: std::time::Duration = std::time::Duration::from_secs(30);
+
 fn config(url: &str) -> Result<tokio_postgres::Config, RegistryError> {
-    let config: tokio_postgres::Config = url
+    let mut config: tokio_postgres::Config = url
         .parse()
         .map_err(|e: tokio_postgres::Error| RegistryError::Url(e.to_string()))?;
     if config.get_hosts().is_empty() {
@@ -146,6 +155,17 @@ fn config(url: &str) -> Result<tokio_postgres::Config, RegistryError> {
                 .into(),
         ));
     }
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(CONNECT_TIMEOUT);
+    }
+    if config.get_options().is_none() {
+        config.options(format!("-c statement_timeout={STATEMENT_TIMEOUT_MS}"));
+    }
+    config
+        .keepalives(true)
+        .keepalives_idle(KEEPALIVE_IDLE)
+        .keepalives_interval(std::time::Duration::from_secs(10))
+        .keepalives_retries(3);
     Ok(config)
 }
 
@@ -749,6 +769,17 @@ mod tests {
             Err(RegistryError::Url(_))
         ));
         assert!(config("postgres://rrmt@db.example.net/rrmt?sslmode=disable").is_ok());
+        // Bounded by default; what the URL says is kept.
+        let bounded = config("postgres://rrmt@127.0.0.1/rrmt").unwrap();
+        assert_eq!(bounded.get_connect_timeout(), Some(&CONNECT_TIMEOUT));
+        assert_eq!(bounded.get_options(), Some("-c statement_timeout=10000"));
+        let own =
+            config("postgres://rrmt@127.0.0.1/rrmt?connect_timeout=3&options=-c%20x%3D1").unwrap();
+        assert_eq!(
+            own.get_connect_timeout(),
+            Some(&std::time::Duration::from_secs(3))
+        );
+        assert_eq!(own.get_options(), Some("-c x=1"));
         assert!(matches!(config("nonsense"), Err(RegistryError::Url(_))));
     }
 }
