@@ -8,7 +8,6 @@
 //! `cargo bench -p rrmt --bench vs_ssh` (`-- --test`: a smoke run). Needs root and the SSH test
 //! account `./test.sh --setup-only` makes, as web_console's tests do.
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -103,15 +102,9 @@ async fn main() {
         .await
         .unwrap();
     drop(registry);
-    let mut config = rrmt::server::ServerConfig::new(&dir.0);
-    config.agent_listen = SocketAddr::from(([127, 0, 0, 1], 0));
-    config.admin_listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    let config = rrmt::server::ServerConfig::ephemeral(&dir.0);
     let server = rrmt::server::Server::start(config).await.unwrap();
-    let fingerprint = oobkit_io::format_fingerprint(&server.fingerprint);
-    let pinned = || oobkit_io::TlsPolicy::from_flags(Some(&fingerprint), None, false).unwrap();
-    let url = |addr: SocketAddr| format!("wss://{addr}");
-    let (agents, _) = rrmt::endpoint_from_url(&url(server.agent_addr), pinned()).unwrap();
-    let (admin, _) = rrmt::endpoint_from_url(&url(server.admin_addr), pinned()).unwrap();
+    let (agents, admin) = server.endpoints();
     let mut agent_config = rrmt::agent::AgentConfig::new(agents, token, "here");
     agent_config.shell = "/bin/sh".into();
     tokio::spawn(rrmt::agent::run(agent_config));

@@ -106,6 +106,16 @@ impl ServerConfig {
     /// administrators, 8 shells per agent, 1 MiB messages, 10 failures per 10 minutes, 30 s
     /// heartbeat, 10 s handshakes, 15 minutes idle, 60 s exec timeout, 16 MiB output cap.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self::with_ports(data_dir, 7700, 7701)
+    }
+
+    /// As [`ServerConfig::new`], on loopback ports the system chooses (tests, benches, a
+    /// server embedded in another program): see [`Server::endpoints`].
+    pub fn ephemeral(data_dir: impl Into<PathBuf>) -> Self {
+        Self::with_ports(data_dir, 0, 0)
+    }
+
+    fn with_ports(data_dir: impl Into<PathBuf>, agent_port: u16, admin_port: u16) -> Self {
         Self {
             data_dir: data_dir.into(),
             database: None,
@@ -113,8 +123,8 @@ impl ServerConfig {
             advertise: None,
             cluster_secret: None,
             lease: Duration::from_secs(30),
-            agent_listen: SocketAddr::from(([127, 0, 0, 1], 7700)),
-            admin_listen: SocketAddr::from(([127, 0, 0, 1], 7701)),
+            agent_listen: SocketAddr::from(([127, 0, 0, 1], agent_port)),
+            admin_listen: SocketAddr::from(([127, 0, 0, 1], admin_port)),
             identity: None,
             names: vec!["localhost".into(), "127.0.0.1".into()],
             max_agents: 20_000,
@@ -281,6 +291,18 @@ impl Server {
     /// This server's id in the cluster.
     pub fn id(&self) -> &str {
         &self.shared.announcement.id
+    }
+
+    /// Its agents' and administrators' endpoints as a client on this machine reaches them:
+    /// `wss://` the bound addresses, pinned to its certificate.
+    pub fn endpoints(&self) -> (oobkit_io::Endpoint, oobkit_io::Endpoint) {
+        let pinned = oobkit_io::TlsPolicy::Pin(self.fingerprint);
+        let endpoint = |addr: SocketAddr| {
+            let mut endpoint = oobkit_io::Endpoint::plain(addr.ip().to_string(), addr.port());
+            endpoint.tls = Some(pinned.clone());
+            endpoint
+        };
+        (endpoint(self.agent_addr), endpoint(self.admin_addr))
     }
 }
 

@@ -120,6 +120,21 @@ impl Cluster {
         }
     }
 
+    /// Servers s1 and s2, and host `host`'s agent connected to s2 only.
+    async fn two_servers_agent_on_s2(
+        name: &str,
+        pg: &oobkit_testkit::postgres::Postgres,
+        host: &str,
+    ) -> (Self, Child) {
+        let cluster = Self::start(name, pg, &["s1", "s2"]).await;
+        let token = cluster.token(host).await;
+        let agent = cluster.agent(&token, host, &["s2"]);
+        cluster
+            .wait_until_on(host, "s2", Duration::from_secs(20))
+            .await;
+        (cluster, agent)
+    }
+
     fn node_of(&self, id: &str) -> &Node {
         self.nodes.iter().find(|n| n.id == id).unwrap()
     }
@@ -129,35 +144,27 @@ impl Cluster {
     }
 
     async fn run(&self, server: &str, args: &[&str]) -> (i32, String, String) {
-        let output = tokio::time::timeout(
-            Duration::from_secs(30),
-            Command::new(CLI)
-                .env(
-                    "RRMT_SERVER",
-                    format!("wss://127.0.0.1:{}", self.node_of(server).admin_port),
-                )
-                .env("RRMT_USER", "alice")
-                .env("RRMT_PASSWORD", PASSWORD)
-                .env("RRMT_FINGERPRINT", &self.fingerprint)
-                .args(args)
-                .stdin(Stdio::null())
-                .kill_on_drop(true)
-                .output(),
-        )
-        .await
-        .expect("rrmt finishes")
-        .unwrap();
-        (
-            output.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&output.stdout).into_owned(),
-            String::from_utf8_lossy(&output.stderr).into_owned(),
-        )
+        let mut command = Command::new(CLI);
+        command
+            .env(
+                "RRMT_SERVER",
+                format!("wss://127.0.0.1:{}", self.node_of(server).admin_port),
+            )
+            .env("RRMT_USER", "alice")
+            .env("RRMT_PASSWORD", PASSWORD)
+            .env("RRMT_FINGERPRINT", &self.fingerprint)
+            .args(args);
+        common::run_cli(command).await
+    }
+
+    /// Server `server`'s administrators' endpoint, pinned.
+    fn admin_endpoint(&self, server: &str) -> oobkit_io::Endpoint {
+        let url = format!("wss://127.0.0.1:{}", self.node_of(server).admin_port);
+        rrmt::endpoint_from_url(&url, self.pinned()).unwrap().0
     }
 
     async fn admin(&self, server: &str) -> AdminClient {
-        let url = format!("wss://127.0.0.1:{}", self.node_of(server).admin_port);
-        let (endpoint, _) = rrmt::endpoint_from_url(&url, self.pinned()).unwrap();
-        AdminClient::connect(&endpoint, "alice", PASSWORD)
+        AdminClient::connect(&self.admin_endpoint(server), "alice", PASSWORD)
             .await
             .unwrap()
     }
@@ -493,12 +500,7 @@ async fn three_servers_serve_every_agent_survive_a_kill_and_resolve_a_partition(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flooding_shell_through_two_servers_waits_for_a_slow_administrator() {
     let pg = oobkit_testkit::postgres::Postgres::start();
-    let cluster = Cluster::start("flood", &pg, &["s1", "s2"]).await;
-    let token = cluster.token("flood").await;
-    let _agent = cluster.agent(&token, "flood", &["s2"]);
-    cluster
-        .wait_until_on("flood", "s2", Duration::from_secs(20))
-        .await;
+    let (cluster, _agent) = Cluster::two_servers_agent_on_s2("flood", &pg, "flood").await;
     // Through s1, a shell on the agent held by s2 prints without end.
     let mut admin = cluster.admin("s1").await;
     admin.send(&shell_request("flood")).await.unwrap();
@@ -564,14 +566,8 @@ async fn a_flooding_shell_through_two_servers_waits_for_a_slow_administrator() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_servers_with_the_secret_forward_and_only_forwarded_requests() {
     let pg = oobkit_testkit::postgres::Postgres::start();
-    let cluster = Cluster::start("links", &pg, &["s1", "s2"]).await;
-    let token = cluster.token("web1").await;
-    let _agent = cluster.agent(&token, "web1", &["s2"]);
-    cluster
-        .wait_until_on("web1", "s2", Duration::from_secs(20))
-        .await;
-    let url = format!("wss://127.0.0.1:{}", cluster.node_of("s1").admin_port);
-    let (endpoint, _) = rrmt::endpoint_from_url(&url, cluster.pinned()).unwrap();
+    let (cluster, _agent) = Cluster::two_servers_agent_on_s2("links", &pg, "web1").await;
+    let endpoint = cluster.admin_endpoint("s1");
     let exec = AdminRequest::Exec {
         host: "web1".into(),
         argv: vec!["true".into()],

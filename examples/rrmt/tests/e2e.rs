@@ -99,18 +99,9 @@ impl TestServer {
     }
 
     async fn run(&self, args: &[&str]) -> (i32, String, String) {
-        let output = tokio::time::timeout(
-            Duration::from_secs(30),
-            self.cli().args(args).stdin(Stdio::null()).output(),
-        )
-        .await
-        .expect("rrmt finishes")
-        .unwrap();
-        (
-            output.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&output.stdout).into_owned(),
-            String::from_utf8_lossy(&output.stderr).into_owned(),
-        )
+        let mut command = self.cli();
+        command.args(args);
+        common::run_cli(command).await
     }
 
     /// `token create`: the token, written to a file.

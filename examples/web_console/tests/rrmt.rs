@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use common::page::{type_keys, until_screen, until_state};
@@ -32,16 +31,9 @@ async fn an_rrmt_shell_runs_in_the_page_and_the_audit_names_the_web_user() {
         .await
         .unwrap();
     drop(registry);
-    let mut config = rrmt::server::ServerConfig::new(&dir.0);
-    config.agent_listen = SocketAddr::from(([127, 0, 0, 1], 0));
-    config.admin_listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    let config = rrmt::server::ServerConfig::ephemeral(&dir.0);
     let server = rrmt::server::Server::start(config).await.unwrap();
-    let fingerprint = oobkit_io::format_fingerprint(&server.fingerprint);
-    let pinned = || oobkit_io::TlsPolicy::from_flags(Some(&fingerprint), None, false).unwrap();
-    let (admin, _) =
-        rrmt::endpoint_from_url(&format!("wss://{}", server.admin_addr), pinned()).unwrap();
-    let (agents, _) =
-        rrmt::endpoint_from_url(&format!("wss://{}", server.agent_addr), pinned()).unwrap();
+    let (agents, admin) = server.endpoints();
     // A host and its agent.
     let mut client = AdminClient::connect(&admin, "alice", PASSWORD)
         .await

@@ -9,6 +9,22 @@ use tokio::process::{Child, Command};
 /// The server program.
 pub(crate) const SERVER: &str = env!("CARGO_BIN_EXE_rrmt-server");
 
+/// Runs the `rrmt` CLI `command` (30 s at most): exit status, standard output and error.
+pub(crate) async fn run_cli(mut command: Command) -> (i32, String, String) {
+    let output = tokio::time::timeout(
+        Duration::from_secs(30),
+        command.stdin(Stdio::null()).kill_on_drop(true).output(),
+    )
+    .await
+    .expect("rrmt finishes")
+    .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
 /// Starts rrmt-server with `args` (quiet, killed on drop) and waits until it prints its
 /// certificate's fingerprint, which it does once both endpoints listen; returns it.
 pub(crate) async fn start_server(args: &[&std::ffi::OsStr]) -> (Child, String) {
