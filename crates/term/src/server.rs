@@ -14,7 +14,9 @@ pub struct TermConfig {
     /// Unacknowledged output at which the driver stops reading the backend. 256 KiB: under
     /// xterm.js's advice of at most 500 KB in flight, so Ctrl-C after `yes` shows at once.
     pub high_water: u64,
-    /// Unacknowledged output under which reading resumes.
+    /// Unacknowledged output under which reading resumes. 192 KiB: the page still has that much
+    /// to draw while the next batch travels to it, so it never sits idle waiting for data (at
+    /// 64 KiB a busy machine drained it: 75-90% of xterm.js's own speed instead of 85-99%).
     pub low_water: u64,
     /// Time the page has to send its size (the first frame) after the upgrade.
     pub start_timeout: Duration,
@@ -32,7 +34,7 @@ impl Default for TermConfig {
     fn default() -> Self {
         Self {
             high_water: 256 * 1024,
-            low_water: 64 * 1024,
+            low_water: 192 * 1024,
             start_timeout: Duration::from_secs(10),
             ping_interval: Duration::from_secs(25),
             pong_timeout: Duration::from_secs(30),
