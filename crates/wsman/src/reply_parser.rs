@@ -13,7 +13,7 @@ use crate::ns;
 use crate::response::{finish_body, parse_fault, parse_item};
 use crate::view::{BodyView, InstanceView, ItemView, PropertyView, ResponseView, ValueView};
 use crate::xml::{Element, Ev, Events};
-use crate::{Error, XmlError};
+use crate::{Epr, Error, Selector, SelectorValue, Value, XmlError};
 
 /// What the first child of the Body became.
 enum First<'a> {
@@ -352,7 +352,19 @@ fn instance<'a>(events: &mut Events<'a>, s: Start<'a>) -> Result<InstanceView<'a
                     break;
                 }
                 start @ Ev::Start { .. } => {
-                    // Children: read it as the tree path does.
+                    // Children: the usual EPR or datetime straight from the events; any other
+                    // shape from a snapshot, through the tree.
+                    if !nil {
+                        let snapshot = events.clone();
+                        if let Some(value) = usual_structured(events, start.clone())? {
+                            instance.properties.push(PropertyView {
+                                name: p.name.clone(),
+                                value: ValueView::Structured(Box::new(value)),
+                            });
+                            break;
+                        }
+                        *events = snapshot;
+                    }
                     let element = Element {
                         ns: p.ns,
                         name: p.name.to_string(),
@@ -373,6 +385,156 @@ fn instance<'a>(events: &mut Events<'a>, s: Start<'a>) -> Result<InstanceView<'a
         }
     }
     Ok(instance)
+}
+
+/// A structured property value in one of the shapes AMT sends, read from the events: an EPR
+/// whose children are `wsa:Address` and `wsa:ReferenceParameters` (holding `wsman:ResourceURI`
+/// and a `wsman:SelectorSet` of text selectors), or a CIM datetime as the only child. `first`
+/// is the start of the property's first child, already read. `None`: another shape (a wrapped
+/// or nested EPR, a repeated or unknown child, an embedded instance), which the caller reads
+/// again from a snapshot through the tree. Only shapes whose tree reading this reproduces
+/// exactly are taken (a test compares both paths on every fixture and on each way out), and
+/// every element's attributes are read as the tree reads them, so errors are the same too.
+fn usual_structured<'a>(events: &mut Events<'a>, first: Ev<'a>) -> Result<Option<Value>, Error> {
+    let Ev::Start {
+        ns,
+        name,
+        start,
+        empty,
+    } = first
+    else {
+        return Ok(None);
+    };
+    let mut next = Some(Start {
+        ns,
+        name,
+        start,
+        empty,
+    });
+    let (mut address, mut params, mut datetime) = (None, None, None);
+    let mut children = 0;
+    loop {
+        let c = match next.take() {
+            Some(c) => c,
+            None => match child(events)? {
+                Some(c) => c,
+                None => break,
+            },
+        };
+        children += 1;
+        events.attrs(&c.start)?;
+        if datetime.is_some() {
+            return Ok(None);
+        }
+        if c.is(ns::ADDRESSING, "Address") && address.is_none() {
+            let Some(text) = leaf_text(events, &c)? else {
+                return Ok(None);
+            };
+            address = Some(text.trim().to_owned());
+        } else if c.is(ns::ADDRESSING, "ReferenceParameters") && params.is_none() {
+            let Some(found) = reference_parameters(events, &c)? else {
+                return Ok(None);
+            };
+            params = Some(found);
+        } else if children == 1 && crate::xml::is_datetime(&c.ns, &c.name) {
+            let Some(text) = leaf_text(events, &c)? else {
+                return Ok(None);
+            };
+            datetime = Some(text.into_owned());
+        } else {
+            return Ok(None);
+        }
+    }
+    Ok(match (params, datetime) {
+        (Some((resource_uri, selectors)), _) => Some(Value::Epr(Epr {
+            address: address.unwrap_or_default(),
+            resource_uri,
+            selectors,
+        })),
+        (None, Some(datetime)) => Some(Value::Datetime(datetime)),
+        (None, None) => None,
+    })
+}
+
+/// `wsa:ReferenceParameters` with a `wsman:ResourceURI` and a `wsman:SelectorSet`, each at most
+/// once and nothing else: (resource URI, selectors).
+fn reference_parameters<'a>(
+    events: &mut Events<'a>,
+    s: &Start<'a>,
+) -> Result<Option<(String, Vec<Selector>)>, Error> {
+    let (mut resource_uri, mut selectors) = (None, None);
+    if !s.empty {
+        while let Some(c) = child(events)? {
+            events.attrs(&c.start)?;
+            if c.is(ns::WSMAN, "ResourceURI") && resource_uri.is_none() {
+                let Some(text) = leaf_text(events, &c)? else {
+                    return Ok(None);
+                };
+                resource_uri = Some(text.trim().to_owned());
+            } else if c.is(ns::WSMAN, "SelectorSet") && selectors.is_none() {
+                let Some(set) = selector_set(events, &c)? else {
+                    return Ok(None);
+                };
+                selectors = Some(set);
+            } else {
+                return Ok(None);
+            }
+        }
+    }
+    Ok(Some((
+        resource_uri.unwrap_or_default(),
+        selectors.unwrap_or_default(),
+    )))
+}
+
+/// A `wsman:SelectorSet` of text selectors only.
+fn selector_set<'a>(
+    events: &mut Events<'a>,
+    s: &Start<'a>,
+) -> Result<Option<Vec<Selector>>, Error> {
+    let mut selectors = Vec::new();
+    if !s.empty {
+        while let Some(c) = child(events)? {
+            let attrs = events.attrs(&c.start)?;
+            if !c.is(ns::WSMAN, "Selector") {
+                return Ok(None);
+            }
+            let Some(text) = leaf_text(events, &c)? else {
+                return Ok(None);
+            };
+            // As the tree reads it: the first attribute called Name, in any namespace.
+            let name = attrs
+                .into_iter()
+                .find(|a| a.name == "Name")
+                .map(|a| a.value)
+                .unwrap_or_default();
+            selectors.push(Selector {
+                name,
+                value: SelectorValue::Text(text.into_owned()),
+            });
+        }
+    }
+    Ok(Some(selectors))
+}
+
+/// The text of an element without children (`None`: it has some; its rest is unread).
+fn leaf_text<'a>(events: &mut Events<'a>, s: &Start<'a>) -> Result<Option<Cow<'a, str>>, Error> {
+    let mut text: Option<Cow<'a, str>> = None;
+    if s.empty {
+        return Ok(Some(Cow::Borrowed("")));
+    }
+    loop {
+        match events.next()? {
+            Ev::Text(t) => match &mut text {
+                None => text = Some(t),
+                Some(all) => all.to_mut().push_str(&t),
+            },
+            Ev::Char(c) => text.get_or_insert_default().to_mut().push(c),
+            Ev::End => return Ok(Some(text.unwrap_or_default())),
+            Ev::Start { .. } => return Ok(None),
+            Ev::Eof => return Err(Error::Xml(XmlError::Incomplete)),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -411,6 +573,51 @@ mod tests {
             "",
             "<a:Envelope xmlns:a=\"http://www.w3.org/2003/05/soap-envelope\"><a:Body><p:C xmlns:p=\"u\"><p:A>1&amp;2</p:A><p:B xmlns:i=\"http://www.w3.org/2001/XMLSchema-instance\" i:nil=\"true\"/><p:D>t<p:E>e</p:E></p:D></p:C></a:Body></a:Envelope>",
         ];
+        // Structured values: the usual EPR and datetime shapes read from the events, and each
+        // shape that makes that path hand over to the tree.
+        let property = |content: &str| {
+            format!(
+                "<a:Envelope xmlns:a=\"http://www.w3.org/2003/05/soap-envelope\"><a:Body><p:C xmlns:p=\"u\" xmlns:b=\"{}\" xmlns:w=\"{}\" xmlns:d=\"{}\" xmlns:i=\"{}\"><p:A>1</p:A>{content}<p:Z>2</p:Z></p:C></a:Body></a:Envelope>",
+                crate::ns::ADDRESSING,
+                crate::ns::WSMAN,
+                crate::ns::CIM_COMMON,
+                crate::ns::XSI
+            )
+        };
+        let params = "<b:ReferenceParameters><w:ResourceURI> r </w:ResourceURI><w:SelectorSet><w:Selector Name=\"n\"> v </w:Selector><w:Selector w:Name=\"m\">a&amp;b&#x41;</w:Selector><w:Selector/></w:SelectorSet></b:ReferenceParameters>";
+        for content in [
+            format!("<p:R><b:Address> x </b:Address>{params}</p:R>"),
+            format!("<p:R> t <b:Address>x</b:Address> t {params} t </p:R>"),
+            format!("<p:R>{params}<b:Address>x&lt;</b:Address></p:R>"),
+            format!("<p:R>{params}</p:R>"),
+            format!("<p:R><b:Address>x</b:Address><b:Address>y</b:Address>{params}</p:R>"),
+            format!("<p:R>{params}{params}</p:R>"),
+            format!("<p:R><b:EndpointReference><b:Address>x</b:Address>{params}</b:EndpointReference></p:R>"),
+            format!("<p:R><b:Address>x<p:Q/></b:Address>{params}</p:R>"),
+            format!("<p:R><b:Address>x</b:Address><p:Q>q</p:Q>{params}</p:R>"),
+            format!("<p:R i:nil=\"true\"><b:Address>x</b:Address>{params}</p:R>"),
+            "<p:R><b:Address>x</b:Address></p:R>".to_owned(),
+            "<p:R><b:Address>x</b:Address><b:ReferenceParameters/></p:R>".to_owned(),
+            "<p:R><b:ReferenceParameters><w:ResourceURI>r</w:ResourceURI><w:ResourceURI>s</w:ResourceURI></b:ReferenceParameters></p:R>".to_owned(),
+            "<p:R><b:ReferenceParameters><w:ResourceURI>r<p:Q/></w:ResourceURI></b:ReferenceParameters></p:R>".to_owned(),
+            "<p:R><b:ReferenceParameters><w:Other/></b:ReferenceParameters></p:R>".to_owned(),
+            "<p:R><b:ReferenceParameters><w:SelectorSet><w:Other/></w:SelectorSet></b:ReferenceParameters></p:R>".to_owned(),
+            format!("<p:R><b:ReferenceParameters><w:SelectorSet><w:Selector Name=\"e\"><b:Address>x</b:Address>{params}</w:Selector></w:SelectorSet></b:ReferenceParameters></p:R>"),
+            "<p:R><b:ReferenceParameters><w:ResourceURI z:x=\"1\">r</w:ResourceURI></b:ReferenceParameters></p:R>".to_owned(),
+            "<p:R><b:ReferenceParameters><w:SelectorSet><w:Selector z:Name=\"1\">r</w:Selector></w:SelectorSet></b:ReferenceParameters></p:R>".to_owned(),
+            "<p:R><b:ReferenceParameters><w:SelectorSet><w:Selector>r</w:SelectorSet></b:ReferenceParameters></p:R>".to_owned(),
+            "<p:R><d:Datetime>2024-01-03T00:45:41Z</d:Datetime></p:R>".to_owned(),
+            "<p:R><Interval xmlns=\"http://schemas.dmtf.org/wbem/wscim/1/common\"> P1D </Interval></p:R>".to_owned(),
+            "<p:R><d:Datetime/></p:R>".to_owned(),
+            "<p:R><d:Datetime>1</d:Datetime><d:Datetime>2</d:Datetime></p:R>".to_owned(),
+            format!("<p:R><d:Datetime>1</d:Datetime>{params}</p:R>"),
+            "<p:R><d:Datetime>1<p:Q/></d:Datetime></p:R>".to_owned(),
+            "<p:R><p:Q>q</p:Q><d:Datetime>1</d:Datetime></p:R>".to_owned(),
+            "<p:R><p:Q><p:S>s</p:S></p:Q></p:R>".to_owned(),
+            "<p:R><b:Address>x</b:Address><b:ReferenceParameters>".to_owned(),
+        ] {
+            docs.push(("structured".to_owned(), property(&content)));
+        }
         docs.extend(
             hostile
                 .iter()

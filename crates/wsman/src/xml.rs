@@ -67,11 +67,7 @@ impl Element {
 
     /// A CIM common `Datetime` (or `Date`, `Time`, `Interval`) wrapper.
     pub(crate) fn is_datetime(&self) -> bool {
-        &*self.ns == ns::CIM_COMMON
-            && matches!(
-                self.name.as_str(),
-                "Datetime" | "Date" | "Time" | "Interval"
-            )
+        is_datetime(&self.ns, &self.name)
     }
 
     /// Removes and returns the first child named (`ns`, `name`).
@@ -99,6 +95,11 @@ fn unescaped(raw: &str) -> Result<std::borrow::Cow<'_, str>, Error> {
     quick_xml::escape::unescape(raw).map_err(|e| Error::Xml(XmlError::Syntax(e.to_string())))
 }
 
+/// Whether (`ns`, `name`) is a CIM common `Datetime` (or `Date`, `Time`, `Interval`) wrapper.
+pub(crate) fn is_datetime(ns: &str, name: &str) -> bool {
+    ns == ns::CIM_COMMON && matches!(name, "Datetime" | "Date" | "Time" | "Interval")
+}
+
 /// The namespace bound to `xml` in every document.
 const XML_NAMESPACE: &str = "http://www.w3.org/XML/1998/namespace";
 /// The namespace of the `xmlns` attributes, which no prefix may be bound to.
@@ -108,16 +109,16 @@ const XMLNS_NAMESPACE: &str = "http://www.w3.org/2000/xmlns/";
 /// document binds a dozen prefixes, mostly on its Envelope, so a short list searched from the
 /// innermost binding, and a cache of the last prefix looked up, cost less than the general
 /// resolver. URIs are shared (`Rc<str>`), one per distinct URI of the document.
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Namespaces {
     /// (prefix, URI, depth of the declaring element); `""` is the default namespace, and an
     /// empty URI undeclares it.
-    bindings: Vec<(Box<str>, Rc<str>, usize)>,
+    bindings: Vec<(Rc<str>, Rc<str>, usize)>,
     /// Distinct URIs seen.
     uris: Vec<Rc<str>>,
-    /// The last lookup (prefix, URI), valid while the bindings do not change.
-    last_prefix: String,
-    last: Option<Rc<str>>,
+    /// The last lookup (prefix, URI), valid while the bindings do not change. All shared, so
+    /// that a snapshot of the parser (a clone) costs two vectors.
+    last: Option<(Rc<str>, Rc<str>)>,
     /// Bindings to drop (those at this depth and deeper) before the next event: an element's
     /// declarations stay in scope until after its end was handed out, for the QName in a SOAP
     /// `Value` to resolve against them.
@@ -201,25 +202,25 @@ impl Namespaces {
 
     /// The URI of `prefix` (`""`: the default namespace, or none when `attribute`).
     fn resolve(&mut self, prefix: &str) -> Result<Rc<str>, Error> {
-        if let Some(uri) = &self.last
-            && self.last_prefix == prefix
+        if let Some((last_prefix, uri)) = &self.last
+            && **last_prefix == *prefix
         {
             return Ok(Rc::clone(uri));
         }
-        let uri = if prefix == "xml" {
-            self.intern(XML_NAMESPACE)
-        } else {
-            match self.bindings.iter().rev().find(|b| &*b.0 == prefix) {
-                Some(binding) if prefix.is_empty() || !binding.1.is_empty() => {
-                    Rc::clone(&binding.1)
-                }
-                None if prefix.is_empty() => self.unbound(),
-                _ => return Err(Error::Xml(XmlError::UndeclaredPrefix(prefix.to_owned()))),
+        if prefix == "xml" {
+            return Ok(self.intern(XML_NAMESPACE));
+        }
+        let (prefix, uri) = match self.bindings.iter().rev().find(|b| &*b.0 == prefix) {
+            Some(binding) if prefix.is_empty() || !binding.1.is_empty() => {
+                (Rc::clone(&binding.0), Rc::clone(&binding.1))
             }
+            None if prefix.is_empty() => {
+                let unbound = self.unbound();
+                (Rc::clone(&unbound), unbound)
+            }
+            _ => return Err(Error::Xml(XmlError::UndeclaredPrefix(prefix.to_owned()))),
         };
-        self.last_prefix.clear();
-        self.last_prefix.push_str(prefix);
-        self.last = Some(Rc::clone(&uri));
+        self.last = Some((prefix, Rc::clone(&uri)));
         Ok(uri)
     }
 }
@@ -241,6 +242,7 @@ fn split_qname(name: &str) -> (&str, &str) {
 }
 
 /// One event of a document, namespace-resolved, with names and text borrowed from it.
+#[derive(Clone)]
 pub(crate) enum Ev<'a> {
     /// An element starts (`empty`: and ends at once, `<x/>`).
     Start {
@@ -261,6 +263,8 @@ pub(crate) enum Ev<'a> {
 
 /// The events of a document, with the limits of this module enforced and names and text
 /// taken from the document without copying or decoding them again (it is a `str` already).
+/// A clone is a snapshot: reading on from it gives the same events again.
+#[derive(Clone)]
 pub(crate) struct Events<'a> {
     doc: &'a str,
     reader: Reader<&'a [u8]>,
@@ -289,7 +293,7 @@ impl<'a> Events<'a> {
             count: 0,
             depth: 0,
             root_seen: false,
-            no_cr: !doc.contains('\r'),
+            no_cr: memchr::memchr(b'\r', doc.as_bytes()).is_none(),
         })
     }
 
