@@ -446,7 +446,7 @@ fn usual_structured<'a>(events: &mut Events<'a>, first: Ev<'a>) -> Result<Option
         }
     }
     Ok(match (params, datetime) {
-        (Some((resource_uri, selectors)), _) => Some(Value::Epr(Epr {
+        (Some((resource_uri, selectors)), _) => Some(Value::from(Epr {
             address: address.unwrap_or_default(),
             resource_uri,
             selectors,

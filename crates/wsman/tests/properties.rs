@@ -43,7 +43,7 @@ fn value() -> impl Strategy<Value = Value> {
         4 => text().prop_map(Value::Text),
         1 => Just(Value::Nil),
         1 => "[0-9T:Z-]{1,20}".prop_map(Value::Datetime),
-        1 => epr().prop_map(Value::Epr),
+        1 => epr().prop_map(Value::from),
     ]
 }
 

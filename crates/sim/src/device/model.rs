@@ -175,7 +175,7 @@ pub(crate) fn initial(config: &DeviceConfig) -> BTreeMap<String, Vec<Instance>> 
     assoc.set("PowerState", "2");
     assoc.set(
         "ServiceProvided",
-        Value::Epr(Epr::new(
+        Value::from(Epr::new(
             "CIM_PowerManagementService",
             [
                 ("CreationClassName", "CIM_PowerManagementService"),
@@ -187,7 +187,7 @@ pub(crate) fn initial(config: &DeviceConfig) -> BTreeMap<String, Vec<Instance>> 
     );
     assoc.set(
         "UserOfService",
-        Value::Epr(Epr::new(
+        Value::from(Epr::new(
             "CIM_ComputerSystem",
             [
                 ("CreationClassName", "CIM_ComputerSystem"),
