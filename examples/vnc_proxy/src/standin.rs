@@ -167,7 +167,9 @@ async fn serve(mut stream: Box<dyn oobkit_io::Io>, config: &StandInConfig) -> st
 
 /// Relays a VNC server's TCP stream and the websocket as virt-handler does: each read of the
 /// console (up to 32 KiB, Go's copy buffer) becomes one binary message, and each message
-/// received is written to the console. Every write is bounded, so a reader that stops ends it.
+/// received is written to the console. Messages whose bytes were already waiting go out in one
+/// write (up to 256 KiB), the rest one by one. Every write is bounded, so a reader that stops
+/// ends it.
 async fn relay_tcp(ws: WebSocketStream<Box<dyn oobkit_io::Io>>, vnc: TcpStream) {
     use futures_util::{SinkExt, StreamExt};
     use tokio::io::AsyncWriteExt;
@@ -176,13 +178,44 @@ async fn relay_tcp(ws: WebSocketStream<Box<dyn oobkit_io::Io>>, vnc: TcpStream) 
     let (mut ws_tx, mut ws_rx) = ws.split();
     let (mut vnc_rx, mut vnc_tx) = vnc.into_split();
     let from_vm = async {
+        use futures_util::FutureExt;
+        const BATCH: usize = 256 * 1024;
         let mut buf = vec![0u8; 32 * 1024];
-        while let Ok(n @ 1..) = vnc_rx.read(&mut buf).await {
-            let message = Message::Binary(buf[..n].to_vec().into());
-            if !matches!(
-                tokio::time::timeout(WRITE, ws_tx.send(message)).await,
-                Ok(Ok(()))
-            ) {
+        // A read's end (EOF, an error) found while batching, handled after the flush.
+        let mut ended = None;
+        loop {
+            let read = match ended.take() {
+                Some(read) => read,
+                None => vnc_rx.read(&mut buf).await,
+            };
+            let Ok(n @ 1..) = read else { break };
+            let mut batched = n;
+            let mut message = Message::Binary(buf[..n].to_vec().into());
+            loop {
+                if !matches!(
+                    tokio::time::timeout(WRITE, ws_tx.feed(message)).await,
+                    Ok(Ok(()))
+                ) {
+                    return;
+                }
+                // What the console already sent joins this write; a read that would wait
+                // ends the batch.
+                if batched >= BATCH {
+                    break;
+                }
+                match vnc_rx.read(&mut buf).now_or_never() {
+                    Some(Ok(n @ 1..)) => {
+                        batched += n;
+                        message = Message::Binary(buf[..n].to_vec().into());
+                    }
+                    Some(end) => {
+                        ended = Some(end);
+                        break;
+                    }
+                    None => break,
+                }
+            }
+            if !matches!(tokio::time::timeout(WRITE, ws_tx.flush()).await, Ok(Ok(()))) {
                 return;
             }
         }
