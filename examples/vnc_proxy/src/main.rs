@@ -133,6 +133,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             )],
             bearer: None,
             tls: None,
+            coalesce: false,
         })
         .await
         .map_err(|e| format!("cannot start the stand-in KubeVirt: {e}"))?;

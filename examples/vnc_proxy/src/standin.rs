@@ -38,6 +38,10 @@ pub struct StandInConfig {
     pub bearer: Option<String>,
     /// Serve TLS with this identity, as an API server does (`None`: plain, like `kubectl proxy`).
     pub tls: Option<tokio_rustls::TlsAcceptor>,
+    /// Join console bytes already waiting into one websocket write (up to 256 KiB). Off, the
+    /// stand-in writes each 32 KiB message at once, as virt-handler does: the upstream a proxy
+    /// in front of KubeVirt meets. On, it is oobkit's websocket-to-TCP hop at its best.
+    pub coalesce: bool,
 }
 
 /// Starts the stand-in on loopback; returns its address.
@@ -151,7 +155,7 @@ async fn serve(mut stream: Box<dyn oobkit_io::Io>, config: &StandInConfig) -> st
     match console {
         Console::Tcp(addr) => {
             let vnc = TcpStream::connect(addr).await?;
-            relay_tcp(ws, vnc).await;
+            relay_tcp(ws, vnc, config.coalesce).await;
         }
         Console::Pattern { width, height } => {
             let mut bytes = oobkit_io::websocket::into_byte_stream(ws, Duration::from_secs(30));
@@ -167,10 +171,10 @@ async fn serve(mut stream: Box<dyn oobkit_io::Io>, config: &StandInConfig) -> st
 
 /// Relays a VNC server's TCP stream and the websocket as virt-handler does: each read of the
 /// console (up to 32 KiB, Go's copy buffer) becomes one binary message, and each message
-/// received is written to the console. Messages whose bytes were already waiting go out in one
-/// write (up to 256 KiB), the rest one by one. Every write is bounded, so a reader that stops
-/// ends it.
-async fn relay_tcp(ws: WebSocketStream<Box<dyn oobkit_io::Io>>, vnc: TcpStream) {
+/// received is written to the console. With `coalesce`, messages whose bytes were already
+/// waiting go out in one write (up to 256 KiB); without, each goes out at once. Every write is
+/// bounded, so a reader that stops ends it.
+async fn relay_tcp(ws: WebSocketStream<Box<dyn oobkit_io::Io>>, vnc: TcpStream, coalesce: bool) {
     use futures_util::{SinkExt, StreamExt};
     use tokio::io::AsyncWriteExt;
     use tokio_tungstenite::tungstenite::Message;
@@ -200,7 +204,7 @@ async fn relay_tcp(ws: WebSocketStream<Box<dyn oobkit_io::Io>>, vnc: TcpStream) 
                 }
                 // What the console already sent joins this write; a read that would wait
                 // ends the batch.
-                if batched >= BATCH {
+                if !coalesce || batched >= BATCH {
                     break;
                 }
                 match vnc_rx.read(&mut buf).now_or_never() {

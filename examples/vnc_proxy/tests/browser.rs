@@ -35,6 +35,7 @@ async fn proxy() -> std::net::SocketAddr {
         )],
         bearer: None,
         tls: None,
+        coalesce: false,
     })
     .await
     .unwrap();

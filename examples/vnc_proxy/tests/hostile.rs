@@ -44,6 +44,7 @@ async fn proxy(console: Console, limits: Limits) -> std::net::SocketAddr {
         vmis: vec![("ns".into(), "vm".into(), console)],
         bearer: None,
         tls: None,
+        coalesce: false,
     })
     .await
     .unwrap();

@@ -109,6 +109,7 @@ async fn setup(configure: impl FnOnce(&mut ProxyConfig)) -> Setup {
         )],
         bearer: Some(SA_TOKEN.into()),
         tls: None,
+        coalesce: false,
     })
     .await
     .unwrap();
@@ -463,6 +464,7 @@ async fn cluster_mode_trusts_the_service_account_ca() {
             )],
             bearer: Some(SA_TOKEN.into()),
             tls: Some(server(issuer)),
+            coalesce: false,
         })
         .await
         .unwrap();
