@@ -570,6 +570,13 @@ mod tests {
             "<a:Envelope xmlns:a=\"http://www.w3.org/2003/05/soap-envelope\"><a:Body/></a:Envelope><x/>",
             "<x/>",
             "<x>",
+            "< s:=\"\">",
+            "< :=\"&\">",
+            "<s a=\"&bad\" z:b=\"1\"/>",
+            "<s z:b=\"1\" a=\"&bad\"/>",
+            "<s z:a=\"1\"/>",
+            "<a:Envelope xmlns:a=\"http://www.w3.org/2003/05/soap-envelope\"><a:Header><a:Skipped z:a=\"1\"/></a:Header><a:Body/></a:Envelope>",
+            "<a:Envelope xmlns:a=\"http://www.w3.org/2003/05/soap-envelope\"><a:Body><p:C xmlns:p=\"u\"><p:A q:x=\"1\" xmlns:q=\"v\">1</p:A></p:C><a:Extra z:a=\"1\"/></a:Body></a:Envelope>",
             "",
             "<a:Envelope xmlns:a=\"http://www.w3.org/2003/05/soap-envelope\"><a:Body><p:C xmlns:p=\"u\"><p:A>1&amp;2</p:A><p:B xmlns:i=\"http://www.w3.org/2001/XMLSchema-instance\" i:nil=\"true\"/><p:D>t<p:E>e</p:E></p:D></p:C></a:Body></a:Envelope>",
         ];

@@ -4,7 +4,6 @@ use std::fmt::Write as _;
 
 use crate::model::{EprStyle, check_names, write_epr_children, write_instance, write_properties};
 use crate::ns::{self, action};
-#[cfg(test)]
 use crate::xml;
 use crate::xml::{Element, escape};
 use crate::{Epr, Error, Instance};
@@ -218,8 +217,8 @@ impl Response {
     }
 
     /// The same through a whole element tree: what [`Response::parse`] did before it built
-    /// instances from the events; kept to check that both agree.
-    #[cfg(test)]
+    /// instances from the events; kept to check that both agree (a test on every fixture, and
+    /// the reply fuzz target on everything it makes).
     pub(crate) fn parse_via_tree(xml: &str, http_status: u16) -> Result<Self, Error> {
         let root = match xml::parse(xml) {
             Ok(root) => root,

@@ -168,7 +168,11 @@ impl Namespaces {
     }
 
     /// Takes the `xmlns` declarations of an element at `depth`.
+    /// Every element's attributes pass here, read or not: an unbound prefix or a broken escape
+    /// is an error wherever it stands (checked as [`Events::attrs`] reads them, in the same
+    /// order), so a document is refused alike whichever parts a parser skips.
     fn declare(&mut self, start: &BytesStart<'_>, depth: usize) -> Result<(), Error> {
+        let mut others = false;
         for attr in start.attributes() {
             let attr = attr.map_err(|e| Error::Xml(XmlError::Syntax(e.to_string())))?;
             let key = attr.key.0;
@@ -177,6 +181,7 @@ impl Namespaces {
             } else if let Some(prefix) = key.strip_prefix("xmlns:") {
                 prefix
             } else {
+                others = true;
                 continue;
             };
             let raw = unescaped(&attr.value)?;
@@ -196,6 +201,21 @@ impl Namespaces {
             let uri = self.intern(uri);
             self.bindings.push((prefix.into(), uri, depth));
             self.last = None;
+        }
+        if others {
+            // Once the element's own declarations are in scope: they bind its attributes too.
+            for attr in start.attributes().flatten() {
+                let key = attr.key.0;
+                if key == "xmlns" || key.starts_with("xmlns:") {
+                    continue;
+                }
+                let (prefix, _) = split_qname(key);
+                if !prefix.is_empty() && self.lookup(prefix).is_none() {
+                    return Err(Error::Xml(XmlError::UndeclaredPrefix(prefix.to_owned())));
+                }
+                attr.normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                    .map_err(Events::syntax)?;
+            }
         }
         Ok(())
     }
