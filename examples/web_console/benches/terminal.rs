@@ -202,7 +202,7 @@ async fn main() {
     let (lines, echoes, rounds) = if smoke {
         (25_000, 20, 1)
     } else {
-        (655_360, 200, 3)
+        (655_360, 200, 5)
     };
     let megabytes = (lines * 80) as f64 / 1e6;
     let sshd = Sshd::start();
