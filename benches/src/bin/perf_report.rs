@@ -389,9 +389,10 @@ fn main() {
     ) {
         let _ = writeln!(
             r.md,
-            "- **web_console** (`cat` of 52 MB over SSH, rendered by xterm.js in headless Chromium): {ours:.1} MB/s; webssh 1.6.3 (PyPI) on the same sshd and browser {webssh:.1} MB/s ({:.1}×); xterm.js in the same page fed the same bytes from an in-page source in alternate rounds (the terminal's own limit; best round of each) {source:.1} MB/s (web_console reaches {:.0}%). Keystroke echo seen in the page, p50/p99: {}/{} ms, webssh {}/{} ms.",
+            "- **web_console** (`cat` of 52 MB over SSH, rendered by xterm.js in headless Chromium): {ours:.1} MB/s; webssh 1.6.3 (PyPI) on the same sshd and browser {webssh:.1} MB/s ({:.1}×); xterm.js in the same page fed the same bytes from an in-page source in alternate rounds (the terminal's own limit; best round of each) {source:.1} MB/s (web_console reaches {:.0}%; round by round, against the source timed just before it, a median {}%). Keystroke echo seen in the page, p50/p99: {}/{} ms, webssh {}/{} ms.",
             ours / webssh,
             100.0 * ours / source,
+            number(get("web_console_paired_pct").unwrap_or(f64::NAN)),
             number(get("web_console_echo_p50_ms").unwrap_or(f64::NAN)),
             number(get("web_console_echo_p99_ms").unwrap_or(f64::NAN)),
             number(get("webssh_echo_p50_ms").unwrap_or(f64::NAN)),
