@@ -153,17 +153,28 @@ async fn best_throughput(
 ) -> f64 {
     let mut best = f64::MAX;
     for round in 0..rounds {
-        let ms = run_js(
-            page,
-            &format!("return await window.__bench.throughput({term}, {send}, args[0], args[1]);"),
-            vec![command(round).into(), format!("DONE-{round}-42").into()],
-        )
-        .await
-        .as_f64()
-        .unwrap();
-        best = best.min(ms);
+        best = best.min(throughput_ms(page, term, send, round, command).await);
     }
     best
+}
+
+/// The time (ms) of one run of `command` (round `round`) until its marker DONE-`round`-42
+/// shows on the terminal `term`, typing with `send`.
+async fn throughput_ms(
+    page: &Client,
+    term: &str,
+    send: &str,
+    round: usize,
+    command: &dyn Fn(usize) -> String,
+) -> f64 {
+    run_js(
+        page,
+        &format!("return await window.__bench.throughput({term}, {send}, args[0], args[1]);"),
+        vec![command(round).into(), format!("DONE-{round}-42").into()],
+    )
+    .await
+    .as_f64()
+    .unwrap()
 }
 
 /// Keystroke echo times (ms) of `n` keys on the terminal `term`, typing with `send`.
@@ -315,14 +326,8 @@ async fn main() {
         .unwrap();
         source_ms = source_ms.min(ms);
         let source_round = ms;
-        let ms = run_js(
-            &page,
-            &format!("window.term.reset(); return await window.__bench.throughput(window.term, {send_ours}, args[0], args[1]);"),
-            vec![command(round).into(), format!("DONE-{round}-42").into()],
-        )
-        .await
-        .as_f64()
-        .unwrap();
+        page.execute("window.term.reset();", vec![]).await.unwrap();
+        let ms = throughput_ms(&page, "window.term", send_ours, round, &command).await;
         ours_ms = ours_ms.min(ms);
         paired.push(source_round / ms);
         println!(
