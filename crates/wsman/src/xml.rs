@@ -168,6 +168,7 @@ impl Namespaces {
     }
 
     /// Takes the `xmlns` declarations of an element at `depth`.
+    ///
     /// Every element's attributes pass here, read or not: an unbound prefix or a broken escape
     /// is an error wherever it stands (checked as [`Events::attrs`] reads them, in the same
     /// order), so a document is refused alike whichever parts a parser skips.
