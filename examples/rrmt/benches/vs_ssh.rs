@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 use oobkit_testkit::TempDir;
 use oobkit_testkit::sshd::{Sshd, USER};
 use rrmt::admin::{AdminClient, AdminReply, AdminRequest, Incoming};
-use rrmt::registry::Database;
 
 const PASSWORD: &str = "bench admin password";
 
@@ -83,13 +82,9 @@ async fn main() {
 
     // RRMT: a server and one real agent on loopback, an administrator's connection kept open.
     let dir = TempDir::new("rrmt-vs-ssh");
-    let registry = rrmt::registry::open(&Database::Sqlite(dir.0.join("registry.sqlite")))
-        .await
-        .unwrap();
-    registry
-        .set_admin("bench", &rrmt::server::admin_secrets("bench", PASSWORD))
-        .await
-        .unwrap();
+    let config = rrmt::server::ServerConfig::ephemeral(&dir.0);
+    config.add_admin("bench", PASSWORD).await.unwrap();
+    let registry = rrmt::registry::open(&config.registry()).await.unwrap();
     let token = rrmt::Token::random();
     registry
         .create_host(
@@ -102,7 +97,6 @@ async fn main() {
         .await
         .unwrap();
     drop(registry);
-    let config = rrmt::server::ServerConfig::ephemeral(&dir.0);
     let server = rrmt::server::Server::start(config).await.unwrap();
     let (agents, admin) = server.endpoints();
     let mut agent_config = rrmt::agent::AgentConfig::new(agents, token, "here");

@@ -115,6 +115,27 @@ impl ServerConfig {
         Self::with_ports(data_dir, 0, 0)
     }
 
+    /// The registry this configuration serves from: `database` when given, else
+    /// `registry.sqlite` in the data directory.
+    pub fn registry(&self) -> Database {
+        match &self.database {
+            Some(url) => Database::Postgres(url.clone()),
+            None => Database::Sqlite(self.data_dir.join("registry.sqlite")),
+        }
+    }
+
+    /// Saves administrator `name` with `password` in [`ServerConfig::registry`] (creating it,
+    /// and the data directory, private, as needed); a running server sees it at once.
+    pub async fn add_admin(&self, name: &str, password: &str) -> Result<(), ServerError> {
+        std::fs::create_dir_all(&self.data_dir)?;
+        let store = crate::registry::open(&self.registry()).await?;
+        store
+            .set_admin(name, &admin_secrets(name, password))
+            .await?;
+        crate::make_private(&self.data_dir)?;
+        Ok(())
+    }
+
     fn with_ports(data_dir: impl Into<PathBuf>, agent_port: u16, admin_port: u16) -> Self {
         Self {
             data_dir: data_dir.into(),
@@ -180,11 +201,7 @@ impl Server {
     /// on the current tokio runtime.
     pub async fn start(config: ServerConfig) -> Result<Self, ServerError> {
         std::fs::create_dir_all(&config.data_dir)?;
-        let database = match &config.database {
-            Some(url) => Database::Postgres(url.clone()),
-            None => Database::Sqlite(config.data_dir.join("registry.sqlite")),
-        };
-        let store = crate::registry::open(&database).await?;
+        let store = crate::registry::open(&config.registry()).await?;
         let server_id = match &config.server_id {
             Some(id) => id.clone(),
             None => stored_server_id(&config.data_dir)?,

@@ -21,17 +21,8 @@ const PASSWORD: &str = "rrmt-admin-pass";
 async fn an_rrmt_shell_runs_in_the_page_and_the_audit_names_the_web_user() {
     // The server, with administrator alice.
     let dir = TempDir::new("rrmt");
-    let registry = rrmt::registry::open(&rrmt::registry::Database::Sqlite(
-        dir.0.join("registry.sqlite"),
-    ))
-    .await
-    .unwrap();
-    registry
-        .set_admin("alice", &rrmt::server::admin_secrets("alice", PASSWORD))
-        .await
-        .unwrap();
-    drop(registry);
     let config = rrmt::server::ServerConfig::ephemeral(&dir.0);
+    config.add_admin("alice", PASSWORD).await.unwrap();
     let server = rrmt::server::Server::start(config).await.unwrap();
     let (agents, admin) = server.endpoints();
     // A host and its agent.

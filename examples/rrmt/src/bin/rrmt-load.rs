@@ -10,7 +10,6 @@ use clap::{Parser, Subcommand};
 use oobkit_io::{Endpoint, TlsPolicy};
 use rrmt::admin::{AdminClient, AdminReply, AdminRequest, Incoming};
 use rrmt::registry::{Database, Store};
-use rrmt::server::admin_secrets;
 use tokio::io::AsyncBufReadExt;
 
 /// Starts rrmt-servers on loopback (one with SQLite, or several sharing a PostgreSQL registry
@@ -230,19 +229,18 @@ async fn run(mut cli: Cli) -> Result<(), String> {
     let servers = cli.servers.max(1);
     let dir = std::env::temp_dir().join(format!("rrmt-load-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("s1")).map_err(|e| e.to_string())?;
-    let database = match &cli.database {
-        Some(url) => Database::Postgres(url.clone()),
-        None => Database::Sqlite(dir.join("s1/registry.sqlite")),
-    };
+    // The first server's registry (the only one, or the cluster's shared database).
+    let mut first = rrmt::server::ServerConfig::new(dir.join("s1"));
+    first.database = cli.database.clone();
+    first
+        .add_admin("load", PASSWORD)
+        .await
+        .map_err(|e| e.to_string())?;
     rrmt::write_private_file(&dir.join("cluster-secret"), b"rrmt-load's cluster secret")
         .map_err(|e| e.to_string())?;
+    let database = first.registry();
     let tokens = {
         let registry = rrmt::registry::open(&database)
-            .await
-            .map_err(|e| e.to_string())?;
-        registry
-            .set_admin("load", &admin_secrets("load", PASSWORD))
             .await
             .map_err(|e| e.to_string())?;
         create_hosts(&*registry, cli.agents).await?

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use rrmt::registry::Database;
-use rrmt::server::{Server, ServerConfig, admin_secrets};
+use rrmt::server::{Server, ServerConfig};
 
 /// The RRMT server: hosts behind firewalls keep a wss connection to it (agents' endpoint),
 /// and administrators use the `rrmt` CLI on a separate endpoint behind HTTP Digest.
@@ -144,29 +144,20 @@ fn add_admin(data_dir: &std::path::Path, database: Option<&str>, name: &str) -> 
         eprintln!("rrmt-server: the password must have at least 8 characters");
         return ExitCode::FAILURE;
     }
-    let database = match database {
-        Some(url) => Database::Postgres(url.to_owned()),
-        None => Database::Sqlite(data_dir.join("registry.sqlite")),
-    };
-    let save = async {
-        std::fs::create_dir_all(data_dir).map_err(|e| e.to_string())?;
-        let registry = rrmt::registry::open(&database)
-            .await
-            .map_err(|e| e.to_string())?;
-        registry
-            .set_admin(name, &admin_secrets(name, &password))
-            .await
-            .map_err(|e| e.to_string())?;
-        rrmt::make_private(data_dir).map_err(|e| e.to_string())
-    };
+    let mut config = ServerConfig::new(data_dir);
+    config.database = database.map(str::to_owned);
     let result = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| e.to_string())
-        .and_then(|runtime| runtime.block_on(save));
+        .and_then(|runtime| {
+            runtime
+                .block_on(config.add_admin(name, &password))
+                .map_err(|e| e.to_string())
+        });
     match result {
         Ok(()) => {
-            let place = match &database {
+            let place = match config.registry() {
                 Database::Sqlite(_) => data_dir.display().to_string(),
                 Database::Postgres(_) => "the PostgreSQL registry".to_owned(),
             };
