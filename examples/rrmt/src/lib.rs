@@ -219,6 +219,18 @@ pub fn make_private(dir: &std::path::Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Creates `dir` (and its parents) private to this user, or makes an existing one so
+/// ([`make_private`]), before anything secret is written into it: files created afterwards
+/// with wider modes are then unreachable through it until they are narrowed too.
+pub fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    make_private(dir)
+}
+
 /// Writes a file only its owner can read (keys, tokens), atomically: a temporary file beside
 /// it is renamed over it, so a crash leaves the old contents or the new, never half.
 pub fn write_private_file(path: &std::path::Path, contents: &[u8]) -> std::io::Result<()> {

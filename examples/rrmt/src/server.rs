@@ -127,7 +127,7 @@ impl ServerConfig {
     /// Saves administrator `name` with `password` in [`ServerConfig::registry`] (creating it,
     /// and the data directory, private, as needed); a running server sees it at once.
     pub async fn add_admin(&self, name: &str, password: &str) -> Result<(), ServerError> {
-        std::fs::create_dir_all(&self.data_dir)?;
+        crate::create_private_dir(&self.data_dir)?;
         let store = crate::registry::open(&self.registry()).await?;
         store
             .set_admin(name, &admin_secrets(name, password))
@@ -200,7 +200,7 @@ impl Server {
     /// Opens the registry, loads or creates the identity, binds both ports and starts serving
     /// on the current tokio runtime.
     pub async fn start(config: ServerConfig) -> Result<Self, ServerError> {
-        std::fs::create_dir_all(&config.data_dir)?;
+        crate::create_private_dir(&config.data_dir)?;
         let store = crate::registry::open(&config.registry()).await?;
         let server_id = match &config.server_id {
             Some(id) => id.clone(),
