@@ -104,6 +104,22 @@ pub async fn spawn_listening(
     (child, port)
 }
 
+/// Waits until something accepts TCP connections on loopback `port` (a peer program started
+/// without a line that says so), panicking after `within` with `what` in the message.
+pub async fn wait_listening(port: u16, within: std::time::Duration, what: &str) {
+    let started = std::time::Instant::now();
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(
+            started.elapsed() < within,
+            "{what} did not listen on {port} within {within:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 /// A stand-in for a device that accepts TCP connections and never answers; it keeps them open
 /// until dropped.
 pub struct SilentDevice {

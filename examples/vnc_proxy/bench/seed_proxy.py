@@ -16,5 +16,4 @@ proxy = WebsocketProxy(
     local_dev_mode=True,
     secret_key=secret,
 )
-print("listening", flush=True)
 proxy.run("127.0.0.1", port)

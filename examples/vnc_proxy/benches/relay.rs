@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::StreamExt;
 use oobkit_testkit::free_port;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -121,30 +121,6 @@ async fn connects(url: &str, n: usize) -> Vec<Duration> {
     out
 }
 
-async fn spawn_listening(
-    mut command: tokio::process::Command,
-    word: &str,
-) -> tokio::process::Child {
-    let mut child = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    tokio::time::timeout(Duration::from_secs(30), async {
-        while let Ok(Some(line)) = lines.next_line().await {
-            if line.contains(word) {
-                break;
-            }
-        }
-    })
-    .await
-    .expect("the proxy starts");
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    child
-}
-
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let smoke = std::env::args().any(|a| a == "--test");
@@ -177,7 +153,7 @@ async fn main() {
         .args(["--max-message", &(64usize << 20).to_string()])
         .env("VNC_PROXY_SECRET", SECRET)
         .env("RUST_LOG", "warn");
-    let ours = spawn_listening(command, "listening on").await;
+    let (ours, _) = oobkit_testkit::spawn_listening(&mut command, "http").await;
     // The seed, on Debian's python3 in the venv ./test.sh makes.
     let seed_port = free_port();
     let python = concat!(
@@ -195,8 +171,13 @@ async fn main() {
         &api.port().to_string(),
         SECRET,
     ]);
-    let seed = spawn_listening(command, "listening").await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let seed = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the seed starts");
+    oobkit_testkit::wait_listening(seed_port, Duration::from_secs(30), "the seed proxy").await;
 
     // oobkit's websocket-to-TCP hop at its best (the stand-in joining waiting console bytes
     // into one write; the stand-in above writes each message at once, as virt-handler does).
@@ -224,17 +205,7 @@ async fn main() {
         .kill_on_drop(true)
         .spawn()
         .expect("websockify runs (./test.sh installs it)");
-    let started = Instant::now();
-    while TcpStream::connect(("127.0.0.1", websockify_port))
-        .await
-        .is_err()
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "websockify did not listen"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    oobkit_testkit::wait_listening(websockify_port, Duration::from_secs(30), "websockify").await;
     let websockify_url = format!("ws://127.0.0.1:{websockify_port}/");
     let mut websockify_best = Duration::MAX;
     let mut websockify_cpu = Duration::ZERO;
@@ -271,7 +242,15 @@ async fn main() {
     }
     let rate = |d: Duration| total as f64 / d.as_secs_f64() / (1 << 20) as f64;
     let (direct, ours_rate, seed_rate) = (rate(best[0]), rate(best[1]), rate(best[2]));
-    let per_cpu = |cpu: Duration| (total * rounds) as f64 / cpu.as_secs_f64() / (1 << 20) as f64;
+    // Processor time is counted in clock ticks: a short (--test) run may show none, which is
+    // no figure rather than an infinite one.
+    let per_cpu = |cpu: Duration| {
+        if cpu.is_zero() {
+            f64::NAN
+        } else {
+            (total * rounds) as f64 / cpu.as_secs_f64() / (1 << 20) as f64
+        }
+    };
     let (ours_per_cpu, seed_per_cpu) = (per_cpu(proxy_cpu[1]), per_cpu(proxy_cpu[2]));
     let pct = |v: &[Duration], q: f64| v[((v.len() - 1) as f64 * q) as usize].as_secs_f64() * 1e6;
     let quiet_urls = [&direct_url, &ours_url, &seed_url].map(|u| u.replace("/vm", "/quiet"));

@@ -286,17 +286,7 @@ async fn main() {
         .kill_on_drop(true)
         .spawn()
         .expect("wssh starts");
-    let started = Instant::now();
-    while tokio::net::TcpStream::connect(("127.0.0.1", webssh_port))
-        .await
-        .is_err()
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "webssh did not listen"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    oobkit_testkit::wait_listening(webssh_port, Duration::from_secs(20), "webssh").await;
 
     let driver = chromedriver().await;
     let page = browser(&driver, 1200, 800).await;
@@ -338,7 +328,7 @@ async fn main() {
     }
     let mut ours_echo = echo_times(&page, "window.term", send_ours, echoes).await;
 
-    // 3. webssh, through its own page: the form, then its terminal (captured when created).
+    // 2. webssh, through its own page: the form, then its terminal (captured when created).
     page.goto(&format!("http://127.0.0.1:{webssh_port}/"))
         .await
         .unwrap();
@@ -375,7 +365,7 @@ async fn main() {
     run_js(&page, &format!("const send = {send_webssh}; await new Promise(r => setTimeout(r, 1000)); send(\"PS1='READY> '\\r\"); await window.__bench.until(window.__term, 'READY> ', 20000);"), vec![]).await;
     let webssh_ms = best_throughput(&page, "window.__term", send_webssh, rounds, &command).await;
     let mut webssh_echo = echo_times(&page, "window.__term", send_webssh, echoes).await;
-    // 4. The simulated AMT's serial console through web_console: keystroke echo.
+    // 3. The simulated AMT's serial console through web_console: keystroke echo.
     let body = serde_json::json!({"target": "sim", "kind": "sol"}).to_string();
     open_terminal(&page, ours, &body).await;
     run_js(
