@@ -114,7 +114,7 @@ struct Namespaces {
     /// (prefix, URI, depth of the declaring element); `""` is the default namespace, and an
     /// empty URI undeclares it.
     bindings: Vec<(Rc<str>, Rc<str>, usize)>,
-    /// Distinct URIs seen.
+    /// Distinct URIs seen, the first [`MAX_INTERNED`].
     uris: Vec<Rc<str>>,
     /// The last lookup (prefix, URI), valid while the bindings do not change. All shared, so
     /// that a snapshot of the parser (a clone) costs two vectors.
@@ -132,7 +132,12 @@ impl Namespaces {
             return Rc::clone(known);
         }
         let new: Rc<str> = Rc::from(uri);
-        self.uris.push(Rc::clone(&new));
+        // The first few distinct URIs are shared; a document declaring thousands more gets
+        // copies, rather than a search through all of them for every declaration (and a
+        // larger table to copy into every snapshot).
+        if self.uris.len() < MAX_INTERNED {
+            self.uris.push(Rc::clone(&new));
+        }
         new
     }
 
@@ -295,7 +300,21 @@ pub(crate) struct Events<'a> {
     root_seen: bool,
     /// The document has no carriage return, so text needs no line-end normalisation.
     no_cr: bool,
+    /// The longest element name so far: with the depth, a bound on the bytes of open element
+    /// names, which the reader keeps (for end-tag checks) and a snapshot copies.
+    longest_name: usize,
 }
+
+/// Distinct namespace URIs shared by interning: an AMT reply declares a few dozen (a Pull of
+/// many classes, one per item class).
+const MAX_INTERNED: usize = 256;
+
+/// A snapshot ([`Events::snapshot`]) is taken only while the parser's state is at most this
+/// large: namespace bindings in scope (an AMT reply has about a dozen), and bytes of open
+/// element names (bounded by the depth times the longest name). A snapshot per structured value then costs a bounded copy,
+/// however many namespaces a hostile document declares or however long it names its elements.
+const SNAPSHOT_MAX_BINDINGS: usize = 64;
+const SNAPSHOT_MAX_NAME_BYTES: usize = 2048;
 
 impl<'a> Events<'a> {
     pub(crate) fn new(doc: &'a str) -> Result<Self, Error> {
@@ -315,7 +334,16 @@ impl<'a> Events<'a> {
             depth: 0,
             root_seen: false,
             no_cr: memchr::memchr(b'\r', doc.as_bytes()).is_none(),
+            longest_name: 0,
         })
+    }
+
+    /// A copy to read on from and return to, when one is cheap (see
+    /// [`SNAPSHOT_MAX_BINDINGS`]); `None` otherwise, and the caller reads without one.
+    pub(crate) fn snapshot(&self) -> Option<Self> {
+        let small = self.namespaces.bindings.len() <= SNAPSHOT_MAX_BINDINGS
+            && self.depth * self.longest_name <= SNAPSHOT_MAX_NAME_BYTES;
+        small.then(|| self.clone())
     }
 
     fn syntax(e: impl std::fmt::Display) -> Error {
@@ -422,6 +450,7 @@ impl<'a> Events<'a> {
             self.namespaces.pop_to = Some(self.depth);
         } else {
             self.depth += 1;
+            self.longest_name = self.longest_name.max(qname.len());
         }
         Ok(Ev::Start {
             ns,
