@@ -30,8 +30,9 @@
 //!
 //! Replies and requests are untrusted. Parsing refuses DOCTYPE (so no entity is ever
 //! declared or expanded), unknown entities, undeclared prefixes, documents over
-//! [`MAX_DOCUMENT`] bytes, nesting over [`MAX_DEPTH`] and more than [`MAX_ELEMENTS`] elements,
-//! each with a typed [`Error`]. Nothing panics on input.
+//! [`MAX_DOCUMENT`] bytes, nesting over [`MAX_DEPTH`], more than [`MAX_ELEMENTS`] elements
+//! and more than [`MAX_NAMESPACES`] namespace declarations in scope, each with a typed
+//! [`Error`]. Nothing panics on input, and no input costs more than linear time.
 #![forbid(unsafe_code)]
 
 mod error;
@@ -57,7 +58,7 @@ pub use request::{
 pub use response::{Fault, Item, MethodOutput, Reply, Response, ResponseBody};
 pub use status::return_value_text;
 pub use view::{BodyView, InstanceView, ItemView, PropertyView, ResponseView, ValueView};
-pub use xml::{MAX_DEPTH, MAX_DOCUMENT, MAX_ELEMENTS};
+pub use xml::{MAX_DEPTH, MAX_DOCUMENT, MAX_ELEMENTS, MAX_NAMESPACES};
 
 /// Entry points for the fuzz targets and their corpus-replay tests. Not a stable API.
 #[doc(hidden)]

@@ -21,6 +21,9 @@ pub const MAX_DOCUMENT: usize = 16 * 1024 * 1024;
 pub const MAX_DEPTH: usize = 64;
 /// Most elements in one document.
 pub const MAX_ELEMENTS: usize = 500_000;
+/// Most namespace declarations in scope at once (an AMT reply has about a dozen): prefixes are
+/// looked up by a search through them, which must stay short however a document is written.
+pub const MAX_NAMESPACES: usize = 256;
 
 /// One attribute, namespace-resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -203,6 +206,9 @@ impl Namespaces {
                 return Err(Error::Xml(XmlError::Syntax(format!(
                     "the namespace declaration {key}=\"{uri}\" is not allowed"
                 ))));
+            }
+            if self.bindings.len() >= MAX_NAMESPACES {
+                return Err(Error::LimitExceeded("namespace declarations in scope"));
             }
             let uri = self.intern(uri);
             self.bindings.push((prefix.into(), uri, depth));
@@ -635,6 +641,29 @@ mod resolver_tests {
     use super::*;
     use quick_xml::NsReader;
     use quick_xml::name::ResolveResult;
+
+    /// Snapshots are taken while the parser's state is small, and refused (the caller then
+    /// reads without one) once many namespaces are in scope or names are long.
+    #[test]
+    fn snapshots_only_of_a_small_state() {
+        let snapshot_inside = |name: &str, declarations: usize| {
+            let declare: String = (0..declarations)
+                .map(|i| format!(" xmlns:n{i}=\"urn:{i}\""))
+                .collect();
+            let doc = format!("<{name}{declare}><x/></{name}>");
+            let mut events = Events::new(&doc).unwrap();
+            assert!(matches!(events.next().unwrap(), Ev::Start { .. }));
+            events.snapshot().is_some()
+        };
+        assert!(snapshot_inside("r", 12));
+        assert!(snapshot_inside("r", SNAPSHOT_MAX_BINDINGS));
+        assert!(!snapshot_inside("r", SNAPSHOT_MAX_BINDINGS + 1));
+        assert!(snapshot_inside(&"r".repeat(SNAPSHOT_MAX_NAME_BYTES), 0));
+        assert!(!snapshot_inside(
+            &"r".repeat(SNAPSHOT_MAX_NAME_BYTES + 1),
+            0
+        ));
+    }
 
     /// (namespace, local name, attributes as (namespace, name)) of every element.
     type Resolved = Vec<(String, String, Vec<(String, String)>)>;
