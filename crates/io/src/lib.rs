@@ -32,7 +32,9 @@ pub use budget::{BudgetExceeded, PreAuthBudget, PreAuthSlot};
 pub use failures::{AuthFailures, MAX_TRACKED_ADDRESSES};
 pub use relay::{EndCause, RelayEnd, RelayLimits, Side, relay_bounded};
 pub use tls::{ServerIdentity, TlsPolicy, format_fingerprint, parse_fingerprint};
-pub use websocket::{WebSocket, redirection_websocket, websocket_connect};
+pub use websocket::{
+    RawWebSocket, WebSocket, redirection_websocket, websocket_connect, websocket_upgrade,
+};
 pub use wsman_client::{CallError, WsmanClient};
 
 /// A byte stream: TCP, or TLS over TCP.

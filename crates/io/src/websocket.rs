@@ -89,6 +89,88 @@ pub async fn websocket_connect(
     }
 }
 
+/// A websocket opened without a websocket library on top, for relays that forward frames as
+/// they are (`oobkit-wspass`): the connection after the server's 101 and the bytes that came
+/// with it.
+pub struct RawWebSocket {
+    /// The connection, after the upgrade response.
+    pub stream: Box<dyn Io>,
+    /// What the server sent right after its 101 (the start of its first frames): the first
+    /// bytes of the websocket, before anything read from `stream`.
+    pub early: Vec<u8>,
+    /// The subprotocol the server chose, if any.
+    pub protocol: Option<String>,
+}
+
+/// The largest refusal body kept from a server that declines a websocket upgrade.
+const MAX_REFUSAL_BODY: usize = 64 * 1024;
+
+/// Opens `path` on `endpoint` with a websocket upgrade request carrying `headers` (e.g.
+/// `Authorization`, `Sec-WebSocket-Protocol`), checks the server's `Sec-WebSocket-Accept`, and
+/// returns the raw connection. A server that answers anything but 101 gives `Ok(Err(response))`
+/// (its status and body, at most 64 KiB, for the caller to explain). The caller bounds the
+/// time it takes.
+pub async fn websocket_upgrade(
+    endpoint: &Endpoint,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Result<Result<RawWebSocket, oobkit_http1::HttpResponse>, IoError> {
+    use std::fmt::Write as _;
+    let key = tungstenite::handshake::client::generate_key();
+    let mut request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n",
+        endpoint.authority()
+    );
+    for (name, value) in headers {
+        if value.contains(['\r', '\n']) || name.contains(['\r', '\n', ':']) {
+            return Err(IoError::Config(format!(
+                "header {name} is not a header line"
+            )));
+        }
+        let _ = write!(request, "{name}: {value}\r\n");
+    }
+    request.push_str("\r\n");
+    let failed = |source: std::io::Error| IoError::Stream {
+        endpoint: endpoint.authority(),
+        source,
+    };
+    let mut stream = connect(endpoint).await?;
+    stream.write_all(request.as_bytes()).await.map_err(failed)?;
+    let mut reader = oobkit_http1::ResponseReader::new().with_max_body(MAX_REFUSAL_BODY);
+    let mut buf = [0u8; 4096];
+    let response = loop {
+        let n = stream.read(&mut buf).await.map_err(failed)?;
+        let status = if n == 0 {
+            reader.finish().map(oobkit_http1::ReadStatus::Complete)
+        } else {
+            reader.feed(&buf[..n])
+        };
+        if let oobkit_http1::ReadStatus::Complete(response) =
+            status.map_err(|e| failed(std::io::Error::other(e)))?
+        {
+            break response;
+        }
+    };
+    if response.status != 101 {
+        return Ok(Err(response));
+    }
+    let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
+    let upgraded = response
+        .header("upgrade")
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    if !upgraded || response.header("sec-websocket-accept") != Some(accept.as_str()) {
+        return Err(failed(std::io::Error::other(
+            "the server answered 101 without a valid websocket Upgrade and Sec-WebSocket-Accept",
+        )));
+    }
+    Ok(Ok(RawWebSocket {
+        protocol: response.header("sec-websocket-protocol").map(str::to_owned),
+        early: reader.take_leftover(),
+        stream,
+    }))
+}
+
 /// Opens `/ws-redirection` on the device's HTTP(S) port as `user`, answering its Digest
 /// challenge, and returns the connection as a byte stream.
 pub async fn redirection_websocket(

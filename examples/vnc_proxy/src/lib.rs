@@ -21,18 +21,16 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use futures_util::{SinkExt, StreamExt};
 use oobkit_gate::{Admission, CutReason, Gate, Session, SessionEvent};
 use oobkit_io::PreAuthBudget;
+use oobkit_io::RawWebSocket;
 use oobkit_io::web::{
     SessionPlace, json_response, offered_protocols, origin_allowed, read_request,
     switching_protocols, write_bounded,
 };
+use oobkit_wspass::{CloseReason, Control, Passthrough, Step, encode};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
-use tokio_tungstenite::tungstenite::{self, Message};
 
 pub use upstream::{Upstream, UpstreamError};
 
@@ -271,7 +269,7 @@ async fn connection(
         shared
             .config
             .upstream
-            .dial(&admission.namespace, &admission.vmi, limits.max_message),
+            .dial(&admission.namespace, &admission.vmi),
     )
     .await
     {
@@ -284,27 +282,17 @@ async fn connection(
     // The client's upgrade completes either way, so a browser sees the reason in the close.
     let response = switching_protocols(&key, admission.subprotocol);
     write_bounded(&mut stream, &response, limits.write).await?;
-    let mut config = WebSocketConfig::default();
-    config.max_message_size = Some(limits.max_message);
-    config.max_frame_size = Some(limits.max_message);
-    // Buffers of 16 KiB instead of tungstenite's 128 KiB: an idle session holds two
-    // websockets, and their buffers are most of what it costs.
-    config.read_buffer_size = SESSION_BUFFER;
-    config.write_buffer_size = SESSION_BUFFER;
-    let mut client = WebSocketStream::from_raw_socket(stream, Role::Server, Some(config)).await;
     let upstream = match dialed {
         Ok(upstream) => upstream,
         Err(e) => {
             let (code, text) = e.close();
-            let _ =
-                tokio::time::timeout(limits.write, client.close(Some(close_frame(code, &text))))
-                    .await;
+            let _ = write_bounded(&mut stream, &close_to_client(code, &text), limits.write).await;
             return Ok(format!(
                 "{who}: upstream failed: {e}; closed {code} {text:?}"
             ));
         }
     };
-    let end = relay(client, upstream, &admission, limits).await;
+    let end = relay(stream, upstream, &admission, limits).await;
     drop(place);
     Ok(format!(
         "{who}: session ended after {:.1} s: {} ({} bytes to the client, {} from it)",
@@ -315,11 +303,21 @@ async fn connection(
     ))
 }
 
-fn close_frame(code: u16, reason: &str) -> CloseFrame {
-    CloseFrame {
-        code: CloseCode::from(code),
-        reason: reason.chars().take(120).collect::<String>().into(),
+fn close_reason(code: u16, reason: &str) -> CloseReason {
+    CloseReason {
+        code,
+        reason: reason.chars().take(120).collect(),
     }
+}
+
+/// A close frame to the client (never masked).
+fn close_to_client(code: u16, reason: &str) -> Vec<u8> {
+    encode(&Control::Close(Some(close_reason(code, reason))), None)
+}
+
+/// A control frame to the upstream, masked with a fresh key as a client's frames must be.
+fn to_upstream(control: &Control) -> Vec<u8> {
+    encode(control, Some(oobkit_io::random_bytes::<4>()))
 }
 
 /// How a relay ended.
@@ -329,36 +327,206 @@ struct RelayEnd {
     from_client: u64,
 }
 
-/// Relays messages both ways until a close, an error, the token's expiry or idleness; each
-/// message is written (bounded) before the next is read from that side, so a slow reader
-/// slows its sender instead of filling memory.
-async fn relay<C, U>(
-    client: WebSocketStream<C>,
-    upstream: WebSocketStream<U>,
+/// One direction of a session: the frames one side sends, read into a buffer and written to
+/// the other side from it.
+struct Direction {
+    pass: Passthrough,
+    buf: Box<[u8]>,
+    /// Bytes at the front of `buf` kept from the last read (the start of a frame).
+    held: usize,
+    /// Bytes written on.
+    relayed: u64,
+    /// Control frames of the proxy's own (pongs) for the side this direction writes to, held
+    /// while a frame is half written there.
+    pending: Vec<u8>,
+}
+
+impl Direction {
+    fn new(pass: Passthrough, early: &[u8]) -> Self {
+        let mut buf = vec![0u8; SESSION_BUFFER.max(early.len())].into_boxed_slice();
+        buf[..early.len()].copy_from_slice(early);
+        Self {
+            pass,
+            buf,
+            held: early.len(),
+            relayed: 0,
+            pending: Vec::new(),
+        }
+    }
+
+    /// Room for the next read.
+    fn spare(&mut self) -> &mut [u8] {
+        &mut self.buf[self.held..]
+    }
+}
+
+/// Which side a direction reads from, for its log lines and the frames it answers with.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Client,
+    Upstream,
+}
+
+/// Writes `bytes` within the write limit.
+async fn write_within<W: AsyncWrite + Unpin>(to: &mut W, bytes: &[u8], limit: Duration) -> bool {
+    matches!(
+        tokio::time::timeout(limit, to.write_all(bytes)).await,
+        Ok(Ok(()))
+    )
+}
+
+/// Relays what `this` just read (`n` more bytes in its buffer) to `forward`; pongs go back on
+/// `back` (after `other`'s half-written frame there, if any). `Err` ends the session with a
+/// reason for the log, the closes due to either side already written.
+async fn relay_read<F, B>(
+    from: Source,
+    this: &mut Direction,
+    other: &mut Direction,
+    n: usize,
+    forward: &mut F,
+    back: &mut B,
+    limits: Limits,
+) -> Result<(), String>
+where
+    F: AsyncWrite + Unpin,
+    B: AsyncWrite + Unpin,
+{
+    let (who, stopped) = match from {
+        Source::Client => ("the client", "the upstream stopped taking data"),
+        Source::Upstream => ("the VM's console", "the client stopped reading"),
+    };
+    // Frames of the proxy's own, masked when they go to the upstream.
+    let onward = |control: &Control| match from {
+        Source::Client => to_upstream(control),
+        Source::Upstream => encode(control, None),
+    };
+    let backward = |control: &Control| match from {
+        Source::Client => encode(control, None),
+        Source::Upstream => to_upstream(control),
+    };
+    this.held += n;
+    let mut start = 0;
+    loop {
+        let step = match this.pass.step(&mut this.buf[start..this.held]) {
+            Ok(step) => step,
+            Err(e) => {
+                // This side broke RFC 6455: it is told why, the other side is closed (both are
+                // between frames: errors come at a frame's start).
+                let close = Control::Close(Some(close_reason(e.close_code(), &e.to_string())));
+                if other.pass.between_frames() {
+                    let _ = write_within(back, &backward(&close), limits.write).await;
+                }
+                let _ = write_within(forward, &onward(&Control::Close(None)), limits.write).await;
+                return Err(format!("{who} broke the websocket protocol: {e}"));
+            }
+        };
+        match step {
+            Step::NeedMore => break,
+            Step::Forward(n) => {
+                if !write_within(forward, &this.buf[start..start + n], limits.write).await {
+                    return Err(stopped.into());
+                }
+                this.relayed += n as u64;
+                if this.pass.between_frames() && !this.pending.is_empty() {
+                    let pending = std::mem::take(&mut this.pending);
+                    if !write_within(forward, &pending, limits.write).await {
+                        return Err(stopped.into());
+                    }
+                }
+            }
+            Step::Discard(_) => {}
+            Step::Control {
+                control: Control::Ping(data),
+                ..
+            } => {
+                let pong = backward(&Control::Pong(data));
+                if other.pass.between_frames() {
+                    if !write_within(back, &pong, limits.write).await {
+                        return Err(format!("{who} stopped reading"));
+                    }
+                } else if other.pending.len() < 16 * 1024 {
+                    // Held until the frame being relayed there is complete; a peer that pings
+                    // faster than its pongs can go out gets fewer of them.
+                    other.pending.extend(pong);
+                }
+            }
+            Step::Control {
+                control: Control::Close(reason),
+                ..
+            } => {
+                // Passed on (this side is between frames: a control frame was just read), and
+                // answered, as the closing handshake asks.
+                let close = Control::Close(reason.clone());
+                let _ = write_within(forward, &onward(&close), limits.write).await;
+                if other.pass.between_frames() {
+                    let _ = write_within(back, &backward(&close), limits.write).await;
+                }
+                return Err(format!("{who} closed ({})", describe(reason.as_ref())));
+            }
+            Step::Control { .. } => {}
+        }
+        start += this.pass.consumed();
+    }
+    // What is left is the start of a frame: it waits at the front for the rest.
+    this.buf.copy_within(start..this.held, 0);
+    this.held -= start;
+    Ok(())
+}
+
+/// Relays frames both ways until a close, an error, the token's expiry or idleness. Frames
+/// pass as they are ([`Passthrough`]): what is read from one side is written to the other from
+/// the same buffer before that side is read again, so a slow reader slows its sender instead
+/// of filling memory, and each read costs one write.
+async fn relay<C>(
+    client: C,
+    upstream: RawWebSocket,
     admission: &Admission,
     limits: Limits,
 ) -> RelayEnd
 where
-    C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-    U: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    C: AsyncRead + AsyncWrite + Unpin,
 {
     let mut clock = Session::new(admission, Instant::now(), Some(limits.idle));
-    let (mut client_tx, mut client_rx) = client.split();
-    let (mut upstream_tx, mut upstream_rx) = upstream.split();
-    let (mut to_client, mut from_client) = (0u64, 0u64);
-    // Messages are fed into each side's write buffer and flushed only when nothing more is
-    // waiting to be read (the read branches come first in the biased select): a stream of
-    // small console messages costs one write call per buffer, not one per message.
-    let (mut client_dirty, mut upstream_dirty) = (false, false);
-    // Traffic pushes the idle deadline later on every message: one lazily re-armed timer.
+    let (mut client_rx, mut client_tx) = tokio::io::split(client);
+    let (mut upstream_rx, mut upstream_tx) = tokio::io::split(upstream.stream);
+    let max = limits.max_message as u64;
+    let mut up = Direction::new(
+        Passthrough::from_client(max, Box::new(oobkit_io::random_bytes::<4>)),
+        &[],
+    );
+    let mut down = Direction::new(Passthrough::from_server(max), &upstream.early);
+    // Traffic pushes the idle deadline later on every read: one lazily re-armed timer.
     let mut timer = oobkit_io::LoopTimer::new();
+    let mut ended = if down.held > 0 {
+        relay_read(
+            Source::Upstream,
+            &mut down,
+            &mut up,
+            0,
+            &mut client_tx,
+            &mut upstream_tx,
+            limits,
+        )
+        .await
+        .err()
+    } else {
+        None
+    };
     let reason = loop {
+        if let Some(reason) = ended.take() {
+            break reason;
+        }
         if let Some(SessionEvent::Cut(cut)) = clock.poll_event() {
-            let frame = close_frame(cut.close_code(), cut.text());
-            let _ = tokio::time::timeout(limits.write, client_tx.send(Message::Close(Some(frame))))
-                .await;
-            let _ =
-                tokio::time::timeout(limits.write, upstream_tx.send(Message::Close(None))).await;
+            // A close goes only where no frame is half written (otherwise the connection just
+            // ends: a close inside a frame's payload would be garbage to the peer).
+            if down.pass.between_frames() {
+                let close = close_to_client(cut.close_code(), cut.text());
+                let _ = write_within(&mut client_tx, &close, limits.write).await;
+            }
+            if up.pass.between_frames() {
+                let close = to_upstream(&Control::Close(None));
+                let _ = write_within(&mut upstream_tx, &close, limits.write).await;
+            }
             break match cut {
                 CutReason::TokenExpired => "token expired".to_owned(),
                 _ => format!("idle for {:?}", limits.idle),
@@ -367,82 +535,43 @@ where
         timer.arm(clock.poll_timeout());
         tokio::select! {
             biased;
-            message = client_rx.next() => match message {
-                Some(Ok(Message::Binary(data))) => {
-                    from_client += data.len() as u64;
-                    clock.handle_input(Instant::now(), &[]);
-                    if !bounded(upstream_tx.feed(Message::Binary(data)), limits.write).await {
-                        break "the upstream stopped taking data".into();
+            read = client_rx.read(up.spare()) => match read {
+                Ok(0) | Err(_) => {
+                    if up.pass.between_frames() {
+                        let close = to_upstream(&Control::Close(None));
+                        let _ = write_within(&mut upstream_tx, &close, limits.write).await;
                     }
-                    upstream_dirty = true;
+                    break "the client went away".into();
                 }
-                // KubeVirt reads binary messages only; text has no meaning on this path.
-                Some(Ok(Message::Text(_))) => clock.handle_input(Instant::now(), &[]),
-                Some(Ok(Message::Close(frame))) => {
-                    let _ = bounded(upstream_tx.send(Message::Close(frame.clone())), limits.write).await;
-                    break format!("the client closed ({})", describe(frame.as_ref()));
+                Ok(n) => {
+                    clock.handle_input(Instant::now(), &[]);
+                    ended = relay_read(Source::Client, &mut up, &mut down, n, &mut upstream_tx, &mut client_tx, limits).await.err();
                 }
-                Some(Ok(_)) => {}
-                Some(Err(e)) => break format!("client error: {e}"),
-                None => break "the client went away".into(),
             },
-            message = upstream_rx.next() => match message {
-                Some(Ok(Message::Binary(data))) => {
-                    to_client += data.len() as u64;
-                    clock.handle_input(Instant::now(), &[]);
-                    if !bounded(client_tx.feed(Message::Binary(data)), limits.write).await {
-                        break "the client stopped reading".into();
+            read = upstream_rx.read(down.spare()) => match read {
+                Ok(0) | Err(_) => {
+                    if down.pass.between_frames() {
+                        let close = close_to_client(1011, "the VM's console went away");
+                        let _ = write_within(&mut client_tx, &close, limits.write).await;
                     }
-                    client_dirty = true;
-                }
-                Some(Ok(Message::Close(frame))) => {
-                    let _ = bounded(client_tx.send(Message::Close(frame.clone())), limits.write).await;
-                    break format!("the VM's console closed ({})", describe(frame.as_ref()));
-                }
-                Some(Ok(_)) => {}
-                Some(Err(e)) => {
-                    let frame = close_frame(1011, "the VM's console failed");
-                    let _ = bounded(client_tx.send(Message::Close(Some(frame))), limits.write).await;
-                    break format!("upstream error: {e}");
-                }
-                None => {
-                    let frame = close_frame(1011, "the VM's console went away");
-                    let _ = bounded(client_tx.send(Message::Close(Some(frame))), limits.write).await;
                     break "the upstream went away".into();
                 }
+                Ok(n) => {
+                    clock.handle_input(Instant::now(), &[]);
+                    ended = relay_read(Source::Upstream, &mut down, &mut up, n, &mut client_tx, &mut upstream_tx, limits).await.err();
+                }
             },
-            flushed = bounded(client_tx.flush(), limits.write), if client_dirty => {
-                if !flushed {
-                    break "the client stopped reading".into();
-                }
-                client_dirty = false;
-            }
-            flushed = bounded(upstream_tx.flush(), limits.write), if upstream_dirty => {
-                if !flushed {
-                    break "the upstream stopped taking data".into();
-                }
-                upstream_dirty = false;
-            }
             () = timer.fired() => clock.handle_timeout(Instant::now()),
         }
     };
+    let _ = tokio::time::timeout(limits.write, client_tx.shutdown()).await;
     RelayEnd {
         reason,
-        to_client,
-        from_client,
+        to_client: down.relayed,
+        from_client: up.relayed,
     }
 }
 
-fn describe(frame: Option<&CloseFrame>) -> String {
-    frame.map_or("no code".into(), |f| {
-        format!("{} {:?}", u16::from(f.code), f.reason.as_str())
-    })
-}
-
-/// Whether a send completed within `limit`.
-async fn bounded<F: std::future::Future<Output = Result<(), tungstenite::Error>>>(
-    send: F,
-    limit: Duration,
-) -> bool {
-    matches!(tokio::time::timeout(limit, send).await, Ok(Ok(())))
+fn describe(reason: Option<&CloseReason>) -> String {
+    reason.map_or("no code".into(), |r| format!("{} {:?}", r.code, r.reason))
 }

@@ -6,13 +6,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use oobkit_io::{Endpoint, Io};
-
-use crate::SESSION_BUFFER;
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use oobkit_io::{Endpoint, RawWebSocket};
 
 /// How often the service-account token file is read again: bound tokens rotate (the kubelet
 /// renews them from 80% of their hour), and client-go and kube-rs re-read at least this often.
@@ -150,52 +144,28 @@ impl Upstream {
         )
     }
 
-    /// Opens the VNC websocket of `namespace`/`vmi`.
-    pub async fn dial(
-        &self,
-        namespace: &str,
-        vmi: &str,
-        max_message: usize,
-    ) -> Result<WebSocketStream<Box<dyn Io>>, UpstreamError> {
-        let scheme = if self.api.tls.is_some() { "wss" } else { "ws" };
-        let url = format!(
-            "{scheme}://{}{}",
-            self.api.authority(),
-            self.path(namespace, vmi)
-        );
-        let mut request = url
-            .into_client_request()
-            .map_err(|e| UpstreamError::Unreachable(format!("bad URL: {e}")))?;
-        let headers = request.headers_mut();
-        headers.insert(
-            "Sec-WebSocket-Protocol",
-            HeaderValue::from_static("plain.kubevirt.io"),
-        );
-        if let Some(token) = &self.token {
-            let value =
-                HeaderValue::from_str(&format!("Bearer {}", token.get()?)).map_err(|_| {
-                    UpstreamError::Credentials("the token is not a header value".into())
-                })?;
-            headers.insert("Authorization", value);
+    /// Opens the VNC websocket of `namespace`/`vmi`: the raw connection after the API
+    /// server's 101, whose frames the relay forwards as they are.
+    pub async fn dial(&self, namespace: &str, vmi: &str) -> Result<RawWebSocket, UpstreamError> {
+        let bearer = match &self.token {
+            Some(token) => Some(format!("Bearer {}", token.get()?)),
+            None => None,
+        };
+        if bearer.as_ref().is_some_and(|b| b.contains(['\r', '\n'])) {
+            return Err(UpstreamError::Credentials(
+                "the token is not a header value".into(),
+            ));
         }
-        let stream = oobkit_io::connect(&self.api)
-            .await
-            .map_err(|e| UpstreamError::Unreachable(e.to_string()))?;
-        let mut config = WebSocketConfig::default();
-        config.max_message_size = Some(max_message);
-        config.max_frame_size = Some(max_message);
-        // Buffers of 16 KiB instead of tungstenite's 128 KiB: an idle session holds two
-        // websockets, and their buffers are most of what it costs.
-        config.read_buffer_size = SESSION_BUFFER;
-        config.write_buffer_size = SESSION_BUFFER;
-        match tokio_tungstenite::client_async_with_config(request, stream, Some(config)).await {
-            Ok((ws, _)) => Ok(ws),
-            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
-                Err(UpstreamError::Refused {
-                    status: response.status().as_u16(),
-                    message: status_message(response.body().as_ref()),
-                })
-            }
+        let mut headers = vec![("Sec-WebSocket-Protocol", "plain.kubevirt.io")];
+        if let Some(bearer) = &bearer {
+            headers.push(("Authorization", bearer.as_str()));
+        }
+        match oobkit_io::websocket_upgrade(&self.api, &self.path(namespace, vmi), &headers).await {
+            Ok(Ok(ws)) => Ok(ws),
+            Ok(Err(response)) => Err(UpstreamError::Refused {
+                status: response.status,
+                message: status_message(Some(&response.body)),
+            }),
             Err(e) => Err(UpstreamError::Unreachable(e.to_string())),
         }
     }

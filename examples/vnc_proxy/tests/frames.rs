@@ -1,0 +1,224 @@
+//! The relay's websocket manners, between tungstenite peers that check every frame (a client
+//! on one side, a scripted VNC endpoint on the other): what the endpoint sends with its 101
+//! arrives, pings are answered by the proxy (masked toward the endpoint), text is dropped,
+//! closes pass both ways with their codes, and a client that breaks RFC 6455 is told why.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures_util::{SinkExt, StreamExt};
+use oobkit_gate::testing::mint_hs256;
+use oobkit_gate::{Gate, GateConfig, VerifyingKey};
+use oobkit_io::Endpoint;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
+use tokio_tungstenite::tungstenite::{Bytes, Message};
+use vnc_proxy::{Limits, ProxyConfig, Upstream};
+
+const SECRET: &[u8] = b"frames-test-secret";
+const MAX_MESSAGE: usize = 64 * 1024;
+const WITHIN: Duration = Duration::from_secs(5);
+
+/// A VNC endpoint that answers the upgrade and, in the same write, a binary greeting and a
+/// ping; then echoes binary messages and reports everything it reads.
+async fn scripted_endpoint() -> (u16, mpsc::UnboundedReceiver<Message>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (report, reports) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            let report = report.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                while !head.ends_with(b"\r\n\r\n") {
+                    let mut byte = [0u8; 1];
+                    if tcp.read_exact(&mut byte).await.is_err() {
+                        return;
+                    }
+                    head.push(byte[0]);
+                }
+                let head = String::from_utf8(head).unwrap();
+                let key = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
+                    .expect("the proxy sends a key");
+                let mut answer = format!(
+                    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                     Sec-WebSocket-Accept: {}\r\nSec-WebSocket-Protocol: plain.kubevirt.io\r\n\r\n",
+                    derive_accept_key(key.as_bytes())
+                )
+                .into_bytes();
+                answer.extend([0x82, 12]);
+                answer.extend(b"RFB 003.008\n");
+                answer.extend([0x89, 1, b'p']);
+                tcp.write_all(&answer).await.unwrap();
+                // From here a strict server: unmasked frames from the proxy are errors.
+                let mut ws = WebSocketStream::from_raw_socket(tcp, Role::Server, None).await;
+                while let Some(message) = ws.next().await {
+                    let Ok(message) = message else {
+                        let _ = report.send(Message::Text("protocol error".into()));
+                        break;
+                    };
+                    let _ = report.send(message.clone());
+                    if let Message::Binary(data) = message {
+                        ws.send(Message::Binary(data)).await.unwrap();
+                    }
+                }
+            });
+        }
+    });
+    (port, reports)
+}
+
+async fn proxy(endpoint: u16) -> std::net::SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(vnc_proxy::serve(
+        listener,
+        ProxyConfig {
+            gate: Gate::new(GateConfig::new(vec![VerifyingKey::hs256(SECRET).unwrap()])),
+            upstream: Upstream {
+                api: Endpoint::plain("127.0.0.1", endpoint),
+                version: "v1".into(),
+                token: None,
+            },
+            allowed_origins: vec![],
+            limits: Limits {
+                max_message: MAX_MESSAGE,
+                ..Limits::default()
+            },
+        },
+    ));
+    addr
+}
+
+fn token() -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    mint_hs256(SECRET, now + 600.0, "ns", &["vm"])
+}
+
+/// The request for the session, and the TCP connection to send it on.
+async fn open(proxy: std::net::SocketAddr) -> WebSocketStream<TcpStream> {
+    let request = format!("ws://{proxy}/{}/vm", token())
+        .into_client_request()
+        .unwrap();
+    let tcp = TcpStream::connect(proxy).await.unwrap();
+    let (ws, _) = tokio::time::timeout(WITHIN, tokio_tungstenite::client_async(request, tcp))
+        .await
+        .unwrap()
+        .unwrap();
+    ws
+}
+
+async fn next<T>(receiver: &mut mpsc::UnboundedReceiver<T>) -> T {
+    tokio::time::timeout(WITHIN, receiver.recv())
+        .await
+        .expect("within 5 s")
+        .expect("the endpoint is running")
+}
+
+#[tokio::test]
+async fn frames_pass_both_ways_with_pings_answered_text_dropped_and_closes_relayed() {
+    let (endpoint, mut seen) = scripted_endpoint().await;
+    let proxy = proxy(endpoint).await;
+    let mut ws = open(proxy).await;
+    // The greeting sent with the 101 arrives; the ping after it is the proxy's to answer.
+    match tokio::time::timeout(WITHIN, ws.next()).await {
+        Ok(Some(Ok(Message::Binary(data)))) => assert_eq!(&data[..], b"RFB 003.008\n"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        next(&mut seen).await,
+        Message::Pong(Bytes::from_static(b"p"))
+    );
+    // Text has no meaning to a VNC endpoint; binary messages of every length form go through
+    // and come back.
+    ws.send(Message::Text("not for the VM".into()))
+        .await
+        .unwrap();
+    for size in [0, 1, 125, 126, 65535, MAX_MESSAGE] {
+        let data: Vec<u8> = (0..size).map(|i| (i % 253) as u8).collect();
+        ws.send(Message::Binary(data.clone().into())).await.unwrap();
+        assert_eq!(next(&mut seen).await, Message::Binary(data.clone().into()));
+        match tokio::time::timeout(WITHIN, ws.next()).await {
+            Ok(Some(Ok(Message::Binary(echo)))) => assert_eq!(echo.len(), size),
+            other => panic!("{size}: {other:?}"),
+        }
+    }
+    // The client's close reaches the endpoint with its code and reason.
+    ws.send(Message::Close(Some(CloseFrame {
+        code: CloseCode::from(4000),
+        reason: "bye".into(),
+    })))
+    .await
+    .unwrap();
+    match next(&mut seen).await {
+        Message::Close(Some(frame)) => {
+            assert_eq!(
+                (u16::from(frame.code), frame.reason.as_str()),
+                (4000, "bye")
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    // And the client's closing handshake completes.
+    match tokio::time::timeout(WITHIN, ws.next()).await {
+        Ok(Some(Ok(Message::Close(Some(frame))))) => assert_eq!(u16::from(frame.code), 4000),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// The close the client gets after `wire` is sent raw on an open session.
+async fn close_after_raw(wire: &[u8]) -> (u16, Message) {
+    let (endpoint, mut seen) = scripted_endpoint().await;
+    let proxy = proxy(endpoint).await;
+    let ws = open(proxy).await;
+    assert_eq!(
+        next(&mut seen).await,
+        Message::Pong(Bytes::from_static(b"p"))
+    );
+    let mut tcp = ws.into_inner();
+    tcp.write_all(wire).await.unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(WITHIN, tcp.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+            Err(_) => panic!("the proxy kept the connection open"),
+        }
+    }
+    // The greeting (unless the client's handshake read it already), then the close: 0x88,
+    // length, code.
+    let close = if got.first() == Some(&0x82) {
+        &got[14..]
+    } else {
+        &got[..]
+    };
+    assert_eq!(close[0], 0x88, "{got:02x?}");
+    let code = u16::from_be_bytes([close[2], close[3]]);
+    (code, next(&mut seen).await)
+}
+
+#[tokio::test]
+async fn a_client_that_breaks_rfc_6455_is_told_why_and_the_endpoint_closed() {
+    // A frame without a mask: protocol error.
+    let (code, endpoint_saw) = close_after_raw(&[0x82, 0x01, 0x21]).await;
+    assert_eq!(code, 1002);
+    assert_eq!(endpoint_saw, Message::Close(None));
+    // A message over the limit (announced, not sent): 1009 before any of it is relayed.
+    let mut too_big = vec![0x82, 0xff];
+    too_big.extend((MAX_MESSAGE as u64 + 1).to_be_bytes());
+    too_big.extend([1, 2, 3, 4]);
+    let (code, endpoint_saw) = close_after_raw(&too_big).await;
+    assert_eq!(code, 1009);
+    assert_eq!(endpoint_saw, Message::Close(None));
+}
