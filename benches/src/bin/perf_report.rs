@@ -343,7 +343,7 @@ fn main() {
     ) {
         let _ = writeln!(
             r.md,
-            "- **vnc_proxy** (a VM console streaming through the KubeVirt stand-in, which writes each 32 KiB message at once as virt-handler does): {ours:.0} MiB/s; the seed (LabOrchestrator's WebsocketProxyLib 1.0.0 from PyPI) {seed:.0} MiB/s ({:.1}×); a client talking to the stand-in directly {direct:.0} MiB/s (vnc_proxy keeps {:.0}%; no proxy at all is {:.1}× the seed, the most any proxy could show end to end on this machine). Connect p99: {} µs through vnc_proxy, {} µs direct, {} µs through the seed. Memory per idle session: {} bytes, the seed {} bytes.",
+            "- **vnc_proxy** (a VM console streaming through the KubeVirt stand-in, which writes each 32 KiB message at once as virt-handler does; frames relayed as they are, headers parsed only): {ours:.0} MiB/s; the seed (LabOrchestrator's WebsocketProxyLib 1.0.0 from PyPI) {seed:.0} MiB/s ({:.1}×); a client talking to the stand-in directly {direct:.0} MiB/s (vnc_proxy keeps {:.0}%; no proxy at all is {:.1}× the seed, the most any proxy could show end to end on this machine). Connect p99: {} µs through vnc_proxy, {} µs direct, {} µs through the seed. Memory per idle session: {} bytes, the seed {} bytes.",
             ours / seed,
             100.0 * ours / direct,
             direct / seed,

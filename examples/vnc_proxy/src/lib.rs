@@ -6,7 +6,9 @@
 //! `{api}/apis/subresources.kubevirt.io/{version}/namespaces/{ns}/virtualmachineinstances/{vmi}/vnc`
 //! (the namespace from the token only) with the service account's bearer token, completes the
 //! client's upgrade, and relays binary frames both ways until either side closes, the token
-//! expires (close 4001) or the session idles (4002). Upstream failures reach the client as a
+//! expires (close 4001) or the session idles (4002). Frames pass as they are
+//! ([`oobkit_wspass::Passthrough`]: headers checked, the client's frames re-masked with the
+//! proxy's keys, pings answered, text dropped): no message is decoded or rebuilt. Upstream failures reach the client as a
 //! close with a reason (4404 VMI not found, 4401/4403 the API server refused the proxy, 1011
 //! unreachable or TLS failure) and the log says which.
 
@@ -34,7 +36,9 @@ use tokio::net::{TcpListener, TcpStream};
 
 pub use upstream::{Upstream, UpstreamError};
 
-/// The read and write buffer of each websocket of a session.
+/// The read buffer of each direction of a session (frames are written on from it; there is no
+/// write buffer). 64 KiB relayed 10% more per processor second in the bench, but the same end
+/// to end, and kept up to 96 KiB more per session resident after a burst.
 pub(crate) const SESSION_BUFFER: usize = 16 * 1024;
 
 /// Limits on everything a client can hold.
