@@ -110,6 +110,8 @@ pub struct Passthrough {
     payload: Option<PayloadInFlight>,
     /// The bytes the last [`Step`] covered.
     consumed: usize,
+    /// Payload bytes of binary messages forwarded so far.
+    payload_forwarded: u64,
 }
 
 impl std::fmt::Debug for Passthrough {
@@ -240,6 +242,7 @@ impl Passthrough {
             message: None,
             payload: None,
             consumed: 0,
+            payload_forwarded: 0,
         }
     }
 
@@ -247,6 +250,12 @@ impl Passthrough {
     /// next call starts after them.
     pub fn consumed(&self) -> usize {
         self.consumed
+    }
+
+    /// Payload bytes of binary messages forwarded so far (what the two ends exchanged, without
+    /// frame headers).
+    pub fn payload_forwarded(&self) -> u64 {
+        self.payload_forwarded
     }
 
     /// Whether everything forwarded so far ends at a frame boundary: a control frame of the
@@ -295,6 +304,7 @@ impl Passthrough {
                 }
                 payload.offset = (payload.offset + take) % 4;
                 payload.remaining -= take as u64;
+                self.payload_forwarded += take as u64;
                 at += take;
                 if payload.remaining > 0 {
                     return Ok(if at > 0 {

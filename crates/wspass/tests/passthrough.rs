@@ -23,6 +23,10 @@ struct Run {
 
 /// Feeds `wire` in reads of `cut` bytes, as a program would.
 fn relay(mut pass: Passthrough, wire: &[u8], cut: usize) -> Run {
+    relay_with(&mut pass, wire, cut)
+}
+
+fn relay_with(pass: &mut Passthrough, wire: &[u8], cut: usize) -> Run {
     let mut run = Run::default();
     let mut buffer = Vec::new();
     for read in wire.chunks(cut.max(1)) {
@@ -352,8 +356,14 @@ proptest! {
     ) {
         let binary_only: Vec<Item> =
             items.iter().filter(|i| matches!(i, Item::Binary(..))).cloned().collect();
-        let run = relay(from_server(), &wire_of(&items, false), cut);
+        let mut pass = from_server();
+        let run = relay_with(&mut pass, &wire_of(&items, false), cut);
         prop_assert_eq!(&run.error, &None);
+        let payload: usize = binary_only.iter().map(|i| match i {
+            Item::Binary(data, _) => data.len(),
+            _ => 0,
+        }).sum();
+        prop_assert_eq!(pass.payload_forwarded(), payload as u64);
         prop_assert_eq!(&run.forwarded, &wire_of(&binary_only, false));
         let read = read_messages(run.forwarded, Role::Client);
         prop_assert_eq!(read.len(), binary_only.len());

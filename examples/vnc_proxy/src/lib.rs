@@ -338,8 +338,6 @@ struct Direction {
     buf: Box<[u8]>,
     /// Bytes at the front of `buf` kept from the last read (the start of a frame).
     held: usize,
-    /// Bytes written on.
-    relayed: u64,
     /// Control frames of the proxy's own (pongs) for the side this direction writes to, held
     /// while a frame is half written there.
     pending: Vec<u8>,
@@ -353,7 +351,6 @@ impl Direction {
             pass,
             buf,
             held: early.len(),
-            relayed: 0,
             pending: Vec::new(),
         }
     }
@@ -430,7 +427,6 @@ where
                 if !write_within(forward, &this.buf[start..start + n], limits.write).await {
                     return Err(stopped.into());
                 }
-                this.relayed += n as u64;
                 if this.pass.between_frames() && !this.pending.is_empty() {
                     let pending = std::mem::take(&mut this.pending);
                     if !write_within(forward, &pending, limits.write).await {
@@ -571,8 +567,8 @@ where
     let _ = tokio::time::timeout(limits.write, client_tx.shutdown()).await;
     RelayEnd {
         reason,
-        to_client: down.relayed,
-        from_client: up.relayed,
+        to_client: down.pass.payload_forwarded(),
+        from_client: up.pass.payload_forwarded(),
     }
 }
 
