@@ -6,7 +6,7 @@
 //! `-- --test` (CI) moves 8 MiB and opens fewer sessions.
 
 use std::process::Stdio;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use oobkit_testkit::free_port;
@@ -70,11 +70,12 @@ async fn quiet() -> std::net::SocketAddr {
 }
 
 fn token() -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64();
-    oobkit_gate::testing::mint_hs256(SECRET.as_bytes(), now + 3600.0, "ns", &["vm", "quiet"])
+    vnc_proxy::token_valid_for(
+        SECRET.as_bytes(),
+        Duration::from_secs(3600),
+        "ns",
+        &["vm", "quiet"],
+    )
 }
 
 async fn open(url: &str) -> tokio_tungstenite::WebSocketStream<TcpStream> {

@@ -24,12 +24,11 @@ use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use oobkit_gate::{Admission, CutReason, Gate, Session, SessionEvent};
-use oobkit_io::PreAuthBudget;
-use oobkit_io::RawWebSocket;
 use oobkit_io::web::{
     SessionPlace, json_response, offered_protocols, origin_allowed, read_request,
     switching_protocols, write_bounded,
 };
+use oobkit_io::{Endpoint, PreAuthBudget, RawWebSocket};
 use oobkit_wspass::{CloseReason, Control, Passthrough, Step, encode};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -90,6 +89,32 @@ pub struct ProxyConfig {
     pub allowed_origins: Vec<String>,
     /// Limits.
     pub limits: Limits,
+}
+
+impl ProxyConfig {
+    /// Tokens signed with `secret` (HS256), VMIs behind a plain-websocket `api` without
+    /// credentials (`kubectl proxy`, or the stand-in), no origin allow-list, default limits:
+    /// the demo's and the tests' proxy.
+    pub fn dev(secret: &[u8], api: Endpoint) -> Result<Self, oobkit_gate::KeyError> {
+        Ok(Self {
+            gate: Gate::new(oobkit_gate::GateConfig::new(vec![
+                oobkit_gate::VerifyingKey::hs256(secret)?,
+            ])),
+            upstream: Upstream {
+                api,
+                version: "v1".into(),
+                token: None,
+            },
+            allowed_origins: Vec::new(),
+            limits: Limits::default(),
+        })
+    }
+}
+
+/// A token as LabOrchestrator's web app mints it (HS256 with `secret`) for `vmis` in
+/// `namespace`, valid for `valid` from now: the demo's link and the tests' clients.
+pub fn token_valid_for(secret: &[u8], valid: Duration, namespace: &str, vmis: &[&str]) -> String {
+    oobkit_gate::testing::mint_hs256(secret, unix_now() + valid.as_secs_f64(), namespace, vmis)
 }
 
 struct Shared {

@@ -137,12 +137,9 @@ async fn run(cli: Cli) -> Result<(), String> {
         })
         .await
         .map_err(|e| format!("cannot start the stand-in KubeVirt: {e}"))?;
-        let unix = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64());
-        let token = oobkit_gate::testing::mint_hs256(
+        let token = vnc_proxy::token_valid_for(
             secret.as_bytes(),
-            unix + 3600.0,
+            Duration::from_secs(3600),
             "demo",
             &["demo-vm"],
         );

@@ -3,11 +3,9 @@
 //! arrives, pings are answered by the proxy (masked toward the endpoint), text is dropped,
 //! closes pass both ways with their codes, and a client that breaks RFC 6455 is told why.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use oobkit_gate::testing::mint_hs256;
-use oobkit_gate::{Gate, GateConfig, VerifyingKey};
 use oobkit_io::Endpoint;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -18,7 +16,7 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 use tokio_tungstenite::tungstenite::{Bytes, Message};
-use vnc_proxy::{Limits, ProxyConfig, Upstream};
+use vnc_proxy::ProxyConfig;
 
 const SECRET: &[u8] = b"frames-test-secret";
 const MAX_MESSAGE: usize = 64 * 1024;
@@ -78,31 +76,14 @@ async fn scripted_endpoint() -> (u16, mpsc::UnboundedReceiver<Message>) {
 async fn proxy(endpoint: u16) -> std::net::SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(vnc_proxy::serve(
-        listener,
-        ProxyConfig {
-            gate: Gate::new(GateConfig::new(vec![VerifyingKey::hs256(SECRET).unwrap()])),
-            upstream: Upstream {
-                api: Endpoint::plain("127.0.0.1", endpoint),
-                version: "v1".into(),
-                token: None,
-            },
-            allowed_origins: vec![],
-            limits: Limits {
-                max_message: MAX_MESSAGE,
-                ..Limits::default()
-            },
-        },
-    ));
+    let mut config = ProxyConfig::dev(SECRET, Endpoint::plain("127.0.0.1", endpoint)).unwrap();
+    config.limits.max_message = MAX_MESSAGE;
+    tokio::spawn(vnc_proxy::serve(listener, config));
     addr
 }
 
 fn token() -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64();
-    mint_hs256(SECRET, now + 600.0, "ns", &["vm"])
+    vnc_proxy::token_valid_for(SECRET, Duration::from_secs(600), "ns", &["vm"])
 }
 
 /// The request for the session, and the TCP connection to send it on.

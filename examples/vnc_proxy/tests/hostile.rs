@@ -1,27 +1,21 @@
 //! Hostile clients on loopback: a flood of connections that never send a request, and an
 //! admitted client that stops reading, must not keep another user out.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use oobkit_gate::testing::mint_hs256;
-use oobkit_gate::{Gate, GateConfig, VerifyingKey};
 use oobkit_io::Endpoint;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use vnc_proxy::standin::{Console, StandInConfig};
-use vnc_proxy::{Limits, ProxyConfig, Upstream};
+use vnc_proxy::{Limits, ProxyConfig};
 
 const SECRET: &[u8] = b"hostile-test-secret";
 
 fn token() -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64();
-    mint_hs256(SECRET, now + 600.0, "ns", &["vm"])
+    vnc_proxy::token_valid_for(SECRET, Duration::from_secs(600), "ns", &["vm"])
 }
 
 /// A "VM console" that sends without end.
@@ -50,19 +44,9 @@ async fn proxy(console: Console, limits: Limits) -> std::net::SocketAddr {
     .unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(vnc_proxy::serve(
-        listener,
-        ProxyConfig {
-            gate: Gate::new(GateConfig::new(vec![VerifyingKey::hs256(SECRET).unwrap()])),
-            upstream: Upstream {
-                api: Endpoint::plain("127.0.0.1", api.port()),
-                version: "v1".into(),
-                token: None,
-            },
-            allowed_origins: vec![],
-            limits,
-        },
-    ));
+    let mut config = ProxyConfig::dev(SECRET, Endpoint::plain("127.0.0.1", api.port())).unwrap();
+    config.limits = limits;
+    tokio::spawn(vnc_proxy::serve(listener, config));
     addr
 }
 
@@ -203,23 +187,13 @@ async fn an_upstream_that_never_answers_frees_the_place() {
     });
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let proxy = listener.local_addr().unwrap();
-    tokio::spawn(vnc_proxy::serve(
-        listener,
-        ProxyConfig {
-            gate: Gate::new(GateConfig::new(vec![VerifyingKey::hs256(SECRET).unwrap()])),
-            upstream: Upstream {
-                api: Endpoint::plain("127.0.0.1", silent_port),
-                version: "v1".into(),
-                token: None,
-            },
-            allowed_origins: vec![],
-            limits: Limits {
-                max_sessions: 1,
-                upstream: Duration::from_secs(1),
-                ..Limits::default()
-            },
-        },
-    ));
+    let mut config = ProxyConfig::dev(SECRET, Endpoint::plain("127.0.0.1", silent_port)).unwrap();
+    config.limits = Limits {
+        max_sessions: 1,
+        upstream: Duration::from_secs(1),
+        ..Limits::default()
+    };
+    tokio::spawn(vnc_proxy::serve(listener, config));
     for _ in 0..2 {
         let started = Instant::now();
         let tcp = connect_from([127, 0, 0, 1], proxy).await;
