@@ -151,13 +151,13 @@ async fn serve(mut stream: Box<dyn oobkit_io::Io>, config: &StandInConfig) -> st
         .is_some_and(|p| p.split(',').any(|p| p.trim() == "plain.kubevirt.io"));
     let response = oobkit_io::web::switching_protocols(key, offered.then_some("plain.kubevirt.io"));
     stream.write_all(&response).await?;
-    let ws = WebSocketStream::from_raw_socket(stream, Role::Server, None).await;
     match console {
         Console::Tcp(addr) => {
             let vnc = TcpStream::connect(addr).await?;
-            relay_tcp(ws, vnc, config.coalesce).await;
+            relay_tcp(stream, vnc, config.coalesce).await;
         }
         Console::Pattern { width, height } => {
+            let ws = WebSocketStream::from_raw_socket(stream, Role::Server, None).await;
             let mut bytes = oobkit_io::websocket::into_byte_stream(ws, Duration::from_secs(30));
             let limits = amt_sim::rfb::Limits {
                 write: Duration::from_secs(30),
@@ -170,61 +170,86 @@ async fn serve(mut stream: Box<dyn oobkit_io::Io>, config: &StandInConfig) -> st
 }
 
 /// Relays a VNC server's TCP stream and the websocket as virt-handler does: each read of the
-/// console (up to 32 KiB, Go's copy buffer) becomes one binary message, and each message
-/// received is written to the console. With `coalesce`, messages whose bytes were already
-/// waiting go out in one write (up to 256 KiB); without, each goes out at once. Every write is
-/// bounded, so a reader that stops ends it.
-async fn relay_tcp(ws: WebSocketStream<Box<dyn oobkit_io::Io>>, vnc: TcpStream, coalesce: bool) {
-    use futures_util::{SinkExt, StreamExt};
+/// console (up to 32 KiB, Go's copy buffer) becomes one binary frame, written with its header
+/// in one write and without copying the payload (gorilla/websocket's server fast path writes
+/// header and payload together with writev); each message received is written to the
+/// console. With `coalesce`, frames of console bytes already waiting go out in one write (up
+/// to 256 KiB); without, each goes out at once. Every write is bounded, so a reader that stops
+/// ends it.
+async fn relay_tcp(ws: Box<dyn oobkit_io::Io>, vnc: TcpStream, coalesce: bool) {
+    use futures_util::StreamExt;
     use tokio::io::AsyncWriteExt;
     use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
     const WRITE: Duration = Duration::from_secs(30);
-    let (mut ws_tx, mut ws_rx) = ws.split();
+    const READ: usize = 32 * 1024;
+    const BATCH: usize = 256 * 1024;
+    // The header of a frame of up to 32 KiB is 2 or 4 bytes (no mask from a server).
+    const HEADER: usize = 4;
+    let (ws_rx, mut ws_tx) = tokio::io::split(ws);
     let (mut vnc_rx, mut vnc_tx) = vnc.into_split();
     let from_vm = async {
         use futures_util::FutureExt;
-        const BATCH: usize = 256 * 1024;
-        let mut buf = vec![0u8; 32 * 1024];
-        // A read's end (EOF, an error) found while batching, handled after the flush.
+        let mut buf = vec![0u8; BATCH + HEADER + READ];
+        // The console's end (EOF, an error), once seen: what was batched goes out first.
         let mut ended = None;
-        loop {
-            let read = match ended.take() {
-                Some(read) => read,
-                None => vnc_rx.read(&mut buf).await,
-            };
-            let Ok(n @ 1..) = read else { break };
-            let mut batched = n;
-            let mut message = Message::Binary(buf[..n].to_vec().into());
+        while ended.is_none() {
+            let mut filled = 0;
             loop {
-                if !matches!(
-                    tokio::time::timeout(WRITE, ws_tx.feed(message)).await,
-                    Ok(Ok(()))
-                ) {
-                    return;
+                let space = &mut buf[filled + HEADER..filled + HEADER + READ];
+                // The first read of a batch waits; later ones take what is already there.
+                let read = if filled == 0 {
+                    vnc_rx.read(space).await
+                } else {
+                    match vnc_rx.read(space).now_or_never() {
+                        Some(read) => read,
+                        None => break,
+                    }
+                };
+                let Ok(n @ 1..) = read else {
+                    ended = Some(read);
+                    break;
+                };
+                let mut header = [0u8; HEADER];
+                let mut cursor = &mut header[..];
+                FrameHeader {
+                    opcode: OpCode::Data(Data::Binary),
+                    ..FrameHeader::default()
                 }
-                // What the console already sent joins this write; a read that would wait
-                // ends the batch.
-                if !coalesce || batched >= BATCH {
+                .format(n as u64, &mut cursor)
+                .expect("a 4-byte header fits");
+                let header_len = HEADER - cursor.len();
+                buf[filled..filled + header_len].copy_from_slice(&header[..header_len]);
+                if header_len < HEADER {
+                    // A short frame: its payload moves up to meet its 2-byte header.
+                    buf.copy_within(filled + HEADER..filled + HEADER + n, filled + header_len);
+                }
+                filled += header_len + n;
+                if !coalesce || filled >= BATCH {
                     break;
                 }
-                match vnc_rx.read(&mut buf).now_or_never() {
-                    Some(Ok(n @ 1..)) => {
-                        batched += n;
-                        message = Message::Binary(buf[..n].to_vec().into());
-                    }
-                    Some(end) => {
-                        ended = Some(end);
-                        break;
-                    }
-                    None => break,
-                }
             }
-            if !matches!(tokio::time::timeout(WRITE, ws_tx.flush()).await, Ok(Ok(()))) {
+            if filled > 0
+                && !matches!(
+                    tokio::time::timeout(WRITE, ws_tx.write_all(&buf[..filled])).await,
+                    Ok(Ok(()))
+                )
+            {
                 return;
             }
         }
-        let _ = tokio::time::timeout(WRITE, ws_tx.close()).await;
+        // The closing frame (1000), then the end.
+        let _ = tokio::time::timeout(WRITE, ws_tx.write_all(&[0x88, 0x02, 0x03, 0xe8])).await;
     };
+    // Client frames are read by tungstenite; what it would write back (pongs, a close reply)
+    // goes nowhere, since the websocket's write side is the frame writer above.
+    let mut ws_rx = WebSocketStream::from_raw_socket(
+        tokio::io::join(ws_rx, tokio::io::sink()),
+        Role::Server,
+        None,
+    )
+    .await;
     let to_vm = async {
         while let Some(Ok(message)) = ws_rx.next().await {
             match message {
