@@ -154,7 +154,7 @@ async fn connects(url: &str, n: usize) -> Vec<Duration> {
 async fn main() {
     let smoke = std::env::args().any(|a| a == "--test");
     let total: usize = if smoke { 8 << 20 } else { 256 << 20 };
-    let (rounds, latency_n, idle_n) = if smoke { (1, 10, 20) } else { (7, 200, 200) };
+    let (rounds, latency_n, idle_n) = if smoke { (1, 10, 20) } else { (15, 200, 200) };
     let console = source(total).await;
     let idle_console = quiet().await;
     let api = vnc_proxy::standin::start(StandInConfig {
