@@ -382,8 +382,10 @@ impl Direction {
         }
     }
 
-    /// Room for the next read.
+    /// Room for the next read (never empty: what is held is at most the start of a frame
+    /// header or of a control frame, 139 bytes).
     fn spare(&mut self) -> &mut [u8] {
+        debug_assert!(self.held < self.buf.len());
         &mut self.buf[self.held..]
     }
 }
@@ -395,12 +397,9 @@ enum Source {
     Upstream,
 }
 
-/// Writes `bytes` within the write limit.
+/// Whether `bytes` were written within the write limit.
 async fn write_within<W: AsyncWrite + Unpin>(to: &mut W, bytes: &[u8], limit: Duration) -> bool {
-    matches!(
-        tokio::time::timeout(limit, to.write_all(bytes)).await,
-        Ok(Ok(()))
-    )
+    write_bounded(to, bytes, limit).await.is_ok()
 }
 
 /// Relays what `this` just read (`n` more bytes in its buffer) to `forward`; pongs go back on
