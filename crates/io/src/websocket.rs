@@ -327,4 +327,81 @@ mod tests {
         assert!(ended.is_ok(), "the stream outlived a peer that never reads");
         flood.abort();
     }
+
+    /// A server on loopback that reads one request head and answers `reply(key)`.
+    async fn answering(reply: fn(&str) -> Vec<u8>) -> Endpoint {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let (mut tcp, _) = listener.accept().await.unwrap();
+            let mut head = Vec::new();
+            while !head.ends_with(b"\r\n\r\n") {
+                let mut byte = [0u8; 1];
+                tcp.read_exact(&mut byte).await.unwrap();
+                head.push(byte[0]);
+            }
+            let head = String::from_utf8(head).unwrap();
+            let key = head
+                .lines()
+                .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
+                .unwrap()
+                .to_owned();
+            tcp.write_all(&reply(&key)).await.unwrap();
+            // Hold the connection until the client is done.
+            let _ = tcp.read(&mut [0u8; 1]).await;
+        });
+        Endpoint::plain("127.0.0.1", port)
+    }
+
+    #[tokio::test]
+    async fn a_raw_upgrade_keeps_what_came_with_the_101_and_checks_the_accept_key() {
+        let endpoint = answering(|key| {
+            let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
+            format!(
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                 Sec-WebSocket-Accept: {accept}\r\nSec-WebSocket-Protocol: binary\r\n\r\n"
+            )
+            .into_bytes()
+            .into_iter()
+            .chain([0x82, 0x02, b'h', b'i'])
+            .collect()
+        })
+        .await;
+        let ws = websocket_upgrade(&endpoint, "/x", &[("Sec-WebSocket-Protocol", "binary")])
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(ws.early, b"\x82\x02hi");
+        assert_eq!(ws.protocol.as_deref(), Some("binary"));
+
+        let wrong_key = answering(|_| {
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+              Sec-WebSocket-Accept: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+                .to_vec()
+        })
+        .await;
+        assert!(matches!(
+            websocket_upgrade(&wrong_key, "/x", &[]).await,
+            Err(IoError::Stream { .. })
+        ));
+
+        let refused = answering(|_| {
+            b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\nno such vm".to_vec()
+        })
+        .await;
+        match websocket_upgrade(&refused, "/x", &[]).await {
+            Ok(Err(response)) => {
+                assert_eq!(
+                    (response.status, &response.body[..]),
+                    (404, &b"no such v"[..])
+                )
+            }
+            _ => panic!("a 404 is a refusal with its body"),
+        }
+
+        assert!(matches!(
+            websocket_upgrade(&refused, "/x", &[("Authorization", "Bearer a\r\nX: y")]).await,
+            Err(IoError::Config(_))
+        ));
+    }
 }
