@@ -139,6 +139,9 @@ pub async fn serve(listener: TcpListener, config: ProxyConfig) {
         let Ok((stream, peer)) = listener.accept().await else {
             continue;
         };
+        // Each write is a whole frame or the rest of one: Nagle would hold back the tail of a
+        // screen update until the client acknowledged the rest (up to its delayed-ACK time).
+        let _ = stream.set_nodelay(true);
         let shared = Arc::clone(&shared);
         tokio::spawn(async move {
             match connection(stream, peer, &shared).await {
