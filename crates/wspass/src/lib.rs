@@ -463,21 +463,19 @@ fn close_reason(data: &[u8]) -> Result<Option<CloseReason>, FrameError> {
     }
 }
 
-/// XORs `data` with `key`, the first byte with `key[offset]`.
+/// XORs `data` with `key`, the first byte with `key[offset]`. Whole 32-byte blocks first,
+/// against the key repeated to that width (a fixed-size loop the compiler turns into vector
+/// instructions), then the rest byte by byte.
 fn xor_with_key(data: &mut [u8], key: [u8; 4], offset: usize) {
-    let key = [
-        key[offset % 4],
-        key[(offset + 1) % 4],
-        key[(offset + 2) % 4],
-        key[(offset + 3) % 4],
-    ];
-    let mut chunks = data.chunks_exact_mut(4);
-    for chunk in &mut chunks {
-        for (byte, k) in chunk.iter_mut().zip(key) {
+    const BLOCK: usize = 32;
+    let key: [u8; BLOCK] = std::array::from_fn(|i| key[(offset + i) % 4]);
+    let mut blocks = data.chunks_exact_mut(BLOCK);
+    for block in &mut blocks {
+        for (byte, k) in block.iter_mut().zip(key) {
             *byte ^= k;
         }
     }
-    for (byte, k) in chunks.into_remainder().iter_mut().zip(key) {
+    for (byte, k) in blocks.into_remainder().iter_mut().zip(key) {
         *byte ^= k;
     }
 }
