@@ -25,7 +25,7 @@ done
 say "codecs (criterion)"
 rm -rf target/criterion
 if [ "$quick" = 1 ]; then times=(--warm-up-time 0.2 --measurement-time 0.5); else times=(--warm-up-time 1 --measurement-time 4); fi
-cargo bench -q -p oobkit-benches --bench digest --bench redir --bench rrmt --bench wsman -- "${times[@]}" --noplot >/dev/null
+cargo bench -q -p oobkit-benches --bench digest --bench redir --bench rrmt --bench wsman --bench wspass -- "${times[@]}" --noplot >/dev/null
 
 say "WS-Man parse beside quick-xml, the seed's path and xmltodict"
 cargo build -q --release -p oobkit-benches --bin wsman_parse --bin perf_report

@@ -243,7 +243,7 @@ fn main() {
     // Codecs.
     let _ = writeln!(
         r.md,
-        "## Codecs beside memcpy and tokio-util (criterion)\n\nEach group's functions as multiples of its baseline (`baseline_*`, `floor_*`; `peer_*` is tokio-util's `LengthDelimitedCodec` on the same frames).\n\n| group | function | mean | × baseline |\n| --- | --- | ---: | ---: |"
+        "## Codecs beside memcpy and their peers (criterion)\n\nEach group's functions as multiples of its baseline (`baseline_*`, `floor_*`); `peer_*` is the library a user would otherwise pick on the same bytes: tokio-util's `LengthDelimitedCodec` for RRMT frames, tungstenite reading and rewriting the messages for the websocket passthrough (whose baseline is one memcpy: a relay copies in and out, so 2.0 is its floor).\n\n| group | function | mean | × baseline |\n| --- | --- | ---: | ---: |"
     );
     let mut ratios = Vec::new();
     for (group, functions) in &groups {
