@@ -102,6 +102,15 @@ pub struct RawWebSocket {
     pub protocol: Option<String>,
 }
 
+impl std::fmt::Debug for RawWebSocket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawWebSocket")
+            .field("early", &self.early.len())
+            .field("protocol", &self.protocol)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The largest refusal body kept from a server that declines a websocket upgrade.
 const MAX_REFUSAL_BODY: usize = 64 * 1024;
 
