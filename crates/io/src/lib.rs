@@ -319,6 +319,22 @@ pub fn random_bytes<const N: usize>() -> [u8; N] {
     bytes
 }
 
+/// Websocket mask keys from the operating system's RNG, drawn 256 bytes at a time: a relay
+/// masks every frame a client sends on to a server, and one system call per frame would let
+/// a client that sends empty frames make the proxy spend a call on every six bytes it reads.
+pub fn mask_keys() -> impl FnMut() -> [u8; 4] + Send {
+    let mut pool = [0u8; 256];
+    let mut used = pool.len();
+    move || {
+        if used == pool.len() {
+            pool = random_bytes();
+            used = 0;
+        }
+        used += 4;
+        pool[used - 4..used].try_into().expect("four bytes")
+    }
+}
+
 /// 16 random bytes as 32 hex digits: a cnonce as AMT clients send it.
 pub fn random_hex16() -> String {
     random_bytes::<16>()
@@ -332,4 +348,21 @@ pub fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mask_keys_are_fresh_across_pool_refills() {
+        let mut keys = mask_keys();
+        let drawn: Vec<[u8; 4]> = (0..1000).map(|_| keys()).collect();
+        let distinct: std::collections::HashSet<_> = drawn.iter().collect();
+        // 1000 draws of 32 random bits: one repeat is a one-in-ten-thousand event, two about
+        // one in a hundred million.
+        assert!(distinct.len() >= 999, "{} distinct of 1000", distinct.len());
+        // A refill is new randomness, not the same pool again.
+        assert_ne!(drawn[..64], drawn[64..128]);
+    }
 }

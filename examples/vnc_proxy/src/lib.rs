@@ -520,7 +520,7 @@ where
     let (mut upstream_rx, mut upstream_tx) = tokio::io::split(upstream.stream);
     let max = limits.max_message as u64;
     let mut up = Direction::new(
-        Passthrough::from_client(max, Box::new(oobkit_io::random_bytes::<4>)),
+        Passthrough::from_client(max, Box::new(oobkit_io::mask_keys())),
         &[],
     );
     let mut down = Direction::new(Passthrough::from_server(max), &upstream.early);
