@@ -368,8 +368,9 @@ struct Direction {
     buf: Box<[u8]>,
     /// Bytes at the front of `buf` kept from the last read (the start of a frame).
     held: usize,
-    /// Control frames of the proxy's own (pongs) for the side this direction writes to, held
-    /// while a frame is half written there.
+    /// The pong owed to the side this direction writes to: only the latest ping is answered
+    /// (RFC 6455 5.5.3 allows it, and a ping flood then costs one write per read, not one per
+    /// ping), once no frame is half written there.
     pending: Vec<u8>,
 }
 
@@ -468,16 +469,7 @@ where
                 control: Control::Ping(data),
                 ..
             } => {
-                let pong = backward(&Control::Pong(data));
-                if other.pass.between_frames() {
-                    if !write_within(back, &pong, limits.write).await {
-                        return Err(format!("{who} stopped reading"));
-                    }
-                } else if other.pending.len() < 16 * 1024 {
-                    // Held until the frame being relayed there is complete; a peer that pings
-                    // faster than its pongs can go out gets fewer of them.
-                    other.pending.extend(pong);
-                }
+                other.pending = backward(&Control::Pong(data));
             }
             Step::Control {
                 control: Control::Close(reason),
@@ -499,6 +491,12 @@ where
     // What is left is the start of a frame: it waits at the front for the rest.
     this.buf.copy_within(start..this.held, 0);
     this.held -= start;
+    if other.pass.between_frames() && !other.pending.is_empty() {
+        let pong = std::mem::take(&mut other.pending);
+        if !write_within(back, &pong, limits.write).await {
+            return Err(format!("{who} stopped reading"));
+        }
+    }
     Ok(())
 }
 

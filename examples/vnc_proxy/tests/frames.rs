@@ -203,3 +203,41 @@ async fn a_client_that_breaks_rfc_6455_is_told_why_and_the_endpoint_closed() {
     assert_eq!(code, 1009);
     assert_eq!(endpoint_saw, Message::Close(None));
 }
+
+#[tokio::test]
+async fn a_ping_flood_is_answered_once_per_read_with_the_latest_ping() {
+    let (endpoint, mut seen) = scripted_endpoint().await;
+    let proxy = proxy(endpoint).await;
+    let mut ws = open(proxy).await;
+    assert_eq!(
+        next(&mut seen).await,
+        Message::Pong(Bytes::from_static(b"p"))
+    );
+    // A thousand pings in one write, then a message to know when they were all read.
+    for i in 0..1000 {
+        ws.feed(Message::Ping(format!("ping {i}").into()))
+            .await
+            .unwrap();
+    }
+    ws.feed(Message::Binary(Bytes::from_static(b"after")))
+        .await
+        .unwrap();
+    ws.flush().await.unwrap();
+    let mut pongs = Vec::new();
+    loop {
+        match tokio::time::timeout(WITHIN, ws.next()).await {
+            Ok(Some(Ok(Message::Pong(data)))) => pongs.push(data),
+            Ok(Some(Ok(Message::Binary(data)))) if &data[..] == b"after" => break,
+            Ok(Some(Ok(Message::Binary(_)))) => {} // the greeting
+            other => panic!("{other:?}"),
+        }
+    }
+    // Pongs come at most once per read of the proxy's (the pings arrive in a few reads), and
+    // the last one answers the last ping.
+    assert!(
+        !pongs.is_empty() && pongs.len() <= 20,
+        "{} pongs",
+        pongs.len()
+    );
+    assert_eq!(&pongs.last().unwrap()[..], b"ping 999");
+}
