@@ -344,14 +344,21 @@ fn close_reason(code: u16, reason: &str) -> CloseReason {
     }
 }
 
-/// A close frame to the client (never masked).
-fn close_to_client(code: u16, reason: &str) -> Vec<u8> {
-    encode(&Control::Close(Some(close_reason(code, reason))), None)
+/// A control frame of the proxy's own: toward the upstream masked with a fresh key (the proxy
+/// is its client), toward the client not.
+fn control_frame(to: Source, control: &Control) -> Vec<u8> {
+    encode(
+        control,
+        (to == Source::Upstream).then(oobkit_io::random_bytes::<4>),
+    )
 }
 
-/// A control frame to the upstream, masked with a fresh key as a client's frames must be.
-fn to_upstream(control: &Control) -> Vec<u8> {
-    encode(control, Some(oobkit_io::random_bytes::<4>()))
+/// A close frame to the client.
+fn close_to_client(code: u16, reason: &str) -> Vec<u8> {
+    control_frame(
+        Source::Client,
+        &Control::Close(Some(close_reason(code, reason))),
+    )
 }
 
 /// How a relay ended.
@@ -386,6 +393,20 @@ impl Direction {
         }
     }
 
+    /// Writes a control frame of the proxy's own to the side this direction writes to, unless
+    /// a frame is half written there: a close inside a payload would be garbage to the peer,
+    /// so the connection then just ends.
+    async fn control_to<W: AsyncWrite + Unpin>(
+        &mut self,
+        to: &mut W,
+        frame: &[u8],
+        limit: Duration,
+    ) {
+        if self.pass.between_frames() {
+            let _ = write_within(to, frame, limit).await;
+        }
+    }
+
     /// Room for the next read (never empty: what is held is at most the start of a frame
     /// header or of a control frame, 139 bytes).
     fn spare(&mut self) -> &mut [u8] {
@@ -394,7 +415,7 @@ impl Direction {
     }
 }
 
-/// Which side a direction reads from, for its log lines and the frames it answers with.
+/// One side of a session: where a direction reads from, or where a frame goes.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Source {
     Client,
@@ -422,18 +443,17 @@ where
     F: AsyncWrite + Unpin,
     B: AsyncWrite + Unpin,
 {
-    let (who, stopped) = match from {
-        Source::Client => ("the client", "the upstream stopped taking data"),
-        Source::Upstream => ("the VM's console", "the client stopped reading"),
-    };
-    // Frames of the proxy's own, masked when they go to the upstream.
-    let onward = |control: &Control| match from {
-        Source::Client => to_upstream(control),
-        Source::Upstream => encode(control, None),
-    };
-    let backward = |control: &Control| match from {
-        Source::Client => encode(control, None),
-        Source::Upstream => to_upstream(control),
+    let (who, stopped, onward) = match from {
+        Source::Client => (
+            "the client",
+            "the upstream stopped taking data",
+            Source::Upstream,
+        ),
+        Source::Upstream => (
+            "the VM's console",
+            "the client stopped reading",
+            Source::Client,
+        ),
     };
     this.held += n;
     let mut start = 0;
@@ -441,13 +461,13 @@ where
         let step = match this.pass.step(&mut this.buf[start..this.held]) {
             Ok(step) => step,
             Err(e) => {
-                // This side broke RFC 6455: it is told why, the other side is closed (both are
-                // between frames: errors come at a frame's start).
+                // This side broke RFC 6455: it is told why, and the other side is closed.
                 let close = Control::Close(Some(close_reason(e.close_code(), &e.to_string())));
-                if other.pass.between_frames() {
-                    let _ = write_within(back, &backward(&close), limits.write).await;
-                }
-                let _ = write_within(forward, &onward(&Control::Close(None)), limits.write).await;
+                other
+                    .control_to(back, &control_frame(from, &close), limits.write)
+                    .await;
+                let close = control_frame(onward, &Control::Close(None));
+                this.control_to(forward, &close, limits.write).await;
                 return Err(format!("{who} broke the websocket protocol: {e}"));
             }
         };
@@ -469,19 +489,19 @@ where
                 control: Control::Ping(data),
                 ..
             } => {
-                other.pending = backward(&Control::Pong(data));
+                other.pending = control_frame(from, &Control::Pong(data));
             }
             Step::Control {
                 control: Control::Close(reason),
                 ..
             } => {
-                // Passed on (this side is between frames: a control frame was just read), and
-                // answered, as the closing handshake asks.
+                // Passed on, and answered, as the closing handshake asks.
                 let close = Control::Close(reason.clone());
-                let _ = write_within(forward, &onward(&close), limits.write).await;
-                if other.pass.between_frames() {
-                    let _ = write_within(back, &backward(&close), limits.write).await;
-                }
+                this.control_to(forward, &control_frame(onward, &close), limits.write)
+                    .await;
+                other
+                    .control_to(back, &control_frame(from, &close), limits.write)
+                    .await;
                 return Err(format!("{who} closed ({})", describe(reason.as_ref())));
             }
             Step::Control { .. } => {}
@@ -544,16 +564,10 @@ where
             break reason;
         }
         if let Some(SessionEvent::Cut(cut)) = clock.poll_event() {
-            // A close goes only where no frame is half written (otherwise the connection just
-            // ends: a close inside a frame's payload would be garbage to the peer).
-            if down.pass.between_frames() {
-                let close = close_to_client(cut.close_code(), cut.text());
-                let _ = write_within(&mut client_tx, &close, limits.write).await;
-            }
-            if up.pass.between_frames() {
-                let close = to_upstream(&Control::Close(None));
-                let _ = write_within(&mut upstream_tx, &close, limits.write).await;
-            }
+            let close = close_to_client(cut.close_code(), cut.text());
+            down.control_to(&mut client_tx, &close, limits.write).await;
+            let close = control_frame(Source::Upstream, &Control::Close(None));
+            up.control_to(&mut upstream_tx, &close, limits.write).await;
             break match cut {
                 CutReason::TokenExpired => "token expired".to_owned(),
                 _ => format!("idle for {:?}", limits.idle),
@@ -564,10 +578,8 @@ where
             biased;
             read = client_rx.read(up.spare()) => match read {
                 Ok(0) | Err(_) => {
-                    if up.pass.between_frames() {
-                        let close = to_upstream(&Control::Close(None));
-                        let _ = write_within(&mut upstream_tx, &close, limits.write).await;
-                    }
+                    let close = control_frame(Source::Upstream, &Control::Close(None));
+                    up.control_to(&mut upstream_tx, &close, limits.write).await;
                     break "the client went away".into();
                 }
                 Ok(n) => {
@@ -577,10 +589,8 @@ where
             },
             read = upstream_rx.read(down.spare()) => match read {
                 Ok(0) | Err(_) => {
-                    if down.pass.between_frames() {
-                        let close = close_to_client(1011, "the VM's console went away");
-                        let _ = write_within(&mut client_tx, &close, limits.write).await;
-                    }
+                    let close = close_to_client(1011, "the VM's console went away");
+                    down.control_to(&mut client_tx, &close, limits.write).await;
                     break "the upstream went away".into();
                 }
                 Ok(n) => {

@@ -191,7 +191,8 @@ async fn relay_tcp(ws: Box<dyn oobkit_io::Io>, vnc: TcpStream, coalesce: bool) {
     let (mut vnc_rx, mut vnc_tx) = vnc.into_split();
     let from_vm = async {
         use futures_util::FutureExt;
-        let mut buf = vec![0u8; BATCH + HEADER + READ];
+        // Room for one read and its header, or for a batch and the read that ends it.
+        let mut buf = vec![0u8; if coalesce { BATCH } else { 0 } + HEADER + READ];
         // The console's end (EOF, an error), once seen: what was batched goes out first.
         let mut ended = None;
         while ended.is_none() {

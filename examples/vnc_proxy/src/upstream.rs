@@ -122,10 +122,7 @@ impl UpstreamError {
 }
 
 /// The message of a Kubernetes `Status` body, or the start of the body.
-fn status_message(body: Option<&Vec<u8>>) -> String {
-    let Some(body) = body else {
-        return String::new();
-    };
+fn status_message(body: &[u8]) -> String {
     serde_json::from_slice::<serde_json::Value>(body)
         .ok()
         .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned))
@@ -164,7 +161,7 @@ impl Upstream {
             Ok(Ok(ws)) => Ok(ws),
             Ok(Err(response)) => Err(UpstreamError::Refused {
                 status: response.status,
-                message: status_message(Some(&response.body)),
+                message: status_message(&response.body),
             }),
             Err(e) => Err(UpstreamError::Unreachable(e.to_string())),
         }

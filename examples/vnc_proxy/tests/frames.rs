@@ -241,3 +241,49 @@ async fn a_ping_flood_is_answered_once_per_read_with_the_latest_ping() {
     );
     assert_eq!(&pongs.last().unwrap()[..], b"ping 999");
 }
+
+#[tokio::test]
+async fn an_upstream_gone_in_the_middle_of_a_frame_ends_the_client_without_a_close_inside_it() {
+    // An endpoint that starts a 256-byte frame, sends 10 bytes of it, and goes away.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let (mut tcp, _) = listener.accept().await.unwrap();
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            let mut byte = [0u8; 1];
+            tcp.read_exact(&mut byte).await.unwrap();
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8(head).unwrap();
+        let key = head
+            .lines()
+            .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
+            .unwrap();
+        let mut answer = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Accept: {}\r\n\r\n",
+            derive_accept_key(key.as_bytes())
+        )
+        .into_bytes();
+        answer.extend([0x82, 0x7e, 0x01, 0x00]);
+        answer.extend([7u8; 10]);
+        tcp.write_all(&answer).await.unwrap();
+    });
+    let proxy = proxy(port).await;
+    let request = format!(
+        "GET /{}/vm HTTP/1.1\r\nHost: {proxy}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        token()
+    );
+    let mut tcp = TcpStream::connect(proxy).await.unwrap();
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut got = Vec::new();
+    tokio::time::timeout(WITHIN, tcp.read_to_end(&mut got))
+        .await
+        .expect("the proxy ends the connection")
+        .unwrap();
+    let body = &got[got.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4..];
+    // The frame's start as it came, and nothing after it: a close there would be read as
+    // payload.
+    assert_eq!(body, [&[0x82, 0x7e, 0x01, 0x00][..], &[7u8; 10]].concat());
+}
