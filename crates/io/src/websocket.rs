@@ -343,19 +343,12 @@ mod tests {
         let port = listener.local_addr().unwrap().port();
         tokio::spawn(async move {
             let (mut tcp, _) = listener.accept().await.unwrap();
-            let mut head = Vec::new();
-            while !head.ends_with(b"\r\n\r\n") {
-                let mut byte = [0u8; 1];
-                tcp.read_exact(&mut byte).await.unwrap();
-                head.push(byte[0]);
-            }
-            let head = String::from_utf8(head).unwrap();
-            let key = head
-                .lines()
-                .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
+            let request = crate::web::read_request(&mut tcp, 0)
+                .await
                 .unwrap()
-                .to_owned();
-            tcp.write_all(&reply(&key)).await.unwrap();
+                .unwrap();
+            let key = request.header("sec-websocket-key").unwrap();
+            tcp.write_all(&reply(key)).await.unwrap();
             // Hold the connection until the client is done.
             let _ = tcp.read(&mut [0u8; 1]).await;
         });
@@ -365,15 +358,9 @@ mod tests {
     #[tokio::test]
     async fn a_raw_upgrade_keeps_what_came_with_the_101_and_checks_the_accept_key() {
         let endpoint = answering(|key| {
-            let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
-            format!(
-                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-                 Sec-WebSocket-Accept: {accept}\r\nSec-WebSocket-Protocol: binary\r\n\r\n"
-            )
-            .into_bytes()
-            .into_iter()
-            .chain([0x82, 0x02, b'h', b'i'])
-            .collect()
+            let mut answer = crate::web::switching_protocols(key, Some("binary"));
+            answer.extend([0x82, 0x02, b'h', b'i']);
+            answer
         })
         .await;
         let ws = websocket_upgrade(&endpoint, "/x", &[("Sec-WebSocket-Protocol", "binary")])

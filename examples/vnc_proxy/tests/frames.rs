@@ -12,7 +12,6 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 use tokio_tungstenite::tungstenite::{Bytes, Message};
@@ -21,6 +20,19 @@ use vnc_proxy::ProxyConfig;
 const SECRET: &[u8] = b"frames-test-secret";
 const MAX_MESSAGE: usize = 64 * 1024;
 const WITHIN: Duration = Duration::from_secs(5);
+
+/// Reads the proxy's upgrade request and returns the 101 answering it (to be sent with
+/// whatever the test adds after it).
+async fn upgrade(tcp: &mut TcpStream, protocol: Option<&str>) -> Vec<u8> {
+    let request = oobkit_io::web::read_request(tcp, 0)
+        .await
+        .unwrap()
+        .expect("the proxy sends its upgrade request");
+    let key = request
+        .header("sec-websocket-key")
+        .expect("the proxy sends a key");
+    oobkit_io::web::switching_protocols(key, protocol)
+}
 
 /// A VNC endpoint that answers the upgrade and, in the same write, a binary greeting and a
 /// ping; then echoes binary messages and reports everything it reads.
@@ -32,25 +44,7 @@ async fn scripted_endpoint() -> (u16, mpsc::UnboundedReceiver<Message>) {
         while let Ok((mut tcp, _)) = listener.accept().await {
             let report = report.clone();
             tokio::spawn(async move {
-                let mut head = Vec::new();
-                while !head.ends_with(b"\r\n\r\n") {
-                    let mut byte = [0u8; 1];
-                    if tcp.read_exact(&mut byte).await.is_err() {
-                        return;
-                    }
-                    head.push(byte[0]);
-                }
-                let head = String::from_utf8(head).unwrap();
-                let key = head
-                    .lines()
-                    .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
-                    .expect("the proxy sends a key");
-                let mut answer = format!(
-                    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-                     Sec-WebSocket-Accept: {}\r\nSec-WebSocket-Protocol: plain.kubevirt.io\r\n\r\n",
-                    derive_accept_key(key.as_bytes())
-                )
-                .into_bytes();
+                let mut answer = upgrade(&mut tcp, Some("plain.kubevirt.io")).await;
                 answer.extend([0x82, 12]);
                 answer.extend(b"RFB 003.008\n");
                 answer.extend([0x89, 1, b'p']);
@@ -249,23 +243,7 @@ async fn an_upstream_gone_in_the_middle_of_a_frame_ends_the_client_without_a_clo
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move {
         let (mut tcp, _) = listener.accept().await.unwrap();
-        let mut head = Vec::new();
-        while !head.ends_with(b"\r\n\r\n") {
-            let mut byte = [0u8; 1];
-            tcp.read_exact(&mut byte).await.unwrap();
-            head.push(byte[0]);
-        }
-        let head = String::from_utf8(head).unwrap();
-        let key = head
-            .lines()
-            .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
-            .unwrap();
-        let mut answer = format!(
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Accept: {}\r\n\r\n",
-            derive_accept_key(key.as_bytes())
-        )
-        .into_bytes();
+        let mut answer = upgrade(&mut tcp, None).await;
         answer.extend([0x82, 0x7e, 0x01, 0x00]);
         answer.extend([7u8; 10]);
         tcp.write_all(&answer).await.unwrap();
