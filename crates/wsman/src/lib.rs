@@ -45,6 +45,7 @@ pub mod pager;
 mod reply_parser;
 mod request;
 mod response;
+mod scan;
 mod status;
 mod view;
 mod xml;

@@ -1,5 +1,6 @@
-//! A small namespace-resolved element tree over quick-xml's `NsReader`, with the limits that
-//! make hostile documents cheap to refuse.
+//! Namespace-resolved events, and a small element tree built from them, over the markup that
+//! [`crate::scan`] cuts with quick-xml's grammar, with the limits that make hostile documents
+//! cheap to refuse.
 //!
 //! Names are (namespace URI, local name) pairs, never prefixes: AMT renames its prefixes from one
 //! reply to the next, and a fault reply binds them differently from a normal one.
@@ -8,10 +9,10 @@ use std::rc::Rc;
 
 use std::borrow::Cow;
 
-use quick_xml::Reader;
-use quick_xml::events::{BytesStart, Event};
+use quick_xml::events::{BytesCData, BytesRef, BytesStart, BytesText};
 
 use crate::ns;
+use crate::scan::{ScanError, Scanner, Token};
 use crate::{Error, XmlError};
 
 /// Largest document accepted, in bytes. The biggest AMT replies (a 999-item Pull) are a few
@@ -257,14 +258,6 @@ impl Namespaces {
     }
 }
 
-/// A slice of the document's text, with the document's lifetime: found by address (the reader
-/// hands out slices of the document, and owned copies only where it had to unescape).
-fn str_in<'a>(doc: &'a str, part: &str) -> Option<&'a str> {
-    let at = (part.as_ptr() as usize).wrapping_sub(doc.as_ptr() as usize);
-    doc.get(at..at.wrapping_add(part.len()))
-        .filter(|s| s.as_ptr() == part.as_ptr())
-}
-
 /// `prefix:local` split at the colon (no prefix: `""`).
 fn split_qname(name: &str) -> (&str, &str) {
     match name.split_once(':') {
@@ -298,29 +291,24 @@ pub(crate) enum Ev<'a> {
 /// A clone is a snapshot: reading on from it gives the same events again.
 #[derive(Clone)]
 pub(crate) struct Events<'a> {
-    doc: &'a str,
-    reader: Reader<&'a [u8]>,
+    scanner: Scanner<'a>,
     namespaces: Namespaces,
     count: usize,
     depth: usize,
     root_seen: bool,
     /// The document has no carriage return, so text needs no line-end normalisation.
     no_cr: bool,
-    /// The longest element name so far: with the depth, a bound on the bytes of open element
-    /// names, which the reader keeps (for end-tag checks) and a snapshot copies.
-    longest_name: usize,
 }
 
 /// Distinct namespace URIs shared by interning: an AMT reply declares a few dozen (a Pull of
 /// many classes, one per item class).
 const MAX_INTERNED: usize = 256;
 
-/// A snapshot ([`Events::snapshot`]) is taken only while the parser's state is at most this
-/// large: namespace bindings in scope (an AMT reply has about a dozen), and bytes of open
-/// element names (bounded by the depth times the longest name). A snapshot per structured value then costs a bounded copy,
-/// however many namespaces a hostile document declares or however long it names its elements.
+/// A snapshot ([`Events::snapshot`]) is taken only while at most this many namespace bindings
+/// are in scope (an AMT reply has about a dozen); the open elements are places in the
+/// document, at most [`MAX_DEPTH`] of them. A snapshot per structured value then costs a
+/// bounded copy, however many namespaces a hostile document declares.
 const SNAPSHOT_MAX_BINDINGS: usize = 64;
-const SNAPSHOT_MAX_NAME_BYTES: usize = 2048;
 
 impl<'a> Events<'a> {
     pub(crate) fn new(doc: &'a str) -> Result<Self, Error> {
@@ -330,26 +318,20 @@ impl<'a> Events<'a> {
                 max: MAX_DOCUMENT,
             });
         }
-        let mut reader = Reader::from_str(doc);
-        reader.config_mut().check_end_names = true;
         Ok(Self {
-            doc,
-            reader,
+            scanner: Scanner::new(doc),
             namespaces: Namespaces::default(),
             count: 0,
             depth: 0,
             root_seen: false,
             no_cr: memchr::memchr(b'\r', doc.as_bytes()).is_none(),
-            longest_name: 0,
         })
     }
 
     /// A copy to read on from and return to, when one is cheap (see
     /// [`SNAPSHOT_MAX_BINDINGS`]); `None` otherwise, and the caller reads without one.
     pub(crate) fn snapshot(&self) -> Option<Self> {
-        let small = self.namespaces.bindings.len() <= SNAPSHOT_MAX_BINDINGS
-            && self.depth * self.longest_name <= SNAPSHOT_MAX_NAME_BYTES;
-        small.then(|| self.clone())
+        (self.namespaces.bindings.len() <= SNAPSHOT_MAX_BINDINGS).then(|| self.clone())
     }
 
     fn syntax(e: impl std::fmt::Display) -> Error {
@@ -360,12 +342,16 @@ impl<'a> Events<'a> {
     pub(crate) fn next(&mut self) -> Result<Ev<'a>, Error> {
         loop {
             self.namespaces.apply_pops();
-            let event = self.reader.read_event().map_err(Self::syntax)?;
-            match event {
-                Event::Start(start) => return self.start(start, false),
-                Event::Empty(start) => return self.start(start, true),
-                Event::End(_) => {
-                    // check_end_names guarantees a matching open element.
+            let token = self.scanner.next_token().map_err(|ScanError(e)| Error::Xml(XmlError::Syntax(e)))?;
+            match token {
+                Token::Start { content, name_len } => {
+                    return self.start(content, name_len, false);
+                }
+                Token::Empty { content, name_len } => {
+                    return self.start(content, name_len, true);
+                }
+                Token::End => {
+                    // The scanner checked the name against the open element.
                     self.depth = self
                         .depth
                         .checked_sub(1)
@@ -373,11 +359,11 @@ impl<'a> Events<'a> {
                     self.namespaces.pop_to = Some(self.depth);
                     return Ok(Ev::End);
                 }
-                Event::Text(text) => {
+                Token::Text(text) => {
                     let content = if self.no_cr {
-                        text.into_inner()
+                        Cow::Borrowed(text)
                     } else {
-                        text.xml10_content()
+                        BytesText::from_escaped(text).xml10_content()
                     };
                     if self.depth == 0 {
                         if content.trim().is_empty() {
@@ -387,13 +373,14 @@ impl<'a> Events<'a> {
                     }
                     return Ok(Ev::Text(content));
                 }
-                Event::CData(data) => {
+                Token::CData(data) => {
                     if self.depth == 0 {
                         return Err(Error::Xml(XmlError::OutsideRoot));
                     }
-                    return Ok(Ev::Text(data.xml10_content()));
+                    return Ok(Ev::Text(BytesCData::new(data).xml10_content()));
                 }
-                Event::GeneralRef(reference) => {
+                Token::Ref(name) => {
+                    let reference = BytesRef::new(name);
                     let c = if reference.is_char_ref() {
                         reference
                             .resolve_char_ref()
@@ -414,9 +401,9 @@ impl<'a> Events<'a> {
                     }
                     return Ok(Ev::Char(c));
                 }
-                Event::DocType(_) => return Err(Error::DocType),
-                Event::Decl(_) | Event::PI(_) | Event::Comment(_) => {}
-                Event::Eof => {
+                Token::DocType => return Err(Error::DocType),
+                Token::Skipped => {}
+                Token::Eof => {
                     if self.depth != 0 || !self.root_seen {
                         return Err(Error::Xml(XmlError::Incomplete));
                     }
@@ -426,7 +413,9 @@ impl<'a> Events<'a> {
         }
     }
 
-    fn start(&mut self, start: BytesStart<'a>, empty: bool) -> Result<Ev<'a>, Error> {
+    /// An element starts: `<content>`, its name the first `name_len` bytes.
+    fn start(&mut self, content: &'a str, name_len: usize, empty: bool) -> Result<Ev<'a>, Error> {
+        let start = BytesStart::from_content(content, name_len);
         if self.depth == 0 {
             if self.root_seen {
                 return Err(Error::Xml(XmlError::OutsideRoot));
@@ -443,20 +432,15 @@ impl<'a> Events<'a> {
         if !start.attributes_raw().trim_ascii().is_empty() {
             self.namespaces.declare(&start, self.depth)?;
         }
-        let qname = start.name().into_inner();
+        let qname = &content[..name_len];
         let (prefix, local) = split_qname(qname);
         let ns = self.namespaces.resolve(prefix)?;
-        // Borrowed from the document, except where the reader had to rewrite the tag.
-        let name = match str_in(self.doc, local) {
-            Some(name) => Cow::Borrowed(name),
-            None => Cow::Owned(local.to_owned()),
-        };
+        let name = Cow::Borrowed(local);
         if empty {
             // Its declarations end with it.
             self.namespaces.pop_to = Some(self.depth);
         } else {
             self.depth += 1;
-            self.longest_name = self.longest_name.max(qname.len());
         }
         Ok(Ev::Start {
             ns,
@@ -640,10 +624,12 @@ pub(crate) fn escape(s: &str) -> std::borrow::Cow<'_, str> {
 mod resolver_tests {
     use super::*;
     use quick_xml::NsReader;
+    use quick_xml::events::Event;
     use quick_xml::name::ResolveResult;
 
     /// Snapshots are taken while the parser's state is small, and refused (the caller then
-    /// reads without one) once many namespaces are in scope or names are long.
+    /// reads without one) once many namespaces are in scope; long names cost nothing (the
+    /// open elements are places in the document).
     #[test]
     fn snapshots_only_of_a_small_state() {
         let snapshot_inside = |name: &str, declarations: usize| {
@@ -658,11 +644,7 @@ mod resolver_tests {
         assert!(snapshot_inside("r", 12));
         assert!(snapshot_inside("r", SNAPSHOT_MAX_BINDINGS));
         assert!(!snapshot_inside("r", SNAPSHOT_MAX_BINDINGS + 1));
-        assert!(snapshot_inside(&"r".repeat(SNAPSHOT_MAX_NAME_BYTES), 0));
-        assert!(!snapshot_inside(
-            &"r".repeat(SNAPSHOT_MAX_NAME_BYTES + 1),
-            0
-        ));
+        assert!(snapshot_inside(&"r".repeat(100_000), 0));
     }
 
     /// (namespace, local name, attributes as (namespace, name)) of every element.
