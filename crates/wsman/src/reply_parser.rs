@@ -12,7 +12,7 @@ use crate::model::Property;
 use crate::ns;
 use crate::response::{finish_body, parse_fault, parse_item};
 use crate::view::{BodyView, InstanceView, ItemView, PropertyView, ResponseView, ValueView};
-use crate::xml::{Element, Ev, Events};
+use crate::xml::{Element, Ev, Events, Tag};
 use crate::{Epr, Error, Selector, SelectorValue, Value, XmlError};
 
 /// What the first child of the Body became.
@@ -111,13 +111,13 @@ fn child<'a>(events: &mut Events<'a>) -> Result<Option<Start<'a>>, Error> {
             Ev::Start {
                 ns,
                 name,
-                start,
+                tag,
                 empty,
             } => {
                 return Ok(Some(Start {
                     ns,
                     name,
-                    start,
+                    tag,
                     empty,
                 }));
             }
@@ -130,8 +130,8 @@ fn child<'a>(events: &mut Events<'a>) -> Result<Option<Start<'a>>, Error> {
 
 struct Start<'a> {
     ns: Rc<str>,
-    name: Cow<'a, str>,
-    start: quick_xml::events::BytesStart<'a>,
+    name: &'a str,
+    tag: Tag<'a>,
     empty: bool,
 }
 
@@ -142,12 +142,12 @@ impl<'a> Start<'a> {
             Ev::Start {
                 ns,
                 name,
-                start,
+                tag,
                 empty,
             } => Some(Self {
                 ns,
                 name,
-                start,
+                tag,
                 empty,
             }),
             _ => None,
@@ -160,7 +160,7 @@ impl<'a> Start<'a> {
 }
 
 fn tree(events: &mut Events<'_>, s: Start<'_>) -> Result<Element, Error> {
-    let element = events.element(s.ns, &s.name, &s.start)?;
+    let element = events.element(s.ns, s.name, s.tag)?;
     if s.empty {
         Ok(element)
     } else {
@@ -324,7 +324,7 @@ fn owned_view(instance: crate::Instance) -> InstanceView<'static> {
 /// built as a tree and read the way the tree path reads it.
 fn instance<'a>(events: &mut Events<'a>, s: Start<'a>) -> Result<InstanceView<'a>, Error> {
     let mut instance = InstanceView {
-        class: s.name,
+        class: Cow::Borrowed(s.name),
         namespace: s.ns,
         properties: Vec::new(),
     };
@@ -336,17 +336,28 @@ fn instance<'a>(events: &mut Events<'a>, s: Start<'a>) -> Result<InstanceView<'a
             // AMT instances have 10 to 25 properties.
             instance.properties.reserve_exact(16);
         }
-        let attrs = events.attrs(&p.start)?;
+        let attrs = events.attrs(p.tag)?;
         let nil = attrs
             .iter()
             .any(|a| a.ns == ns::XSI && a.name == "nil" && a.value.trim() == "true");
         if p.empty {
             instance.properties.push(PropertyView {
-                name: p.name.clone(),
+                name: Cow::Borrowed(p.name),
                 value: if nil {
                     ValueView::Nil
                 } else {
                     ValueView::Text(Cow::Borrowed(""))
+                },
+            });
+            continue;
+        }
+        if let Some(text) = events.leaf_text() {
+            instance.properties.push(PropertyView {
+                name: Cow::Borrowed(p.name),
+                value: if nil {
+                    ValueView::Nil
+                } else {
+                    ValueView::Text(text)
                 },
             });
             continue;
@@ -362,7 +373,7 @@ fn instance<'a>(events: &mut Events<'a>, s: Start<'a>) -> Result<InstanceView<'a
                 Ev::Char(c) => more(&mut text, Cow::Owned(c.to_string())),
                 Ev::End => {
                     instance.properties.push(PropertyView {
-                        name: p.name.clone(),
+                        name: Cow::Borrowed(p.name),
                         value: if nil {
                             ValueView::Nil
                         } else {
@@ -380,7 +391,7 @@ fn instance<'a>(events: &mut Events<'a>, s: Start<'a>) -> Result<InstanceView<'a
                     {
                         if let Some(value) = usual_structured(events, first)? {
                             instance.properties.push(PropertyView {
-                                name: p.name.clone(),
+                                name: Cow::Borrowed(p.name),
                                 value: ValueView::Structured(Box::new(value)),
                             });
                             break;
@@ -397,7 +408,7 @@ fn instance<'a>(events: &mut Events<'a>, s: Start<'a>) -> Result<InstanceView<'a
                     let element = events.subtree(vec![element], Some(start))?;
                     let property = Property::from_element(element);
                     instance.properties.push(PropertyView {
-                        name: p.name.clone(),
+                        name: Cow::Borrowed(p.name),
                         value: ValueView::Structured(Box::new(property.value)),
                     });
                     break;
@@ -505,7 +516,7 @@ fn selector_set<'a>(
             if !c.is(ns::WSMAN, "Selector") {
                 return Ok(None);
             }
-            let attrs = events.attrs(&c.start)?;
+            let attrs = events.attrs(c.tag)?;
             let Some(text) = leaf_text(events, &c)? else {
                 return Ok(None);
             };

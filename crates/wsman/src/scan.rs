@@ -88,6 +88,30 @@ impl<'a> Scanner<'a> {
         }
     }
 
+    /// Inside an element just started: when all that is left of it is text without markup or
+    /// references and its end tag (a WS-Man property, nearly always), that text, with the end
+    /// tag read too. `None` otherwise, and nothing is read: [`Self::next_token`] goes on as if
+    /// this had not been asked.
+    pub(crate) fn leaf(&mut self) -> Option<&'a str> {
+        if self.at_ref {
+            return None;
+        }
+        let rest = &self.doc.as_bytes()[self.at..];
+        let i = memchr::memchr2(b'<', b'&', rest)?;
+        let &(start, len) = self.open.last()?;
+        let end = &rest[i..];
+        let is_end = end.starts_with(b"</")
+            && end.get(2 + len) == Some(&b'>')
+            && end[2..2 + len] == self.doc.as_bytes()[start..start + len];
+        if !is_end {
+            return None;
+        }
+        let text = &self.doc[self.at..self.at + i];
+        self.open.pop();
+        self.at += i + len + 3;
+        Some(text)
+    }
+
     /// At `&`: a reference up to `;`, which must come before any `&` or `<`.
     fn reference(&mut self) -> Result<Token<'a>, ScanError> {
         let rest = &self.doc.as_bytes()[self.at..];
@@ -119,6 +143,15 @@ impl<'a> Scanner<'a> {
                 Ok(Token::Skipped)
             }
             Some(b'/') => {
+                // Nearly always `</` + the open element's name + `>`.
+                if let Some(&(start, len)) = self.open.last()
+                    && rest.get(2 + len) == Some(&b'>')
+                    && rest[2..2 + len] == self.doc.as_bytes()[start..start + len]
+                {
+                    self.open.pop();
+                    self.at += len + 3;
+                    return Ok(Token::End);
+                }
                 let Some(end) = ElementParser::Outside.feed(rest) else {
                     return Err(ScanError(
                         "syntax error: tag not closed: `>` not found before end of input".into(),
@@ -144,6 +177,31 @@ impl<'a> Scanner<'a> {
                 Ok(Token::End)
             }
             Some(_) => {
+                // Nearly always a name and `>` or `/>`, without attributes (and so without
+                // quotes): read at once, the rest by the general rule.
+                let name = rest[1..]
+                    .iter()
+                    .position(|&b| matches!(b, b'>' | b'/' | b' ' | b'\t' | b'\r' | b'\n' | b'"' | b'\''))
+                    .map(|i| i + 1);
+                if let Some(i) = name {
+                    let start = self.at + 1;
+                    let content = &self.doc[start..self.at + i];
+                    if rest[i] == b'>' {
+                        self.at += i + 1;
+                        self.open.push((start, content.len()));
+                        return Ok(Token::Start {
+                            content,
+                            name_len: content.len(),
+                        });
+                    }
+                    if rest[i] == b'/' && rest.get(i + 1) == Some(&b'>') {
+                        self.at += i + 2;
+                        return Ok(Token::Empty {
+                            content,
+                            name_len: content.len(),
+                        });
+                    }
+                }
                 let Some(end) = ElementParser::Outside.feed(rest) else {
                     return Err(ScanError(
                         "syntax error: tag not closed: `>` not found before end of input".into(),
@@ -244,6 +302,50 @@ mod tests {
                 Ok(Token::Skipped) => "skipped".into(),
             };
             out.push(token);
+        }
+    }
+
+    /// Asking for a leaf's text anywhere changes nothing but how the tokens are grouped.
+    #[test]
+    fn a_leaf_is_its_text_and_end_token() {
+        for doc in [
+            "<a>x</a>",
+            "<a></a>",
+            "<a>x<b/></a>",
+            "<a>x&amp;</a>",
+            "<a>x</a >",
+            "<a>x</b>",
+            "<a>x</ab>",
+            "<ab>x</a>",
+            "<a><b>y</b>z</a>",
+            "<a>x",
+            "<a>&lt;x</a>",
+        ] {
+            let mut plain = Scanner::new(doc);
+            let mut expected = Vec::new();
+            while let Ok(token) = plain.next_token() {
+                expected.push(token);
+                if token == Token::Eof {
+                    break;
+                }
+            }
+            let mut grouped = Scanner::new(doc);
+            let mut got = Vec::new();
+            while let Ok(token) = grouped.next_token() {
+                got.push(token);
+                if token == Token::Eof {
+                    break;
+                }
+                if matches!(token, Token::Start { .. })
+                    && let Some(text) = grouped.leaf()
+                {
+                    if !text.is_empty() {
+                        got.push(Token::Text(text));
+                    }
+                    got.push(Token::End);
+                }
+            }
+            assert_eq!(got, expected, "{doc:?}");
         }
     }
 

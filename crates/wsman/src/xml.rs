@@ -5,11 +5,13 @@
 //! Names are (namespace URI, local name) pairs, never prefixes: AMT renames its prefixes from one
 //! reply to the next, and a fault reply binds them differently from a normal one.
 
+use std::cell::RefCell;
 use std::rc::Rc;
 
 use std::borrow::Cow;
 
-use quick_xml::events::{BytesCData, BytesRef, BytesStart, BytesText};
+use quick_xml::events::attributes::Attributes;
+use quick_xml::events::{BytesCData, BytesRef, BytesText};
 
 use crate::ns;
 use crate::scan::{ScanError, Scanner, Token};
@@ -118,10 +120,12 @@ struct Namespaces {
     /// (prefix, URI, depth of the declaring element); `""` is the default namespace, and an
     /// empty URI undeclares it.
     bindings: Vec<(Rc<str>, Rc<str>, usize)>,
-    /// Distinct URIs seen, the first [`MAX_INTERNED`].
-    uris: Vec<Rc<str>>,
+    /// Distinct URIs seen, the first [`MAX_INTERNED`]: one table for the parser and all its
+    /// snapshots (a URI interned after a snapshot is still right when reading on from it), so
+    /// a snapshot does not copy it.
+    uris: Rc<RefCell<Vec<Rc<str>>>>,
     /// The last lookup (prefix, URI), valid while the bindings do not change. All shared, so
-    /// that a snapshot of the parser (a clone) costs two vectors.
+    /// that a snapshot of the parser (a clone) costs one short vector.
     last: Option<(Rc<str>, Rc<str>)>,
     /// Bindings to drop (those at this depth and deeper) before the next event: an element's
     /// declarations stay in scope until after its end was handed out, for the QName in a SOAP
@@ -132,15 +136,16 @@ struct Namespaces {
 
 impl Namespaces {
     fn intern(&mut self, uri: &str) -> Rc<str> {
-        if let Some(known) = self.uris.iter().find(|k| ***k == *uri) {
+        let mut uris = self.uris.borrow_mut();
+        if let Some(known) = uris.iter().find(|k| ***k == *uri) {
             return Rc::clone(known);
         }
         let new: Rc<str> = Rc::from(uri);
         // The first few distinct URIs are shared; a document declaring thousands more gets
         // copies, rather than a search through all of them for every declaration (and a
-        // larger table to copy into every snapshot).
-        if self.uris.len() < MAX_INTERNED {
-            self.uris.push(Rc::clone(&new));
+        // larger table).
+        if uris.len() < MAX_INTERNED {
+            uris.push(Rc::clone(&new));
         }
         new
     }
@@ -181,9 +186,9 @@ impl Namespaces {
     /// Every element's attributes pass here, read or not: an unbound prefix or a broken escape
     /// is an error wherever it stands (checked as [`Events::attrs`] reads them, in the same
     /// order), so a document is refused alike whichever parts a parser skips.
-    fn declare(&mut self, start: &BytesStart<'_>, depth: usize) -> Result<(), Error> {
+    fn declare(&mut self, tag: Tag<'_>, depth: usize) -> Result<(), Error> {
         let mut others = false;
-        for attr in start.attributes() {
+        for attr in tag.attributes() {
             let attr = attr.map_err(|e| Error::Xml(XmlError::Syntax(e.to_string())))?;
             let key = attr.key.0;
             let prefix = if key == "xmlns" {
@@ -217,7 +222,7 @@ impl Namespaces {
         }
         if others {
             // Once the element's own declarations are in scope: they bind its attributes too.
-            for attr in start.attributes().flatten() {
+            for attr in tag.attributes().flatten() {
                 let key = attr.key.0;
                 if key == "xmlns" || key.starts_with("xmlns:") {
                     continue;
@@ -266,14 +271,32 @@ fn split_qname(name: &str) -> (&str, &str) {
     }
 }
 
+/// A start tag as written: what stands between `<` and `>` (or `/>`), its first `name_len`
+/// bytes the element's name, the rest its attributes.
+#[derive(Clone, Copy)]
+pub(crate) struct Tag<'a> {
+    content: &'a str,
+    name_len: usize,
+}
+
+impl<'a> Tag<'a> {
+    fn attributes(self) -> Attributes<'a> {
+        Attributes::new(self.content, self.name_len)
+    }
+
+    fn has_attributes(self) -> bool {
+        !self.content.as_bytes()[self.name_len..].trim_ascii().is_empty()
+    }
+}
+
 /// One event of a document, namespace-resolved, with names and text borrowed from it.
 #[derive(Clone)]
 pub(crate) enum Ev<'a> {
-    /// An element starts (`empty`: and ends at once, `<x/>`).
+    /// An element starts (`empty`: and ends at once, `<x/>`); `name` is its local name.
     Start {
         ns: Rc<str>,
-        name: Cow<'a, str>,
-        start: BytesStart<'a>,
+        name: &'a str,
+        tag: Tag<'a>,
         empty: bool,
     },
     /// The innermost open element ends.
@@ -413,9 +436,24 @@ impl<'a> Events<'a> {
         }
     }
 
+    /// The text of the element just started when it is a leaf: text, without markup or
+    /// references, up to its end tag, both read; the next event is then what follows the end.
+    /// `None`: it is not, nothing was read.
+    pub(crate) fn leaf_text(&mut self) -> Option<Cow<'a, str>> {
+        self.namespaces.apply_pops();
+        let text = self.scanner.leaf()?;
+        self.depth -= 1;
+        self.namespaces.pop_to = Some(self.depth);
+        Some(if self.no_cr {
+            Cow::Borrowed(text)
+        } else {
+            BytesText::from_escaped(text).xml10_content()
+        })
+    }
+
     /// An element starts: `<content>`, its name the first `name_len` bytes.
     fn start(&mut self, content: &'a str, name_len: usize, empty: bool) -> Result<Ev<'a>, Error> {
-        let start = BytesStart::from_content(content, name_len);
+        let tag = Tag { content, name_len };
         if self.depth == 0 {
             if self.root_seen {
                 return Err(Error::Xml(XmlError::OutsideRoot));
@@ -429,13 +467,12 @@ impl<'a> Events<'a> {
         if self.depth >= MAX_DEPTH {
             return Err(Error::LimitExceeded("nesting depth"));
         }
-        if !start.attributes_raw().trim_ascii().is_empty() {
-            self.namespaces.declare(&start, self.depth)?;
+        if tag.has_attributes() {
+            self.namespaces.declare(tag, self.depth)?;
         }
         let qname = &content[..name_len];
         let (prefix, local) = split_qname(qname);
         let ns = self.namespaces.resolve(prefix)?;
-        let name = Cow::Borrowed(local);
         if empty {
             // Its declarations end with it.
             self.namespaces.pop_to = Some(self.depth);
@@ -444,23 +481,19 @@ impl<'a> Events<'a> {
         }
         Ok(Ev::Start {
             ns,
-            name,
-            start,
+            name: local,
+            tag,
             empty,
         })
     }
 
     /// The attributes of an element just started (namespace declarations left out).
-    pub(crate) fn attrs(&self, start: &BytesStart<'a>) -> Result<Vec<Attr>, Error> {
+    pub(crate) fn attrs(&self, tag: Tag<'a>) -> Result<Vec<Attr>, Error> {
         let mut attrs = Vec::new();
-        if start
-            .attributes_raw()
-            .bytes()
-            .all(|b| b.is_ascii_whitespace())
-        {
+        if !tag.has_attributes() {
             return Ok(attrs);
         }
-        for attr in start.attributes() {
+        for attr in tag.attributes() {
             let attr = attr.map_err(Self::syntax)?;
             let key = attr.key.0;
             if key == "xmlns" || key.starts_with("xmlns:") {
@@ -493,12 +526,12 @@ impl<'a> Events<'a> {
         &self,
         ns: Rc<str>,
         name: &str,
-        start: &BytesStart<'a>,
+        tag: Tag<'a>,
     ) -> Result<Element, Error> {
         Ok(Element {
             ns,
             name: name.to_owned(),
-            attrs: self.attrs(start)?,
+            attrs: self.attrs(tag)?,
             ..Element::default()
         })
     }
@@ -519,10 +552,10 @@ impl<'a> Events<'a> {
                 Ev::Start {
                     ns,
                     name,
-                    start,
+                    tag,
                     empty,
                 } => {
-                    let element = self.element(ns, &name, &start)?;
+                    let element = self.element(ns, name, tag)?;
                     if empty {
                         if let Some(root) = self.close(&mut stack, element) {
                             return Ok(root);
@@ -597,10 +630,10 @@ pub(crate) fn parse(doc: &str) -> Result<Element, Error> {
         Ev::Start {
             ns,
             name,
-            start,
+            tag,
             empty,
         } => {
-            let element = events.element(ns, &name, &start)?;
+            let element = events.element(ns, name, tag)?;
             if empty {
                 element
             } else {
@@ -691,12 +724,12 @@ mod resolver_tests {
         loop {
             match events.next().map_err(|_| ())? {
                 Ev::Start {
-                    ns, name, start, ..
+                    ns, name, tag, ..
                 } => {
-                    let attrs = events.attrs(&start).map_err(|_| ())?;
+                    let attrs = events.attrs(tag).map_err(|_| ())?;
                     out.push((
                         ns.to_string(),
-                        name.into_owned(),
+                        name.to_owned(),
                         attrs.into_iter().map(|a| (a.ns, a.name)).collect(),
                     ));
                 }
