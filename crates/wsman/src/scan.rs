@@ -129,7 +129,9 @@ impl<'a> Scanner<'a> {
     fn markup(&mut self) -> Result<Token<'a>, ScanError> {
         let rest = &self.doc.as_bytes()[self.at..];
         match rest.get(1) {
-            None => Err(ScanError("syntax error: tag not closed: `>` not found before end of input".into())),
+            None => Err(ScanError(
+                "syntax error: tag not closed: `>` not found before end of input".into(),
+            )),
             Some(b'!') => self.bang(rest),
             Some(b'?') => {
                 let Some(end) = PiParser(false).feed(rest) else {
@@ -181,7 +183,9 @@ impl<'a> Scanner<'a> {
                 // quotes): read at once, the rest by the general rule.
                 let name = rest[1..]
                     .iter()
-                    .position(|&b| matches!(b, b'>' | b'/' | b' ' | b'\t' | b'\r' | b'\n' | b'"' | b'\''))
+                    .position(|&b| {
+                        matches!(b, b'>' | b'/' | b' ' | b'\t' | b'\r' | b'\n' | b'"' | b'\'')
+                    })
                     .map(|i| i + 1);
                 if let Some(i) = name {
                     let start = self.at + 1;
@@ -234,7 +238,9 @@ impl<'a> Scanner<'a> {
                     .find(|&i| i > 5 && rest[..i].ends_with(b"--"))
                     .ok_or_else(|| unclosed("comment"))?;
                 if !rest.starts_with(b"<!--") {
-                    return Err(ScanError("syntax error: unknown or missed symbol in markup".into()));
+                    return Err(ScanError(
+                        "syntax error: unknown or missed symbol in markup".into(),
+                    ));
                 }
                 self.at += end + 1;
                 Ok(Token::Skipped)
@@ -244,14 +250,18 @@ impl<'a> Scanner<'a> {
                     .find(|&i| rest[..i].ends_with(b"]]"))
                     .ok_or_else(|| unclosed("CDATA"))?;
                 if !rest.starts_with(b"<![CDATA[") {
-                    return Err(ScanError("syntax error: unknown or missed symbol in markup".into()));
+                    return Err(ScanError(
+                        "syntax error: unknown or missed symbol in markup".into(),
+                    ));
                 }
                 let content = &self.doc[self.at + 9..self.at + end - 2];
                 self.at += end + 1;
                 Ok(Token::CData(content))
             }
             Some(b'D' | b'd') => Ok(Token::DocType),
-            _ => Err(ScanError("syntax error: unknown or missed symbol in markup".into())),
+            _ => Err(ScanError(
+                "syntax error: unknown or missed symbol in markup".into(),
+            )),
         }
     }
 }

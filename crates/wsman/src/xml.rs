@@ -137,7 +137,13 @@ struct Namespaces {
 impl Namespaces {
     fn intern(&mut self, uri: &str) -> Rc<str> {
         let mut uris = self.uris.borrow_mut();
-        if let Some(known) = uris.iter().find(|k| ***k == *uri) {
+        // AMT's class URIs share long prefixes and often their length: the last byte tells
+        // most of them apart before a full comparison.
+        let last = uri.as_bytes().last();
+        if let Some(known) = uris
+            .iter()
+            .find(|k| k.len() == uri.len() && k.as_bytes().last() == last && ***k == *uri)
+        {
             return Rc::clone(known);
         }
         let new: Rc<str> = Rc::from(uri);
@@ -169,8 +175,16 @@ impl Namespaces {
         Rc::clone(self.empty.get_or_insert_with(|| Rc::from("")))
     }
 
+    #[inline]
     fn apply_pops(&mut self) {
         if let Some(depth) = self.pop_to.take() {
+            self.pop(depth);
+        }
+    }
+
+    /// Drops the bindings at `depth` and deeper.
+    fn pop(&mut self, depth: usize) {
+        {
             let before = self.bindings.len();
             while self.bindings.last().is_some_and(|b| b.2 >= depth) {
                 self.bindings.pop();
@@ -187,20 +201,62 @@ impl Namespaces {
     /// is an error wherever it stands (checked as [`Events::attrs`] reads them, in the same
     /// order), so a document is refused alike whichever parts a parser skips.
     fn declare(&mut self, tag: Tag<'_>, depth: usize) -> Result<(), Error> {
+        if let Some(plain) = tag.plain() {
+            let mut others = false;
+            for (key, value) in plain {
+                others |= !self.bind(key, value, depth)?;
+            }
+            if others {
+                for (key, _) in plain {
+                    self.check_prefix_of(key)?;
+                }
+            }
+            return Ok(());
+        }
         let mut others = false;
         for attr in tag.attributes() {
             let attr = attr.map_err(|e| Error::Xml(XmlError::Syntax(e.to_string())))?;
             let key = attr.key.0;
-            let prefix = if key == "xmlns" {
-                ""
-            } else if let Some(prefix) = key.strip_prefix("xmlns:") {
-                prefix
+            if key == "xmlns" || key.starts_with("xmlns:") {
+                self.bind(key, &unescaped(&attr.value)?, depth)?;
             } else {
                 others = true;
-                continue;
-            };
-            let raw = unescaped(&attr.value)?;
-            let uri = &*raw;
+            }
+        }
+        if others {
+            // Once the element's own declarations are in scope: they bind its attributes too.
+            for attr in tag.attributes().flatten() {
+                self.check_prefix_of(attr.key.0)?;
+                attr.normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                    .map_err(Events::syntax)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// An attribute that is not a declaration must have its prefix bound.
+    fn check_prefix_of(&self, key: &str) -> Result<(), Error> {
+        if key == "xmlns" || key.starts_with("xmlns:") {
+            return Ok(());
+        }
+        let (prefix, _) = split_qname(key);
+        if !prefix.is_empty() && self.lookup(prefix).is_none() {
+            return Err(Error::Xml(XmlError::UndeclaredPrefix(prefix.to_owned())));
+        }
+        Ok(())
+    }
+
+    /// Takes attribute `key`="`uri`" (unescaped) when it is a namespace declaration (`false`:
+    /// it is not).
+    fn bind(&mut self, key: &str, uri: &str, depth: usize) -> Result<bool, Error> {
+        let prefix = if key == "xmlns" {
+            ""
+        } else if let Some(prefix) = key.strip_prefix("xmlns:") {
+            prefix
+        } else {
+            return Ok(false);
+        };
+        {
             // The rules of Namespaces in XML 1.0 section 3.
             let reserved = match prefix {
                 "xmlns" => true,
@@ -220,22 +276,7 @@ impl Namespaces {
             self.bindings.push((prefix.into(), uri, depth));
             self.last = None;
         }
-        if others {
-            // Once the element's own declarations are in scope: they bind its attributes too.
-            for attr in tag.attributes().flatten() {
-                let key = attr.key.0;
-                if key == "xmlns" || key.starts_with("xmlns:") {
-                    continue;
-                }
-                let (prefix, _) = split_qname(key);
-                if !prefix.is_empty() && self.lookup(prefix).is_none() {
-                    return Err(Error::Xml(XmlError::UndeclaredPrefix(prefix.to_owned())));
-                }
-                attr.normalized_value(quick_xml::XmlVersion::Implicit1_0)
-                    .map_err(Events::syntax)?;
-            }
-        }
-        Ok(())
+        Ok(true)
     }
 
     /// The URI of `prefix` (`""`: the default namespace, or none when `attribute`).
@@ -265,8 +306,9 @@ impl Namespaces {
 
 /// `prefix:local` split at the colon (no prefix: `""`).
 fn split_qname(name: &str) -> (&str, &str) {
-    match name.split_once(':') {
-        Some((prefix, local)) => (prefix, local),
+    // Prefixes are a letter or two: a plain search beats a `str` pattern's set-up.
+    match name.bytes().position(|b| b == b':') {
+        Some(colon) => (&name[..colon], &name[colon + 1..]),
         None => ("", name),
     }
 }
@@ -285,7 +327,89 @@ impl<'a> Tag<'a> {
     }
 
     fn has_attributes(self) -> bool {
-        !self.content.as_bytes()[self.name_len..].trim_ascii().is_empty()
+        self.content.as_bytes()[self.name_len..]
+            .iter()
+            .any(|&b| !quick_xml::utils::is_whitespace(b))
+    }
+
+    /// The attributes when they are in the plain shape of nearly every WS-Man tag: each
+    /// `name="value"` after whitespace, names of letters, digits and `_:.-`, all different,
+    /// values without references, line breaks or tabs, so that they stand for themselves
+    /// (nothing to unescape or normalise) and none can be in error. `None`: another shape, read
+    /// by quick-xml's attribute iterator (a property test holds both to the same results).
+    /// quick-xml reads values a byte at a time; AMT's namespace URIs are 60 bytes long.
+    fn plain(self) -> Option<PlainAttributes<'a>> {
+        let mut plain = PlainAttributes {
+            pairs: [("", ""); PLAIN_MOST],
+            len: 0,
+            next: 0,
+        };
+        let mut rest = &self.content[self.name_len..];
+        loop {
+            // XML's whitespace (not `str::trim`'s, which has a form feed too).
+            let after_space = &rest[rest
+                .bytes()
+                .position(|b| !quick_xml::utils::is_whitespace(b))
+                .unwrap_or(rest.len())..];
+            if after_space.is_empty() {
+                return Some(plain);
+            }
+            if after_space.len() == rest.len() || plain.len == PLAIN_MOST {
+                return None;
+            }
+            let (name, value, next) = plain_attribute(after_space)?;
+            if plain.pairs[..plain.len].iter().any(|(n, _)| *n == name) {
+                return None;
+            }
+            plain.pairs[plain.len] = (name, value);
+            plain.len += 1;
+            rest = next;
+        }
+    }
+}
+
+/// Most attributes read by [`Tag::plain`] (AMT's tags have one or two).
+const PLAIN_MOST: usize = 8;
+
+/// The first `name="value"` of `s` and what follows it, in the plain shape of [`Tag::plain`].
+fn plain_attribute(s: &str) -> Option<(&str, &str, &str)> {
+    let bytes = s.as_bytes();
+    let name_end = bytes
+        .iter()
+        .position(|&b| !(b.is_ascii_alphanumeric() || matches!(b, b'_' | b':' | b'.' | b'-')))?;
+    if name_end == 0 || bytes[name_end] != b'=' {
+        return None;
+    }
+    let quote = *bytes
+        .get(name_end + 1)
+        .filter(|&&q| q == b'"' || q == b'\'')?;
+    let value_start = name_end + 2;
+    let value_len = memchr::memchr(quote, &bytes[value_start..])?;
+    let value = &s[value_start..value_start + value_len];
+    // Two vector searches: a URI is too long for a byte loop to win.
+    let standing_for_itself = memchr::memchr3(b'&', b'<', b'\t', value.as_bytes()).is_none()
+        && memchr::memchr2(b'\r', b'\n', value.as_bytes()).is_none();
+    if !standing_for_itself {
+        return None;
+    }
+    Some((&s[..name_end], value, &s[value_start + value_len + 1..]))
+}
+
+/// The (name, value) pairs of attributes checked by [`Tag::plain`].
+#[derive(Clone, Copy)]
+struct PlainAttributes<'a> {
+    pairs: [(&'a str, &'a str); PLAIN_MOST],
+    len: usize,
+    next: usize,
+}
+
+impl<'a> Iterator for PlainAttributes<'a> {
+    type Item = (&'a str, &'a str);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let pair = *self.pairs[..self.len].get(self.next)?;
+        self.next += 1;
+        Some(pair)
     }
 }
 
@@ -365,7 +489,10 @@ impl<'a> Events<'a> {
     pub(crate) fn next(&mut self) -> Result<Ev<'a>, Error> {
         loop {
             self.namespaces.apply_pops();
-            let token = self.scanner.next_token().map_err(|ScanError(e)| Error::Xml(XmlError::Syntax(e)))?;
+            let token = self
+                .scanner
+                .next_token()
+                .map_err(|ScanError(e)| Error::Xml(XmlError::Syntax(e)))?;
             match token {
                 Token::Start { content, name_len } => {
                     return self.start(content, name_len, false);
@@ -378,7 +505,7 @@ impl<'a> Events<'a> {
                     self.depth = self
                         .depth
                         .checked_sub(1)
-                        .ok_or(Error::Xml(XmlError::UnbalancedEndTag))?;
+                        .ok_or_else(|| Error::Xml(XmlError::UnbalancedEndTag))?;
                     self.namespaces.pop_to = Some(self.depth);
                     return Ok(Ev::End);
                 }
@@ -408,7 +535,7 @@ impl<'a> Events<'a> {
                         reference
                             .resolve_char_ref()
                             .map_err(Self::syntax)?
-                            .ok_or(Error::Xml(XmlError::BadCharacterReference))?
+                            .ok_or_else(|| Error::Xml(XmlError::BadCharacterReference))?
                     } else {
                         match &*reference.xml10_content() {
                             "amp" => '&',
@@ -493,41 +620,52 @@ impl<'a> Events<'a> {
         if !tag.has_attributes() {
             return Ok(attrs);
         }
+        if let Some(plain) = tag.plain() {
+            for (key, value) in plain {
+                self.push_attr(&mut attrs, key, || Ok(Cow::Borrowed(value)))?;
+            }
+            return Ok(attrs);
+        }
         for attr in tag.attributes() {
             let attr = attr.map_err(Self::syntax)?;
-            let key = attr.key.0;
-            if key == "xmlns" || key.starts_with("xmlns:") {
-                continue;
-            }
-            // An unprefixed attribute is in no namespace (not the default one).
-            let (prefix, local) = split_qname(key);
-            let ns = if prefix.is_empty() {
-                String::new()
-            } else {
-                self.namespaces
-                    .lookup(prefix)
-                    .ok_or_else(|| Error::Xml(XmlError::UndeclaredPrefix(prefix.to_owned())))?
-                    .to_string()
-            };
-            let value = attr
-                .normalized_value(quick_xml::XmlVersion::Implicit1_0)
-                .map_err(Self::syntax)?;
-            attrs.push(Attr {
-                ns,
-                name: local.to_owned(),
-                value: value.into_owned(),
-            });
+            self.push_attr(&mut attrs, attr.key.0, || {
+                attr.normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                    .map_err(Self::syntax)
+            })?;
         }
         Ok(attrs)
     }
 
-    /// An element from its start event, without children yet.
-    pub(crate) fn element(
+    /// Adds attribute `key` (its normalised value from `value`) unless it is a declaration.
+    fn push_attr<'v>(
         &self,
-        ns: Rc<str>,
-        name: &str,
-        tag: Tag<'a>,
-    ) -> Result<Element, Error> {
+        attrs: &mut Vec<Attr>,
+        key: &str,
+        value: impl FnOnce() -> Result<Cow<'v, str>, Error>,
+    ) -> Result<(), Error> {
+        if key == "xmlns" || key.starts_with("xmlns:") {
+            return Ok(());
+        }
+        // An unprefixed attribute is in no namespace (not the default one).
+        let (prefix, local) = split_qname(key);
+        let ns = if prefix.is_empty() {
+            String::new()
+        } else {
+            self.namespaces
+                .lookup(prefix)
+                .ok_or_else(|| Error::Xml(XmlError::UndeclaredPrefix(prefix.to_owned())))?
+                .to_string()
+        };
+        attrs.push(Attr {
+            ns,
+            name: local.to_owned(),
+            value: value()?.into_owned(),
+        });
+        Ok(())
+    }
+
+    /// An element from its start event, without children yet.
+    pub(crate) fn element(&self, ns: Rc<str>, name: &str, tag: Tag<'a>) -> Result<Element, Error> {
         Ok(Element {
             ns,
             name: name.to_owned(),
@@ -565,7 +703,9 @@ impl<'a> Events<'a> {
                     }
                 }
                 Ev::End => {
-                    let element = stack.pop().ok_or(Error::Xml(XmlError::UnbalancedEndTag))?;
+                    let element = stack
+                        .pop()
+                        .ok_or_else(|| Error::Xml(XmlError::UnbalancedEndTag))?;
                     if let Some(root) = self.close(&mut stack, element) {
                         return Ok(root);
                     }
@@ -680,6 +820,81 @@ mod resolver_tests {
         assert!(snapshot_inside(&"r".repeat(100_000), 0));
     }
 
+    /// Attributes as quick-xml reads them: (name, value unescaped and normalised), or `None`
+    /// if any is in error.
+    fn attributes_by_quick_xml(tag: Tag<'_>) -> Option<Vec<(String, String)>> {
+        tag.attributes()
+            .map(|a| {
+                let a = a.ok()?;
+                let value = a
+                    .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                    .ok()?;
+                Some((a.key.0.to_owned(), value.into_owned()))
+            })
+            .collect()
+    }
+
+    /// The plain shape of WS-Man tags is read without quick-xml's iterator.
+    #[test]
+    fn plain_attributes_are_taken_at_once() {
+        for (content, plain) in [
+            (
+                "j:C xmlns:j=\"http://intel.com/wbem/wscim/1/amt-schema/1/AMT_X\"",
+                true,
+            ),
+            ("c:Selector Name='CreationClassName'", true),
+            ("a b=\"1\"\n\tc=\"2\" ", true),
+            ("a", true),
+            ("a b=\"1\" b=\"2\"", false),
+            ("a b=\"&amp;\"", false),
+            ("a b = \"1\"", false),
+            ("a b=1", false),
+            ("a b=\"1\"c=\"2\"", false),
+            ("a b=\"x\ny\"", false),
+        ] {
+            let tag = Tag {
+                content,
+                name_len: quick_xml::utils::name_len(content.as_bytes()),
+            };
+            assert_eq!(tag.plain().is_some(), plain, "{content}");
+            if let Some(attrs) = tag.plain() {
+                let ours: Vec<_> = attrs.map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+                assert_eq!(Some(ours), attributes_by_quick_xml(tag), "{content}");
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+        /// Whatever the attributes, when they look plain quick-xml reads the same pairs from
+        /// them without an error.
+        #[test]
+        fn plain_attributes_read_as_quick_xml_reads_them(
+            pieces in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::strategy::Just(" "), proptest::strategy::Just("\t"),
+                    proptest::strategy::Just("\n"), proptest::strategy::Just("a"),
+                    proptest::strategy::Just("b:c"), proptest::strategy::Just("xmlns"),
+                    proptest::strategy::Just("xmlns:p"), proptest::strategy::Just("="),
+                    proptest::strategy::Just("\""), proptest::strategy::Just("'"),
+                    proptest::strategy::Just("v w"), proptest::strategy::Just("&amp;"),
+                    proptest::strategy::Just("&"), proptest::strategy::Just("<"),
+                    proptest::strategy::Just("é"), proptest::strategy::Just("\r"),
+                    proptest::strategy::Just(" d=\"1\""), proptest::strategy::Just(" e='2'"),
+                    proptest::strategy::Just("\u{c}"),
+                ],
+                0..16,
+            )
+        ) {
+            let content = format!("t{}", pieces.concat());
+            let tag = Tag { content: &content, name_len: quick_xml::utils::name_len(content.as_bytes()) };
+            if let Some(attrs) = tag.plain() {
+                let ours: Vec<_> = attrs.map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+                proptest::prop_assert_eq!(Some(ours), attributes_by_quick_xml(tag), "{:?}", content);
+            }
+        }
+    }
+
     /// (namespace, local name, attributes as (namespace, name)) of every element.
     type Resolved = Vec<(String, String, Vec<(String, String)>)>;
 
@@ -723,9 +938,7 @@ mod resolver_tests {
         let mut out = Vec::new();
         loop {
             match events.next().map_err(|_| ())? {
-                Ev::Start {
-                    ns, name, tag, ..
-                } => {
+                Ev::Start { ns, name, tag, .. } => {
                     let attrs = events.attrs(tag).map_err(|_| ())?;
                     out.push((
                         ns.to_string(),
@@ -779,6 +992,41 @@ mod resolver_tests {
                 "{}",
                 &doc[..doc.len().min(200)]
             );
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+        /// Documents put together from tags with and without declarations and attributes: what
+        /// the events resolve, quick-xml's resolver resolves alike, and what it refuses the
+        /// events refuse (the events refuse more: text outside the root, unknown entities).
+        #[test]
+        fn any_document_resolves_as_with_quick_xml(
+            pieces in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::strategy::Just("<a>"), proptest::strategy::Just("</a>"),
+                    proptest::strategy::Just("<p:b xmlns:p=\"u1\">"),
+                    proptest::strategy::Just("</p:b>"),
+                    proptest::strategy::Just("<p:c xmlns:p='u2' p:x=\"1\" y='2'/>"),
+                    proptest::strategy::Just("<d xmlns=\"u3\" xmlns:q=\"u&amp;\">"),
+                    proptest::strategy::Just("</d>"),
+                    proptest::strategy::Just("<q:e q:z=\"&lt;\"/>"),
+                    proptest::strategy::Just("<f x=\"1\" x=\"2\"/>"),
+                    proptest::strategy::Just("<g\tx=\"a\nb\" />"),
+                    proptest::strategy::Just("<h xmlns:p=\"\"/>"),
+                    proptest::strategy::Just("<i \u{c}/>"),
+                    proptest::strategy::Just("<j x=1/>"),
+                    proptest::strategy::Just("t"), proptest::strategy::Just("&amp;"),
+                ],
+                1..12,
+            )
+        ) {
+            let doc = format!("<r xmlns:p=\"u0\">{}</r>", pieces.concat());
+            let ours = with_events(&doc);
+            let theirs = with_ns_reader(&doc);
+            if ours.is_ok() || theirs.is_err() {
+                proptest::prop_assert_eq!(ours, theirs, "{}", doc);
+            }
         }
     }
 }
