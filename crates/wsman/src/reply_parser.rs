@@ -232,7 +232,7 @@ fn parse_body<'a>(
 
 fn first_child<'a>(events: &mut Events<'a>, s: Start<'a>) -> Result<First<'a>, Error> {
     let ns_ = &*s.ns;
-    if ns_ == ns::ENUMERATION && matches!(&*s.name, "EnumerateResponse" | "PullResponse") {
+    if ns_ == ns::ENUMERATION && matches!(s.name, "EnumerateResponse" | "PullResponse") {
         return items(events, &s);
     }
     let tree_shaped = (ns_ == ns::TRANSFER && s.name == "ResourceCreated")
@@ -250,7 +250,7 @@ fn items<'a>(events: &mut Events<'a>, s: &Start<'a>) -> Result<First<'a>, Error>
         while let Some(part) = child(events)? {
             let in_enum = &*part.ns == ns::ENUMERATION;
             let in_wsman = &*part.ns == ns::WSMAN;
-            match &*part.name {
+            match part.name {
                 "EnumerationContext" if in_enum && context.is_none() => {
                     context = Some(tree(events, part)?.text.trim().to_owned());
                 }
@@ -455,7 +455,7 @@ fn usual_structured<'a>(events: &mut Events<'a>, first: Start<'a>) -> Result<Opt
                 return Ok(None);
             };
             params = Some(found);
-        } else if children == 1 && crate::xml::is_datetime(&c.ns, &c.name) {
+        } else if children == 1 && crate::xml::is_datetime(&c.ns, c.name) {
             let Some(text) = leaf_text(events, &c)? else {
                 return Ok(None);
             };

@@ -505,7 +505,7 @@ impl<'a> Events<'a> {
                     self.depth = self
                         .depth
                         .checked_sub(1)
-                        .ok_or_else(|| Error::Xml(XmlError::UnbalancedEndTag))?;
+                        .ok_or(Error::Xml(XmlError::UnbalancedEndTag))?;
                     self.namespaces.pop_to = Some(self.depth);
                     return Ok(Ev::End);
                 }
@@ -535,7 +535,7 @@ impl<'a> Events<'a> {
                         reference
                             .resolve_char_ref()
                             .map_err(Self::syntax)?
-                            .ok_or_else(|| Error::Xml(XmlError::BadCharacterReference))?
+                            .ok_or(Error::Xml(XmlError::BadCharacterReference))?
                     } else {
                         match &*reference.xml10_content() {
                             "amp" => '&',
@@ -703,9 +703,7 @@ impl<'a> Events<'a> {
                     }
                 }
                 Ev::End => {
-                    let element = stack
-                        .pop()
-                        .ok_or_else(|| Error::Xml(XmlError::UnbalancedEndTag))?;
+                    let element = stack.pop().ok_or(Error::Xml(XmlError::UnbalancedEndTag))?;
                     if let Some(root) = self.close(&mut stack, element) {
                         return Ok(root);
                     }
