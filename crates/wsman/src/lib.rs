@@ -78,6 +78,17 @@ pub mod fuzzing {
         }
     }
 
+    /// Any text cut into tokens: the same tokens, and the same verdict, as quick-xml's reader.
+    pub fn scanner(data: &[u8]) {
+        if let Ok(text) = std::str::from_utf8(data) {
+            assert_eq!(
+                crate::scan::differential::with_scanner(text),
+                crate::scan::differential::with_quick_xml(text),
+                "{text:?}"
+            );
+        }
+    }
+
     /// A request; what parses must write back and parse to the same request.
     pub fn request_parser(data: &[u8]) {
         let Ok(text) = std::str::from_utf8(data) else {

@@ -266,15 +266,14 @@ impl<'a> Scanner<'a> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
+/// The scanner beside quick-xml's reader, for the tests and the fuzz target.
+pub(crate) mod differential {
+    use super::{Scanner, Token};
     use quick_xml::events::Event;
 
     /// Tokens as quick-xml's reader gives them up to the end (`true`) or its first error
     /// (`false`); a DOCTYPE counts as an error (every caller refuses it).
-    fn with_quick_xml(doc: &str) -> (Vec<String>, bool) {
+    pub(crate) fn with_quick_xml(doc: &str) -> (Vec<String>, bool) {
         let mut reader = quick_xml::Reader::from_str(doc);
         reader.config_mut().check_end_names = true;
         let mut out = Vec::new();
@@ -295,7 +294,7 @@ mod tests {
         }
     }
 
-    fn with_scanner(doc: &str) -> (Vec<String>, bool) {
+    pub(crate) fn with_scanner(doc: &str) -> (Vec<String>, bool) {
         let mut scanner = Scanner::new(doc);
         let mut out = Vec::new();
         loop {
@@ -314,6 +313,13 @@ mod tests {
             out.push(token);
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::differential::{with_quick_xml, with_scanner};
+    use super::*;
+    use proptest::prelude::*;
 
     /// Asking for a leaf's text anywhere changes nothing but how the tokens are grouped.
     #[test]

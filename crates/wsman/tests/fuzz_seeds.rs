@@ -11,3 +11,8 @@ fn wsman_reply_seeds() {
 fn wsman_request_seeds() {
     replay_seeds("wsman_request", oobkit_wsman::fuzzing::request_parser);
 }
+
+#[test]
+fn wsman_scan_seeds() {
+    replay_seeds("wsman_scan", oobkit_wsman::fuzzing::scanner);
+}
