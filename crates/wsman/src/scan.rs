@@ -40,6 +40,18 @@ pub(crate) enum Token<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ScanError(pub(crate) String);
 
+impl ScanError {
+    fn unknown_markup() -> Self {
+        Self("syntax error: unknown or missed symbol in markup".into())
+    }
+
+    fn unclosed(what: &str, end: &str) -> Self {
+        Self(format!(
+            "syntax error: {what} not closed: `{end}` not found before end of input"
+        ))
+    }
+}
+
 /// The cursor: where the next token starts, and the open elements' names (as places in the
 /// document, so that a copy of the scanner costs a few words per open element).
 #[derive(Debug, Clone)]
@@ -129,18 +141,14 @@ impl<'a> Scanner<'a> {
     fn markup(&mut self) -> Result<Token<'a>, ScanError> {
         let rest = &self.doc.as_bytes()[self.at..];
         match rest.get(1) {
-            None => Err(ScanError(
-                "syntax error: tag not closed: `>` not found before end of input".into(),
-            )),
+            None => Err(ScanError::unclosed("tag", ">")),
             Some(b'!') => self.bang(rest),
             Some(b'?') => {
-                let Some(end) = PiParser(false).feed(rest) else {
-                    return Err(ScanError("syntax error: processing instruction not closed: `?>` not found before end of input".into()));
-                };
                 // `<??>` at least.
-                if end < 3 {
-                    return Err(ScanError("syntax error: processing instruction not closed: `?>` not found before end of input".into()));
-                }
+                let end = PiParser(false)
+                    .feed(rest)
+                    .filter(|&end| end >= 3)
+                    .ok_or_else(|| ScanError::unclosed("processing instruction", "?>"))?;
                 self.at += end + 1;
                 Ok(Token::Skipped)
             }
@@ -155,9 +163,7 @@ impl<'a> Scanner<'a> {
                     return Ok(Token::End);
                 }
                 let Some(end) = ElementParser::Outside.feed(rest) else {
-                    return Err(ScanError(
-                        "syntax error: tag not closed: `>` not found before end of input".into(),
-                    ));
+                    return Err(ScanError::unclosed("tag", ">"));
                 };
                 let content = &self.doc[self.at + 2..self.at + end];
                 let name = match content.bytes().rposition(|b| !is_whitespace(b)) {
@@ -207,9 +213,7 @@ impl<'a> Scanner<'a> {
                     }
                 }
                 let Some(end) = ElementParser::Outside.feed(rest) else {
-                    return Err(ScanError(
-                        "syntax error: tag not closed: `>` not found before end of input".into(),
-                    ));
+                    return Err(ScanError::unclosed("tag", ">"));
                 };
                 let start = self.at + 1;
                 self.at += end + 1;
@@ -230,17 +234,14 @@ impl<'a> Scanner<'a> {
 
     /// At `<!`.
     fn bang(&mut self, rest: &[u8]) -> Result<Token<'a>, ScanError> {
-        let unclosed = |what: &str| ScanError(format!("syntax error: {what} not closed"));
         match rest.get(2) {
             Some(b'-') => {
                 // The first `>` after at least `<!----` that `--` precedes.
                 let end = memchr::memchr_iter(b'>', rest)
                     .find(|&i| i > 5 && rest[..i].ends_with(b"--"))
-                    .ok_or_else(|| unclosed("comment"))?;
+                    .ok_or_else(|| ScanError::unclosed("comment", "-->"))?;
                 if !rest.starts_with(b"<!--") {
-                    return Err(ScanError(
-                        "syntax error: unknown or missed symbol in markup".into(),
-                    ));
+                    return Err(ScanError::unknown_markup());
                 }
                 self.at += end + 1;
                 Ok(Token::Skipped)
@@ -248,20 +249,16 @@ impl<'a> Scanner<'a> {
             Some(b'[') => {
                 let end = memchr::memchr_iter(b'>', rest)
                     .find(|&i| rest[..i].ends_with(b"]]"))
-                    .ok_or_else(|| unclosed("CDATA"))?;
+                    .ok_or_else(|| ScanError::unclosed("CDATA", "]]>"))?;
                 if !rest.starts_with(b"<![CDATA[") {
-                    return Err(ScanError(
-                        "syntax error: unknown or missed symbol in markup".into(),
-                    ));
+                    return Err(ScanError::unknown_markup());
                 }
                 let content = &self.doc[self.at + 9..self.at + end - 2];
                 self.at += end + 1;
                 Ok(Token::CData(content))
             }
             Some(b'D' | b'd') => Ok(Token::DocType),
-            _ => Err(ScanError(
-                "syntax error: unknown or missed symbol in markup".into(),
-            )),
+            _ => Err(ScanError::unknown_markup()),
         }
     }
 }

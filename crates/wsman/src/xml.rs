@@ -184,14 +184,12 @@ impl Namespaces {
 
     /// Drops the bindings at `depth` and deeper.
     fn pop(&mut self, depth: usize) {
-        {
-            let before = self.bindings.len();
-            while self.bindings.last().is_some_and(|b| b.2 >= depth) {
-                self.bindings.pop();
-            }
-            if self.bindings.len() != before {
-                self.last = None;
-            }
+        let before = self.bindings.len();
+        while self.bindings.last().is_some_and(|b| b.2 >= depth) {
+            self.bindings.pop();
+        }
+        if self.bindings.len() != before {
+            self.last = None;
         }
     }
 
@@ -256,26 +254,24 @@ impl Namespaces {
         } else {
             return Ok(false);
         };
-        {
-            // The rules of Namespaces in XML 1.0 section 3.
-            let reserved = match prefix {
-                "xmlns" => true,
-                "xml" => uri != XML_NAMESPACE,
-                // `xmlns:p=""` undeclares p (as quick-xml takes it): p then resolves to nothing.
-                _ => uri == XML_NAMESPACE || uri == XMLNS_NAMESPACE,
-            };
-            if reserved {
-                return Err(Error::Xml(XmlError::Syntax(format!(
-                    "the namespace declaration {key}=\"{uri}\" is not allowed"
-                ))));
-            }
-            if self.bindings.len() >= MAX_NAMESPACES {
-                return Err(Error::LimitExceeded("namespace declarations in scope"));
-            }
-            let uri = self.intern(uri);
-            self.bindings.push((prefix.into(), uri, depth));
-            self.last = None;
+        // The rules of Namespaces in XML 1.0 section 3.
+        let reserved = match prefix {
+            "xmlns" => true,
+            "xml" => uri != XML_NAMESPACE,
+            // `xmlns:p=""` undeclares p (as quick-xml takes it): p then resolves to nothing.
+            _ => uri == XML_NAMESPACE || uri == XMLNS_NAMESPACE,
+        };
+        if reserved {
+            return Err(Error::Xml(XmlError::Syntax(format!(
+                "the namespace declaration {key}=\"{uri}\" is not allowed"
+            ))));
         }
+        if self.bindings.len() >= MAX_NAMESPACES {
+            return Err(Error::LimitExceeded("namespace declarations in scope"));
+        }
+        let uri = self.intern(uri);
+        self.bindings.push((prefix.into(), uri, depth));
+        self.last = None;
         Ok(true)
     }
 
