@@ -60,8 +60,6 @@ pub(crate) struct Scanner<'a> {
     at: usize,
     /// (start, length) of each open element's name.
     open: Vec<(usize, usize)>,
-    /// The last token was text ending at a `&`: a reference must follow.
-    at_ref: bool,
 }
 
 impl<'a> Scanner<'a> {
@@ -71,24 +69,18 @@ impl<'a> Scanner<'a> {
             doc,
             at: if doc.starts_with('\u{feff}') { 3 } else { 0 },
             open: Vec::new(),
-            at_ref: false,
         }
     }
 
     /// The next token.
     pub(crate) fn next_token(&mut self) -> Result<Token<'a>, ScanError> {
         let rest = &self.doc.as_bytes()[self.at..];
-        if self.at_ref {
-            self.at_ref = false;
-            return self.reference();
-        }
         match memchr::memchr2(b'<', b'&', rest) {
             Some(0) if rest[0] == b'<' => self.markup(),
             Some(0) => self.reference(),
             Some(i) => {
                 let text = &self.doc[self.at..self.at + i];
                 self.at += i;
-                self.at_ref = rest[i] == b'&';
                 Ok(Token::Text(text))
             }
             None if rest.is_empty() => Ok(Token::Eof),
@@ -105,9 +97,6 @@ impl<'a> Scanner<'a> {
     /// tag read too. `None` otherwise, and nothing is read: [`Self::next_token`] goes on as if
     /// this had not been asked.
     pub(crate) fn leaf(&mut self) -> Option<&'a str> {
-        if self.at_ref {
-            return None;
-        }
         let rest = &self.doc.as_bytes()[self.at..];
         let i = memchr::memchr2(b'<', b'&', rest)?;
         let &(start, len) = self.open.last()?;
