@@ -340,26 +340,20 @@ fn instance<'a>(events: &mut Events<'a>, s: Start<'a>) -> Result<InstanceView<'a
         let nil = attrs
             .iter()
             .any(|a| a.ns == ns::XSI && a.name == "nil" && a.value.trim() == "true");
+        let text_property = |text: Cow<'a, str>| PropertyView {
+            name: Cow::Borrowed(p.name),
+            value: if nil {
+                ValueView::Nil
+            } else {
+                ValueView::Text(text)
+            },
+        };
         if p.empty {
-            instance.properties.push(PropertyView {
-                name: Cow::Borrowed(p.name),
-                value: if nil {
-                    ValueView::Nil
-                } else {
-                    ValueView::Text(Cow::Borrowed(""))
-                },
-            });
+            instance.properties.push(text_property(Cow::Borrowed("")));
             continue;
         }
         if let Some(text) = events.leaf_text() {
-            instance.properties.push(PropertyView {
-                name: Cow::Borrowed(p.name),
-                value: if nil {
-                    ValueView::Nil
-                } else {
-                    ValueView::Text(text)
-                },
-            });
+            instance.properties.push(text_property(text));
             continue;
         }
         let mut text: Option<Cow<'a, str>> = None;
@@ -372,14 +366,9 @@ fn instance<'a>(events: &mut Events<'a>, s: Start<'a>) -> Result<InstanceView<'a
                 Ev::Text(t) => more(&mut text, t),
                 Ev::Char(c) => more(&mut text, Cow::Owned(c.to_string())),
                 Ev::End => {
-                    instance.properties.push(PropertyView {
-                        name: Cow::Borrowed(p.name),
-                        value: if nil {
-                            ValueView::Nil
-                        } else {
-                            ValueView::Text(text.unwrap_or_default())
-                        },
-                    });
+                    instance
+                        .properties
+                        .push(text_property(text.unwrap_or_default()));
                     break;
                 }
                 start @ Ev::Start { .. } => {
@@ -537,10 +526,13 @@ fn selector_set<'a>(
 
 /// The text of an element without children (`None`: it has some; its rest is unread).
 fn leaf_text<'a>(events: &mut Events<'a>, s: &Start<'a>) -> Result<Option<Cow<'a, str>>, Error> {
-    let mut text: Option<Cow<'a, str>> = None;
     if s.empty {
         return Ok(Some(Cow::Borrowed("")));
     }
+    if let Some(text) = events.leaf_text() {
+        return Ok(Some(text));
+    }
+    let mut text: Option<Cow<'a, str>> = None;
     loop {
         match events.next()? {
             Ev::Text(t) => match &mut text {

@@ -99,18 +99,23 @@ impl<'a> Scanner<'a> {
     pub(crate) fn leaf(&mut self) -> Option<&'a str> {
         let rest = &self.doc.as_bytes()[self.at..];
         let i = memchr::memchr2(b'<', b'&', rest)?;
-        let &(start, len) = self.open.last()?;
-        let end = &rest[i..];
-        let is_end = end.starts_with(b"</")
-            && end.get(2 + len) == Some(&b'>')
-            && end[2..2 + len] == self.doc.as_bytes()[start..start + len];
-        if !is_end {
-            return None;
-        }
+        let end_tag = self.exact_end_tag(&rest[i..])?;
         let text = &self.doc[self.at..self.at + i];
         self.open.pop();
-        self.at += i + len + 3;
+        self.at += i + end_tag;
         Some(text)
+    }
+
+    /// The length of `</name>` when `markup` starts with it, `name` the innermost open
+    /// element's (how nearly every end tag is written; anything else, such as whitespace
+    /// before the `>`, is read by the general rule).
+    #[inline]
+    fn exact_end_tag(&self, markup: &[u8]) -> Option<usize> {
+        let &(start, len) = self.open.last()?;
+        let exact = markup.starts_with(b"</")
+            && markup.get(2 + len) == Some(&b'>')
+            && markup[2..2 + len] == self.doc.as_bytes()[start..start + len];
+        exact.then_some(len + 3)
     }
 
     /// At `&`: a reference up to `;`, which must come before any `&` or `<`.
@@ -142,13 +147,9 @@ impl<'a> Scanner<'a> {
                 Ok(Token::Skipped)
             }
             Some(b'/') => {
-                // Nearly always `</` + the open element's name + `>`.
-                if let Some(&(start, len)) = self.open.last()
-                    && rest.get(2 + len) == Some(&b'>')
-                    && rest[2..2 + len] == self.doc.as_bytes()[start..start + len]
-                {
+                if let Some(end_tag) = self.exact_end_tag(rest) {
                     self.open.pop();
-                    self.at += len + 3;
+                    self.at += end_tag;
                     return Ok(Token::End);
                 }
                 let Some(end) = ElementParser::Outside.feed(rest) else {
@@ -174,46 +175,29 @@ impl<'a> Scanner<'a> {
                 Ok(Token::End)
             }
             Some(_) => {
-                // Nearly always a name and `>` or `/>`, without attributes (and so without
-                // quotes): read at once, the rest by the general rule.
-                let name = rest[1..]
-                    .iter()
-                    .position(|&b| {
-                        matches!(b, b'>' | b'/' | b' ' | b'\t' | b'\r' | b'\n' | b'"' | b'\'')
-                    })
-                    .map(|i| i + 1);
-                if let Some(i) = name {
-                    let start = self.at + 1;
-                    let content = &self.doc[start..self.at + i];
-                    if rest[i] == b'>' {
-                        self.at += i + 1;
-                        self.open.push((start, content.len()));
-                        return Ok(Token::Start {
-                            content,
-                            name_len: content.len(),
-                        });
-                    }
-                    if rest[i] == b'/' && rest.get(i + 1) == Some(&b'>') {
-                        self.at += i + 2;
-                        return Ok(Token::Empty {
-                            content,
-                            name_len: content.len(),
-                        });
-                    }
-                }
-                let Some(end) = ElementParser::Outside.feed(rest) else {
-                    return Err(ScanError::unclosed("tag", ">"));
+                // A tag found by the short loop is its name and nothing else.
+                let (end, just_a_name) = match short_tag_end(rest) {
+                    Some(end) => (end, true),
+                    None => (
+                        ElementParser::Outside
+                            .feed(rest)
+                            .ok_or_else(|| ScanError::unclosed("tag", ">"))?,
+                        false,
+                    ),
                 };
                 let start = self.at + 1;
                 self.at += end + 1;
                 // `<x/>`; `</>` cannot be here (the `/` branch) and `</` + `>` is an end tag.
-                if end >= 2 && rest[end - 1] == b'/' {
-                    let content = &self.doc[start..start + end - 2];
-                    let name_len = name_len(content.as_bytes());
+                let empty = end >= 2 && rest[end - 1] == b'/';
+                let content = &self.doc[start..start + end - 1 - usize::from(empty)];
+                let name_len = if just_a_name {
+                    content.len()
+                } else {
+                    name_len(content.as_bytes())
+                };
+                if empty {
                     Ok(Token::Empty { content, name_len })
                 } else {
-                    let content = &self.doc[start..start + end - 1];
-                    let name_len = name_len(content.as_bytes());
                     self.open.push((start, name_len));
                     Ok(Token::Start { content, name_len })
                 }
@@ -249,6 +233,21 @@ impl<'a> Scanner<'a> {
             Some(b'D' | b'd') => Ok(Token::DocType),
             _ => Err(ScanError::unknown_markup()),
         }
+    }
+}
+
+/// Where the `>` of a start tag is (`rest` begins with its `<`) when the tag is just a name
+/// and `>` or `/>` (nearly every WS-Man tag): found by a short loop, with no quote before it
+/// that quick-xml's quoted-region search would have to follow. `None`: search that way.
+#[inline]
+fn short_tag_end(rest: &[u8]) -> Option<usize> {
+    let i = 1 + rest[1..]
+        .iter()
+        .position(|&b| matches!(b, b'>' | b'/' | b'"' | b'\'') || is_whitespace(b))?;
+    match (rest[i], rest.get(i + 1)) {
+        (b'>', _) => Some(i),
+        (b'/', Some(b'>')) => Some(i + 1),
+        _ => None,
     }
 }
 

@@ -199,34 +199,19 @@ impl Namespaces {
     /// is an error wherever it stands (checked as [`Events::attrs`] reads them, in the same
     /// order), so a document is refused alike whichever parts a parser skips.
     fn declare(&mut self, tag: Tag<'_>, depth: usize) -> Result<(), Error> {
-        if let Some(plain) = tag.plain() {
-            let mut others = false;
-            for (key, value) in plain {
-                others |= !self.bind(key, value, depth)?;
-            }
-            if others {
-                for (key, _) in plain {
-                    self.check_prefix_of(key)?;
-                }
-            }
-            return Ok(());
-        }
         let mut others = false;
         for attr in tag.attributes() {
-            let attr = attr.map_err(|e| Error::Xml(XmlError::Syntax(e.to_string())))?;
-            let key = attr.key.0;
-            if key == "xmlns" || key.starts_with("xmlns:") {
-                self.bind(key, &unescaped(&attr.value)?, depth)?;
-            } else {
-                others = true;
+            let attr = attr?;
+            match declared_prefix(attr.key()) {
+                Some(prefix) => self.bind(prefix, &attr.unescaped()?, depth)?,
+                None => others = true,
             }
         }
         if others {
             // Once the element's own declarations are in scope: they bind its attributes too.
             for attr in tag.attributes().flatten() {
-                self.check_prefix_of(attr.key.0)?;
-                attr.normalized_value(quick_xml::XmlVersion::Implicit1_0)
-                    .map_err(Events::syntax)?;
+                self.check_prefix_of(attr.key())?;
+                attr.normalized()?;
             }
         }
         Ok(())
@@ -234,7 +219,7 @@ impl Namespaces {
 
     /// An attribute that is not a declaration must have its prefix bound.
     fn check_prefix_of(&self, key: &str) -> Result<(), Error> {
-        if key == "xmlns" || key.starts_with("xmlns:") {
+        if declared_prefix(key).is_some() {
             return Ok(());
         }
         let (prefix, _) = split_qname(key);
@@ -244,16 +229,8 @@ impl Namespaces {
         Ok(())
     }
 
-    /// Takes attribute `key`="`uri`" (unescaped) when it is a namespace declaration (`false`:
-    /// it is not).
-    fn bind(&mut self, key: &str, uri: &str, depth: usize) -> Result<bool, Error> {
-        let prefix = if key == "xmlns" {
-            ""
-        } else if let Some(prefix) = key.strip_prefix("xmlns:") {
-            prefix
-        } else {
-            return Ok(false);
-        };
+    /// Binds `prefix` (`""`: the default namespace) to `uri` (unescaped).
+    fn bind(&mut self, prefix: &str, uri: &str, depth: usize) -> Result<(), Error> {
         // The rules of Namespaces in XML 1.0 section 3.
         let reserved = match prefix {
             "xmlns" => true,
@@ -262,6 +239,11 @@ impl Namespaces {
             _ => uri == XML_NAMESPACE || uri == XMLNS_NAMESPACE,
         };
         if reserved {
+            let key = if prefix.is_empty() {
+                "xmlns".to_owned()
+            } else {
+                format!("xmlns:{prefix}")
+            };
             return Err(Error::Xml(XmlError::Syntax(format!(
                 "the namespace declaration {key}=\"{uri}\" is not allowed"
             ))));
@@ -272,7 +254,7 @@ impl Namespaces {
         let uri = self.intern(uri);
         self.bindings.push((prefix.into(), uri, depth));
         self.last = None;
-        Ok(true)
+        Ok(())
     }
 
     /// The URI of `prefix` (`""`: the default namespace, or none when `attribute`).
@@ -300,6 +282,16 @@ impl Namespaces {
     }
 }
 
+/// The prefix an attribute declares when it is a namespace declaration (`xmlns`: `""`, the
+/// default namespace; `xmlns:p`: `p`); `None` for any other attribute.
+fn declared_prefix(key: &str) -> Option<&str> {
+    if key == "xmlns" {
+        Some("")
+    } else {
+        key.strip_prefix("xmlns:")
+    }
+}
+
 /// `prefix:local` split at the colon (no prefix: `""`).
 fn split_qname(name: &str) -> (&str, &str) {
     // Prefixes are a letter or two: a plain search beats a `str` pattern's set-up.
@@ -318,7 +310,16 @@ pub(crate) struct Tag<'a> {
 }
 
 impl<'a> Tag<'a> {
-    fn attributes(self) -> Attributes<'a> {
+    /// The attributes, read at once when they are plain ([`Tag::plain`]), by quick-xml's
+    /// iterator otherwise.
+    fn attributes(self) -> TagAttributes<'a> {
+        match self.plain() {
+            Some(plain) => TagAttributes::Plain(plain),
+            None => TagAttributes::General(self.general_attributes()),
+        }
+    }
+
+    fn general_attributes(self) -> Attributes<'a> {
         Attributes::new(self.content, self.name_len)
     }
 
@@ -365,7 +366,7 @@ impl<'a> Tag<'a> {
 }
 
 /// Most attributes read by [`Tag::plain`] (AMT's tags have one or two).
-const PLAIN_MOST: usize = 8;
+const PLAIN_MOST: usize = 4;
 
 /// The first `name="value"` of `s` and what follows it, in the plain shape of [`Tag::plain`].
 fn plain_attribute(s: &str) -> Option<(&str, &str, &str)> {
@@ -389,6 +390,63 @@ fn plain_attribute(s: &str) -> Option<(&str, &str, &str)> {
         return None;
     }
     Some((&s[..name_end], value, &s[value_start + value_len + 1..]))
+}
+
+/// A tag's attributes, in one of the two readings of [`Tag::attributes`].
+enum TagAttributes<'a> {
+    Plain(PlainAttributes<'a>),
+    General(Attributes<'a>),
+}
+
+impl<'a> Iterator for TagAttributes<'a> {
+    type Item = Result<Written<'a>, Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            Self::Plain(plain) => plain
+                .next()
+                .map(|(key, value)| Ok(Written::Plain { key, value })),
+            Self::General(attributes) => attributes
+                .next()
+                .map(|a| a.map(Written::General).map_err(Events::syntax)),
+        }
+    }
+}
+
+/// One attribute as written.
+enum Written<'a> {
+    /// In the plain shape: its value stands for itself.
+    Plain { key: &'a str, value: &'a str },
+    /// Anything else, as quick-xml read it.
+    General(quick_xml::events::attributes::Attribute<'a>),
+}
+
+impl<'a> Written<'a> {
+    fn key(&self) -> &'a str {
+        match self {
+            Self::Plain { key, .. } => key,
+            Self::General(attr) => attr.key.0,
+        }
+    }
+
+    /// The value with its references resolved (as a namespace URI is taken).
+    fn unescaped(&self) -> Result<Cow<'_, str>, Error> {
+        match self {
+            Self::Plain { value, .. } => Ok(Cow::Borrowed(value)),
+            Self::General(attr) => unescaped(&attr.value),
+        }
+    }
+
+    /// The value as XML normalises attribute values (references resolved, line breaks and
+    /// tabs as spaces).
+    fn normalized(&self) -> Result<Cow<'a, str>, Error> {
+        match self {
+            Self::Plain { value, .. } => Ok(Cow::Borrowed(value)),
+            Self::General(attr) => attr
+                .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                .map_err(Events::syntax),
+        }
+    }
 }
 
 /// The (name, value) pairs of attributes checked by [`Tag::plain`].
@@ -506,11 +564,7 @@ impl<'a> Events<'a> {
                     return Ok(Ev::End);
                 }
                 Token::Text(text) => {
-                    let content = if self.no_cr {
-                        Cow::Borrowed(text)
-                    } else {
-                        BytesText::from_escaped(text).xml10_content()
-                    };
+                    let content = self.text(text);
                     if self.depth == 0 {
                         if content.trim().is_empty() {
                             continue;
@@ -567,11 +621,16 @@ impl<'a> Events<'a> {
         let text = self.scanner.leaf()?;
         self.depth -= 1;
         self.namespaces.pop_to = Some(self.depth);
-        Some(if self.no_cr {
-            Cow::Borrowed(text)
+        Some(self.text(text))
+    }
+
+    /// Character data with its line ends normalised (XML 1.0 section 2.11).
+    fn text(&self, raw: &'a str) -> Cow<'a, str> {
+        if self.no_cr {
+            Cow::Borrowed(raw)
         } else {
-            BytesText::from_escaped(text).xml10_content()
-        })
+            BytesText::from_escaped(raw).xml10_content()
+        }
     }
 
     /// An element starts: `<content>`, its name the first `name_len` bytes.
@@ -616,48 +675,29 @@ impl<'a> Events<'a> {
         if !tag.has_attributes() {
             return Ok(attrs);
         }
-        if let Some(plain) = tag.plain() {
-            for (key, value) in plain {
-                self.push_attr(&mut attrs, key, || Ok(Cow::Borrowed(value)))?;
-            }
-            return Ok(attrs);
-        }
         for attr in tag.attributes() {
-            let attr = attr.map_err(Self::syntax)?;
-            self.push_attr(&mut attrs, attr.key.0, || {
-                attr.normalized_value(quick_xml::XmlVersion::Implicit1_0)
-                    .map_err(Self::syntax)
-            })?;
+            let attr = attr?;
+            let key = attr.key();
+            if declared_prefix(key).is_some() {
+                continue;
+            }
+            // An unprefixed attribute is in no namespace (not the default one).
+            let (prefix, local) = split_qname(key);
+            let ns = if prefix.is_empty() {
+                String::new()
+            } else {
+                self.namespaces
+                    .lookup(prefix)
+                    .ok_or_else(|| Error::Xml(XmlError::UndeclaredPrefix(prefix.to_owned())))?
+                    .to_string()
+            };
+            attrs.push(Attr {
+                ns,
+                name: local.to_owned(),
+                value: attr.normalized()?.into_owned(),
+            });
         }
         Ok(attrs)
-    }
-
-    /// Adds attribute `key` (its normalised value from `value`) unless it is a declaration.
-    fn push_attr<'v>(
-        &self,
-        attrs: &mut Vec<Attr>,
-        key: &str,
-        value: impl FnOnce() -> Result<Cow<'v, str>, Error>,
-    ) -> Result<(), Error> {
-        if key == "xmlns" || key.starts_with("xmlns:") {
-            return Ok(());
-        }
-        // An unprefixed attribute is in no namespace (not the default one).
-        let (prefix, local) = split_qname(key);
-        let ns = if prefix.is_empty() {
-            String::new()
-        } else {
-            self.namespaces
-                .lookup(prefix)
-                .ok_or_else(|| Error::Xml(XmlError::UndeclaredPrefix(prefix.to_owned())))?
-                .to_string()
-        };
-        attrs.push(Attr {
-            ns,
-            name: local.to_owned(),
-            value: value()?.into_owned(),
-        });
-        Ok(())
     }
 
     /// An element from its start event, without children yet.
@@ -817,7 +857,7 @@ mod resolver_tests {
     /// Attributes as quick-xml reads them: (name, value unescaped and normalised), or `None`
     /// if any is in error.
     fn attributes_by_quick_xml(tag: Tag<'_>) -> Option<Vec<(String, String)>> {
-        tag.attributes()
+        tag.general_attributes()
             .map(|a| {
                 let a = a.ok()?;
                 let value = a

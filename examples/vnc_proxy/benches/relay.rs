@@ -14,6 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use vnc_proxy::standin::{Console, StandInConfig};
+use vnc_proxy::upstream::vnc_path;
 
 const SECRET: &str = "bench-secret";
 
@@ -218,9 +219,7 @@ async fn main() {
     })
     .await
     .unwrap();
-    let hop_url = format!(
-        "ws://{hop}/apis/subresources.kubevirt.io/v1/namespaces/ns/virtualmachineinstances/vm/vnc"
-    );
+    let hop_url = format!("ws://{hop}{}", vnc_path("v1", "ns", "vm"));
     let mut hop_best = Duration::MAX;
     // websockify in front of the same console: a single websocket-to-TCP hop, as the stand-in.
     let websockify_port = free_port();
@@ -241,9 +240,7 @@ async fn main() {
     let websockify_pid = websockify.id().expect("websockify runs");
 
     let token = token();
-    let direct_url = format!(
-        "ws://{api}/apis/subresources.kubevirt.io/v1/namespaces/ns/virtualmachineinstances/vm/vnc"
-    );
+    let direct_url = format!("ws://{api}{}", vnc_path("v1", "ns", "vm"));
     let ours_url = format!("ws://127.0.0.1:{ours_port}/{token}/vm");
     let seed_url = format!("ws://127.0.0.1:{seed_port}/{token}/vm");
     let mut best = [Duration::MAX; 3];

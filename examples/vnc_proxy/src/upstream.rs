@@ -132,13 +132,17 @@ fn status_message(body: &[u8]) -> String {
         .collect()
 }
 
+/// The path of KubeVirt's VNC subresource of `namespace`/`vmi` in API `version`.
+pub fn vnc_path(version: &str, namespace: &str, vmi: &str) -> String {
+    format!(
+        "/apis/subresources.kubevirt.io/{version}/namespaces/{namespace}/virtualmachineinstances/{vmi}/vnc"
+    )
+}
+
 impl Upstream {
     /// The subresource path of a VMI.
     pub fn path(&self, namespace: &str, vmi: &str) -> String {
-        format!(
-            "/apis/subresources.kubevirt.io/{}/namespaces/{namespace}/virtualmachineinstances/{vmi}/vnc",
-            self.version
-        )
+        vnc_path(&self.version, namespace, vmi)
     }
 
     /// Opens the VNC websocket of `namespace`/`vmi`: the raw connection after the API
