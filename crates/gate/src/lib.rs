@@ -170,7 +170,8 @@ pub struct Admission {
     pub expires_at: f64,
     /// The subprotocol to answer with (`None`: the client offered none).
     pub subprotocol: Option<&'static str>,
-    /// Seconds to the end of the session's validity (expiry plus leeway) when admitted.
+    /// Time to the end of the session's validity (expiry plus leeway) when admitted, rounded
+    /// down to the millisecond.
     pub valid_for: Duration,
 }
 
@@ -265,7 +266,10 @@ impl Gate {
             lab_instance: lab.lab_instance_id.or(lab.lab_id).map(|id| id.to_string()),
             expires_at: claims.exp,
             subprotocol: choose_subprotocol(offered),
-            valid_for: Duration::from_secs_f64(left.min(1e9)),
+            // Unix times near 1.8e9 carry rounding of a few hundred nanoseconds in `f64`, so
+            // `exp + leeway - now` can come out a hair past the true instant; whole
+            // milliseconds, rounded down, never let that rounding extend a session.
+            valid_for: Duration::from_millis((left.min(1e9) * 1000.0) as u64),
         })
     }
 }

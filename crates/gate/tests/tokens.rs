@@ -429,4 +429,17 @@ proptest! {
         let refused = gate.check(&format!("/{token}/{vmi}"), &[], now).unwrap_err();
         prop_assert_eq!(refused.status(), 403);
     }
+
+    /// Float rounding of Unix times never lets a session outlive `exp` plus the leeway, and
+    /// never cuts it more than a millisecond early. (Unix times near 1.8e9 carry rounding of
+    /// a few hundred nanoseconds; a session once came out a hair past its expiry.)
+    #[test]
+    fn validity_never_passes_the_expiry(now in 1.6e9f64..2.0e9, seconds in 1u64..100_000) {
+        let gate = hs_gate();
+        let token = mint_hs256(SECRET.as_bytes(), now + seconds as f64, "ns", &["vm"]);
+        let admission = gate.check(&format!("/{token}/vm"), &[], now).unwrap();
+        let exact = Duration::from_secs(seconds + 5);
+        prop_assert!(admission.valid_for <= exact, "{:?} > {:?}", admission.valid_for, exact);
+        prop_assert!(exact - admission.valid_for < Duration::from_millis(2));
+    }
 }
