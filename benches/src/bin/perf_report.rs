@@ -343,7 +343,7 @@ fn main() {
     ) {
         let _ = writeln!(
             r.md,
-            "- **vnc_proxy** (a VM console streaming through the KubeVirt stand-in, which writes each 32 KiB message at once as virt-handler does; frames relayed as they are, headers parsed only): {ours:.0} MiB/s; the seed (LabOrchestrator's WebsocketProxyLib 1.0.0 from PyPI) {seed:.0} MiB/s ({:.1}×); a client talking to the stand-in directly {direct:.0} MiB/s (vnc_proxy keeps {:.0}%; no proxy at all is {:.1}× the seed, the most any proxy could show end to end on this machine). Connect p99: {} µs through vnc_proxy, {} µs direct, {} µs through the seed. Memory per idle session: {} bytes, the seed {} bytes.",
+            "- **vnc_proxy** (a VM console streaming through the KubeVirt stand-in, which writes each 32 KiB frame at once as virt-handler does, from a console held in memory; the stand-in and the client on one core, the proxy on the other; frames relayed as they are, headers parsed only): {ours:.0} MiB/s; the seed (LabOrchestrator's WebsocketProxyLib 1.0.0 from PyPI) {seed:.0} MiB/s ({:.1}×); a client talking to the stand-in directly {direct:.0} MiB/s (vnc_proxy keeps {:.0}%; no proxy at all is {:.1}× the seed; the direct path's two copies of each byte stay in one core's cache, a proxy adds two more across cores). Connect p99: {} µs through vnc_proxy, {} µs direct, {} µs through the seed. Memory per idle session: {} bytes, the seed {} bytes.",
             ours / seed,
             100.0 * ours / direct,
             direct / seed,
@@ -367,7 +367,7 @@ fn main() {
         ) {
             let _ = writeln!(
                 r.md,
-                "  The client, the stand-in and the console share this machine's two cores with the proxy and bound the end-to-end figure; per second of each proxy's own processor time, vnc_proxy relays {ours_cpu:.0} MiB and the seed {seed_cpu:.0} MiB ({:.1}×).",
+                "  Per second of each proxy's own processor time, vnc_proxy relays {ours_cpu:.0} MiB and the seed {seed_cpu:.0} MiB ({:.1}×); half of vnc_proxy's time is the kernel copying bytes in and out, most of the rest the kernel's TCP.",
                 ours_cpu / seed_cpu
             );
         }

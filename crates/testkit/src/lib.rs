@@ -187,6 +187,25 @@ pub fn resident_kib(pid: Option<u32>) -> Result<u64, String> {
         .ok_or_else(|| format!("no VmRSS in {path}"))
 }
 
+/// Confines every thread of process `pid` to the processors in `cpus` (a `taskset` list such as
+/// `"0"` or `"0,1"`), with util-linux's `taskset`: a benchmark keeps its load generator and
+/// the program it measures on separate cores, so what it measures is the program and not how
+/// the two shared a core.
+pub fn pin_to_cpus(pid: u32, cpus: &str) -> Result<(), String> {
+    let output = std::process::Command::new("taskset")
+        .args(["--all-tasks", "--cpu-list", "--pid", cpus, &pid.to_string()])
+        .output()
+        .map_err(|e| format!("taskset (util-linux) cannot run: {e}"))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "taskset -a -c -p {cpus} {pid}: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        ))
+    }
+}
+
 /// The processor time (user and system) process `pid` has used so far, from `/proc/PID/stat`
 /// (in the kernel's fixed 100 Hz user ticks): what a benchmark reads around a transfer to
 /// tell a relay's own cost from that of the endpoints sharing the machine with it.
@@ -303,6 +322,29 @@ pub fn labauth_python(version: &str) -> std::path::PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_process_is_pinned_with_all_its_threads_and_a_bad_list_is_an_error() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        let allowed = |pid: u32| {
+            std::fs::read_to_string(format!("/proc/{pid}/status"))
+                .unwrap()
+                .lines()
+                .find_map(|l| {
+                    l.strip_prefix("Cpus_allowed_list:")
+                        .map(|v| v.trim().to_owned())
+                })
+                .unwrap()
+        };
+        pin_to_cpus(child.id(), "0").unwrap();
+        assert_eq!(allowed(child.id()), "0");
+        assert!(pin_to_cpus(child.id(), "no-such-cpu").is_err());
+        child.kill().unwrap();
+        let _ = child.wait();
+    }
 
     #[test]
     fn process_tree_and_processor_time_read_from_proc() {

@@ -35,12 +35,18 @@ use tokio::net::{TcpListener, TcpStream};
 
 pub use upstream::{Upstream, UpstreamError};
 
-/// The read buffer of each direction of a session (frames are written on from it; there is no
-/// write buffer). 64 KiB relays 20-25% more per processor second than 16 KiB (a read and a
-/// write per 64 KiB: most of the proxy's time is the kernel's, per call); an idle session
-/// still costs ~28 KB resident (the buffers are zeroed by the allocator, and pages never
-/// written are not resident), a busy one 128 KiB more, beside its sockets' kernel buffers.
-pub(crate) const SESSION_BUFFER: usize = 64 * 1024;
+/// The read buffer of the console's direction of a session (frames are written on from it;
+/// there is no write buffer). Most of the proxy's time is the kernel's, per call and per
+/// byte copied: when the client reads slower than the console sends, a read takes several of
+/// virt-handler's 32 KiB frames and one write passes them on. 256 KiB relays 20-40% more than
+/// 64 KiB (a proxy on a core of its own: 2.6-2.8 vs 1.9 GB/s) and 1 MiB less again (the buffer
+/// no longer stays in the core's cache between the read and the write). Pages never written
+/// are not resident: an idle session costs ~25 KB, a busy one up to 256 KiB more, beside its
+/// sockets' kernel buffers ([`Limits::max_sessions`] bounds the sum).
+pub(crate) const CONSOLE_BUFFER: usize = 256 * 1024;
+
+/// The read buffer of the client's direction: keys, pointer moves and the odd clipboard.
+pub(crate) const CLIENT_BUFFER: usize = 64 * 1024;
 
 /// Limits on everything a client can hold.
 #[derive(Debug, Clone, Copy)]
@@ -382,8 +388,8 @@ struct Direction {
 }
 
 impl Direction {
-    fn new(pass: Passthrough, early: &[u8]) -> Self {
-        let mut buf = vec![0u8; SESSION_BUFFER.max(early.len())].into_boxed_slice();
+    fn new(pass: Passthrough, size: usize, early: &[u8]) -> Self {
+        let mut buf = vec![0u8; size.max(early.len())].into_boxed_slice();
         buf[..early.len()].copy_from_slice(early);
         Self {
             pass,
@@ -539,9 +545,14 @@ where
     let max = limits.max_message as u64;
     let mut up = Direction::new(
         Passthrough::from_client(max, Box::new(oobkit_io::mask_keys())),
+        CLIENT_BUFFER,
         &[],
     );
-    let mut down = Direction::new(Passthrough::from_server(max), &upstream.early);
+    let mut down = Direction::new(
+        Passthrough::from_server(max),
+        CONSOLE_BUFFER,
+        &upstream.early,
+    );
     // Traffic pushes the idle deadline later on every read: one lazily re-armed timer.
     let mut timer = oobkit_io::LoopTimer::new();
     let mut ended = if down.held > 0 {

@@ -3,7 +3,8 @@
 //! virtualmachineinstances/NAME/vnc` with a websocket (selecting `plain.kubevirt.io` when
 //! offered, as virt-api does), checks the bearer token when it has one, answers unknown VMIs
 //! with a Kubernetes `Status` 404, and relays binary messages to the VMI's console: a VNC
-//! server over TCP, or the simulated AMT's colour-bar RFB screen.
+//! server over TCP, the simulated AMT's colour-bar RFB screen, or (for benchmarks) a stream of
+//! bytes from memory.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,6 +27,14 @@ pub enum Console {
         width: u16,
         /// Height.
         height: u16,
+    },
+    /// A console streaming this many bytes from memory, then closing (1000); its input is
+    /// read and dropped. Framed as virt-handler frames a console's reads (32 KiB, one write
+    /// each), it is an upstream that takes as little processor time as one can: for measuring
+    /// what sits between it and a client on a machine whose cores they share.
+    Generated {
+        /// Bytes of console output.
+        bytes: u64,
     },
 }
 
@@ -165,8 +174,69 @@ async fn serve(mut stream: Box<dyn oobkit_io::Io>, config: &StandInConfig) -> st
             };
             let _ = amt_sim::rfb::serve(&mut bytes, *width, *height, limits).await;
         }
+        Console::Generated { bytes } => generate(stream, *bytes).await,
     }
     Ok(())
+}
+
+/// How long a write to the websocket may take.
+const WRITE: Duration = Duration::from_secs(30);
+/// A console read, and so the largest frame: Go's copy buffer.
+const READ: usize = 32 * 1024;
+/// The longest header of a frame of up to [`READ`] bytes (no mask from a server).
+const HEADER: usize = 4;
+/// The closing frame, code 1000.
+const CLOSE_NORMAL: [u8; 4] = [0x88, 0x02, 0x03, 0xe8];
+
+/// The header of a binary frame of `len` bytes (at most [`READ`]), and how long it is.
+fn binary_header(len: usize) -> ([u8; HEADER], usize) {
+    use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    let mut header = [0u8; HEADER];
+    let mut cursor = &mut header[..];
+    FrameHeader {
+        opcode: OpCode::Data(Data::Binary),
+        ..FrameHeader::default()
+    }
+    .format(len as u64, &mut cursor)
+    .expect("a 4-byte header fits");
+    let len = HEADER - cursor.len();
+    (header, len)
+}
+
+/// Streams `bytes` of console output (0x42) in frames of one console read each, one write per
+/// frame as [`relay_tcp`] without coalescing, then closes and reads until the client goes, so
+/// nothing is lost in flight.
+async fn generate(mut ws: Box<dyn oobkit_io::Io>, bytes: u64) {
+    use tokio::io::AsyncWriteExt;
+    let frame = |len: usize| {
+        let (header, header_len) = binary_header(len);
+        let mut frame = header[..header_len].to_vec();
+        frame.resize(header_len + len, 0x42);
+        frame
+    };
+    let full = frame(READ);
+    let mut left = bytes;
+    while left > 0 {
+        let len = left.min(READ as u64) as usize;
+        let last;
+        let frame = if len == READ {
+            &full
+        } else {
+            last = frame(len);
+            &last
+        };
+        if !matches!(
+            tokio::time::timeout(WRITE, ws.write_all(frame)).await,
+            Ok(Ok(()))
+        ) {
+            return;
+        }
+        left -= len as u64;
+    }
+    let _ = tokio::time::timeout(WRITE, ws.write_all(&CLOSE_NORMAL)).await;
+    let mut sink = [0u8; 1024];
+    while let Ok(Ok(1..)) = tokio::time::timeout(WRITE, ws.read(&mut sink)).await {}
 }
 
 /// Relays a VNC server's TCP stream and the websocket as virt-handler does: each read of the
@@ -180,13 +250,7 @@ async fn relay_tcp(ws: Box<dyn oobkit_io::Io>, vnc: TcpStream, coalesce: bool) {
     use futures_util::StreamExt;
     use tokio::io::AsyncWriteExt;
     use tokio_tungstenite::tungstenite::Message;
-    use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
-    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
-    const WRITE: Duration = Duration::from_secs(30);
-    const READ: usize = 32 * 1024;
     const BATCH: usize = 256 * 1024;
-    // The header of a frame of up to 32 KiB is 2 or 4 bytes (no mask from a server).
-    const HEADER: usize = 4;
     let (ws_rx, mut ws_tx) = tokio::io::split(ws);
     let (mut vnc_rx, mut vnc_tx) = vnc.into_split();
     let from_vm = async {
@@ -212,15 +276,7 @@ async fn relay_tcp(ws: Box<dyn oobkit_io::Io>, vnc: TcpStream, coalesce: bool) {
                     ended = Some(read);
                     break;
                 };
-                let mut header = [0u8; HEADER];
-                let mut cursor = &mut header[..];
-                FrameHeader {
-                    opcode: OpCode::Data(Data::Binary),
-                    ..FrameHeader::default()
-                }
-                .format(n as u64, &mut cursor)
-                .expect("a 4-byte header fits");
-                let header_len = HEADER - cursor.len();
+                let (header, header_len) = binary_header(n);
                 buf[filled..filled + header_len].copy_from_slice(&header[..header_len]);
                 if header_len < HEADER {
                     // A short frame: its payload moves up to meet its 2-byte header.
@@ -241,7 +297,7 @@ async fn relay_tcp(ws: Box<dyn oobkit_io::Io>, vnc: TcpStream, coalesce: bool) {
             }
         }
         // The closing frame (1000), then the end.
-        let _ = tokio::time::timeout(WRITE, ws_tx.write_all(&[0x88, 0x02, 0x03, 0xe8])).await;
+        let _ = tokio::time::timeout(WRITE, ws_tx.write_all(&CLOSE_NORMAL)).await;
     };
     // Client frames are read by tungstenite; what it would write back (pongs, a close reply)
     // goes nowhere, since the websocket's write side is the frame writer above.
