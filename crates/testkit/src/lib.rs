@@ -187,6 +187,31 @@ pub fn resident_kib(pid: Option<u32>) -> Result<u64, String> {
         .ok_or_else(|| format!("no VmRSS in {path}"))
 }
 
+/// The processors process `pid` may run on (`None`: this process), from the
+/// `Cpus_allowed_list` of its `/proc` status (a container may allow, say, `2-3` only).
+pub fn allowed_cpus(pid: Option<u32>) -> Result<Vec<usize>, String> {
+    let path = match pid {
+        Some(pid) => format!("/proc/{pid}/status"),
+        None => "/proc/self/status".to_owned(),
+    };
+    let status = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    let list = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .ok_or_else(|| format!("no Cpus_allowed_list in {path}"))?;
+    let mut cpus = Vec::new();
+    for part in list.trim().split(',') {
+        let bad = || format!("{path}: a CPU list I cannot read: {list:?}");
+        let (first, last) = part.split_once('-').unwrap_or((part, part));
+        let (first, last): (usize, usize) = (
+            first.parse().map_err(|_| bad())?,
+            last.parse().map_err(|_| bad())?,
+        );
+        cpus.extend(first..=last);
+    }
+    Ok(cpus)
+}
+
 /// Confines every thread of process `pid` to the processors in `cpus` (a `taskset` list such as
 /// `"0"` or `"0,1"`), with util-linux's `taskset`: a benchmark keeps its load generator and
 /// the program it measures on separate cores, so what it measures is the program and not how
@@ -339,8 +364,12 @@ mod tests {
                 })
                 .unwrap()
         };
-        pin_to_cpus(child.id(), "0").unwrap();
-        assert_eq!(allowed(child.id()), "0");
+        let mine = allowed_cpus(None).unwrap();
+        assert!(!mine.is_empty());
+        let first = mine[0].to_string();
+        pin_to_cpus(child.id(), &first).unwrap();
+        assert_eq!(allowed(child.id()), first);
+        assert_eq!(allowed_cpus(Some(child.id())).unwrap(), [mine[0]]);
         assert!(pin_to_cpus(child.id(), "no-such-cpu").is_err());
         child.kill().unwrap();
         let _ = child.wait();

@@ -6,8 +6,8 @@
 //! resident memory per idle session.
 //!
 //! The three-way relay runs with this process (the stand-in, streaming virt-handler's 32 KiB
-//! frames of a console held in memory, and the client) on core 0 and the proxy under test on
-//! core 1: the load generator and the program it measures apart, as the API server, the
+//! frames of a console held in memory, and the client) on one core and the proxy under test
+//! on another: the load generator and the program it measures apart, as the API server, the
 //! browser and the proxy are in a deployment. `-- --test` (CI) moves 8 MiB and opens fewer
 //! sessions.
 
@@ -265,13 +265,19 @@ async fn main() {
     // scheduler shared them: the proxy's two copies of every byte cost as much as the two
     // ends' together, so it took a core's worth from the ends it was measured against.
     let me = std::process::id();
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let pinned = cores >= 2;
+    let cpus = oobkit_testkit::allowed_cpus(None).unwrap();
+    let everywhere = cpus
+        .iter()
+        .map(usize::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    let pinned = cpus.len() >= 2;
     if pinned {
         for pid in [ours.id(), seed.id()] {
-            oobkit_testkit::pin_to_cpus(pid.expect("the proxy runs"), "1").unwrap();
+            let pid = pid.expect("the proxy runs");
+            oobkit_testkit::pin_to_cpus(pid, &cpus[1].to_string()).unwrap();
         }
-        oobkit_testkit::pin_to_cpus(me, "0").unwrap();
+        oobkit_testkit::pin_to_cpus(me, &cpus[0].to_string()).unwrap();
     } else {
         println!("one core: the proxies share it with the load generator");
     }
@@ -289,7 +295,7 @@ async fn main() {
         }
     }
     if pinned {
-        oobkit_testkit::pin_to_cpus(me, &format!("0-{}", cores - 1)).unwrap();
+        oobkit_testkit::pin_to_cpus(me, &everywhere).unwrap();
     }
     // The single hops (a TCP console behind each), unpinned.
     for _ in 0..rounds {
