@@ -175,32 +175,34 @@ pub async fn leave_then_return(port: u16, first_words: &[u8]) -> String {
 /// `/proc/PID/status` (`VmRSS`): the figure hostile-client tests read before, during and after
 /// an attack to show that memory stays bounded.
 pub fn resident_kib(pid: Option<u32>) -> Result<u64, String> {
+    let (rss, path) = status_field(pid, "VmRSS")?;
+    rss.trim_end_matches("kB")
+        .trim()
+        .parse()
+        .map_err(|_| format!("{path}: a VmRSS I cannot read: {rss:?}"))
+}
+
+/// The value of line `name` in `/proc/PID/status` (this process when `None`), trimmed, and the
+/// file's path for messages.
+fn status_field(pid: Option<u32>, name: &str) -> Result<(String, String), String> {
     let path = match pid {
         Some(pid) => format!("/proc/{pid}/status"),
         None => "/proc/self/status".to_owned(),
     };
     let status = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {path}: {e}"))?;
-    status
+    let value = status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .ok_or_else(|| format!("no VmRSS in {path}"))
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+        .ok_or_else(|| format!("no {name} in {path}"))?;
+    Ok((value.trim().to_owned(), path))
 }
 
 /// The processors process `pid` may run on (`None`: this process), from the
 /// `Cpus_allowed_list` of its `/proc` status (a container may allow, say, `2-3` only).
 pub fn allowed_cpus(pid: Option<u32>) -> Result<Vec<usize>, String> {
-    let path = match pid {
-        Some(pid) => format!("/proc/{pid}/status"),
-        None => "/proc/self/status".to_owned(),
-    };
-    let status = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {path}: {e}"))?;
-    let list = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
-        .ok_or_else(|| format!("no Cpus_allowed_list in {path}"))?;
+    let (list, path) = status_field(pid, "Cpus_allowed_list")?;
     let mut cpus = Vec::new();
-    for part in list.trim().split(',') {
+    for part in list.split(',') {
         let bad = || format!("{path}: a CPU list I cannot read: {list:?}");
         let (first, last) = part.split_once('-').unwrap_or((part, part));
         let (first, last): (usize, usize) = (
@@ -354,16 +356,7 @@ mod tests {
             .arg("5")
             .spawn()
             .unwrap();
-        let allowed = |pid: u32| {
-            std::fs::read_to_string(format!("/proc/{pid}/status"))
-                .unwrap()
-                .lines()
-                .find_map(|l| {
-                    l.strip_prefix("Cpus_allowed_list:")
-                        .map(|v| v.trim().to_owned())
-                })
-                .unwrap()
-        };
+        let allowed = |pid: u32| status_field(Some(pid), "Cpus_allowed_list").unwrap().0;
         let mine = allowed_cpus(None).unwrap();
         assert!(!mine.is_empty());
         let first = mine[0].to_string();

@@ -216,23 +216,16 @@ async fn generate(mut ws: Box<dyn oobkit_io::Io>, bytes: u64) {
         frame
     };
     let full = frame(READ);
-    let mut left = bytes;
-    while left > 0 {
-        let len = left.min(READ as u64) as usize;
-        let last;
-        let frame = if len == READ {
-            &full
-        } else {
-            last = frame(len);
-            &last
-        };
+    let rest = (bytes % READ as u64) as usize;
+    let frames = std::iter::repeat_n(&full, (bytes / READ as u64) as usize);
+    let last = (rest > 0).then(|| frame(rest));
+    for frame in frames.chain(last.as_ref()) {
         if !matches!(
             tokio::time::timeout(WRITE, ws.write_all(frame)).await,
             Ok(Ok(()))
         ) {
             return;
         }
-        left -= len as u64;
     }
     let _ = tokio::time::timeout(WRITE, ws.write_all(&CLOSE_NORMAL)).await;
     let mut sink = [0u8; 1024];
